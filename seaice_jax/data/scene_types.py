@@ -1,0 +1,50 @@
+"""The in-memory scene every reader returns and every consumer (shards, inference, metrics) takes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+class SceneError(ValueError):
+    """A scene file that cannot be used; the message names the file and the problem on one line."""
+
+
+@dataclasses.dataclass
+class Scene:
+    """One AI4Arctic scene on its SAR grid.
+
+    Attributes:
+      name: scene name (file name without `.nc`, e.g. `20190430T101830_cis_prep`).
+      path: file the scene was read from.
+      product: 'rtt' (80 m ready-to-train) or 'raw' (40 m).
+      channels: channel name -> float32 [H, W], standard-scaled with the published statistics, on
+        the SAR grid (2 km channels already interpolated). SAR no-data pixels are 0.
+      sic, sod, floe: uint8 [H, W] chart classes, 255 = masked.
+      region_ids: int32 [H, W], 0..R-1 region (polygon) index, -1 outside any usable region
+        (land, no data, polygons without a concentration).
+      region_conc: float32 [R], each region's total ice concentration in [0, 1].
+      valid: bool [H, W], pixels that are neither land nor SAR no-data.
+      ice_truth: uint8 [H, W] (1 ice, 0 water, 255 land) for synthetic scenes, else None.
+    """
+
+    name: str
+    path: str
+    product: str
+    channels: dict[str, np.ndarray]
+    sic: np.ndarray
+    sod: np.ndarray
+    floe: np.ndarray
+    region_ids: np.ndarray
+    region_conc: np.ndarray
+    valid: np.ndarray
+    ice_truth: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.sic.shape
+
+    def stack(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
+        """Inputs as float32 [H, W, C] in the order of `names`."""
+        return np.stack([self.channels[n] for n in names], axis=-1).astype(np.float32, copy=False)
