@@ -1,0 +1,44 @@
+"""AI4Arctic NetCDF scenes (files or folders) -> ArrayRecord shards of training patches.
+
+  python data_prep/convert.py --input scenes/ --output shards/ --patch-size 256 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from seaice_jax.data import channels as ch
+from seaice_jax.data.scene_types import SceneError
+from seaice_jax.data.shards import PatchSpec, convert_scenes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", nargs="+", required=True, help="scene files or folders of *.nc")
+    parser.add_argument("--output", required=True, help="folder for shards, manifest.json, normalisation.json")
+    parser.add_argument("--patch-size", type=int, default=256)
+    parser.add_argument("--stride", type=int, default=256)
+    parser.add_argument("--downsample", type=int, default=1, help="block-average factor before cutting")
+    parser.add_argument("--max-regions", type=int, default=64, help="region slots kept per patch")
+    parser.add_argument("--channels", nargs="+", default=["all"], help="channel names or groups (sar, amsr2, ...)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--shard-index", type=int, default=0)
+    parser.add_argument("--num-shards", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        spec = PatchSpec(args.patch_size, args.stride, args.downsample, args.max_regions,
+                         ch.resolve_channels(args.channels))
+        done, errors = convert_scenes(args.input, args.output, spec, workers=args.workers,
+                                      shard_index=args.shard_index, num_shards=args.num_shards)
+    except (SceneError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"converted {len(done)} scene(s), {sum(d['num_patches'] for d in done)} patches -> {args.output}")
+    for err in errors:
+        print(f"error: {err}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

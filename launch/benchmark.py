@@ -1,0 +1,40 @@
+"""Benchmarks: `python launch/benchmark.py --what {pipeline,train,als,inference,all} --json OUT`.
+
+Results are merged into OUT (each benchmark owns its top-level key), with the device, versions and
+config recorded under "meta".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_WHAT = flags.DEFINE_enum("what", "all", ["pipeline", "train", "als", "inference", "all"], "benchmark to run")
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/autoice_baseline.py", "network config", lock_config=True)
+_BATCH = flags.DEFINE_integer("batch_size", 8, "train-step batch")
+_SIZE = flags.DEFINE_integer("size", None, "scene side: ALS default 5000, inference default 1024")
+_JSON = flags.DEFINE_string("json", None, "JSON file to write (merged with what is there)")
+_DEVICES = flags.DEFINE_integer("devices", None, "simulated CPU devices (sets XLA_FLAGS before JAX starts)")
+
+
+def main(argv):
+    del argv
+    if _DEVICES.value:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                   + f" --xla_force_host_platform_device_count={_DEVICES.value}")
+    from seaice_jax.benchmarks import suite
+
+    results = suite.run(_WHAT.value, _CONFIG.value, batch_size=_BATCH.value, size=_SIZE.value)
+    print(json.dumps(results, indent=1))
+    if _JSON.value:
+        suite.merge_json(_JSON.value, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.argv = [a.replace("--batch-size", "--batch_size") for a in sys.argv]
+    app.run(lambda argv: sys.exit(main(argv)))

@@ -1,0 +1,57 @@
+"""Runs the benchmarks by name and records the machine, versions and config beside the figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+
+
+def machine_info() -> dict:
+    import flax
+    import jax
+    import jaxlib
+    import numpy
+
+    dev = jax.devices()[0]
+    return {
+        "device_kind": dev.device_kind, "platform": dev.platform, "device_count": jax.device_count(),
+        "process_count": jax.process_count(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "python": platform.python_version(), "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+        "flax": flax.__version__, "numpy": numpy.__version__,
+    }
+
+
+def run(what: str, config, *, batch_size: int = 8, size: int | None = None) -> dict:
+    results: dict = {}
+    if what in ("pipeline", "all"):
+        from seaice_jax.benchmarks import pipeline
+
+        results.update(pipeline.run())
+    if what in ("train", "all"):
+        from seaice_jax.benchmarks import train
+
+        results.update(train.run(config, batch_size=batch_size))
+    if what in ("inference", "all"):
+        from seaice_jax.benchmarks import inference
+
+        results.update(inference.run(config, size=size or 1024))
+    if what in ("als", "all"):
+        from seaice_jax.benchmarks import als
+
+        results.update(als.run(size or 5000 if what == "als" else 5000))
+    results["meta"] = dict(machine_info(), what=what, config=json.loads(config.to_json_best_effort()))
+    return results
+
+
+def merge_json(path: str, results: dict) -> None:
+    """Merge into an existing JSON file (other benchmarks keep their keys); write-then-rename."""
+    old = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+    old.update(results)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(old, f, indent=1)
+    os.replace(tmp, path)

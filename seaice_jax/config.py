@@ -1,0 +1,78 @@
+"""The default experiment config; files in configs/ start from it and change what they study."""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # model init, shuffling and augmentation
+
+    c.data = d = ml_collections.ConfigDict()
+    d.shards = ""  # folder made by data_prep/convert.py; empty = synthesize scenes into the workdir
+    d.val_scenes = []  # NetCDF scenes for whole-scene evaluation (when d.shards is set)
+    d.channels = ["sar", "sar_incidenceangle", "btemp_18_7h", "btemp_18_7v", "btemp_36_5h", "btemp_36_5v"]
+    d.patch_size = 128  # training patch side, pixels (after downsampling)
+    d.stride = 128  # patch grid step when cutting shards
+    d.downsample = 1  # block-average factor applied before cutting (MMSeaIce used 10 on 80 m data)
+    d.max_regions = 64  # region slots per patch (largest regions kept)
+    d.augment = True  # random flips and 90-degree rotations
+    d.worker_count = 0  # grain multiprocess prefetch workers (0 = in-process)
+    d.synthetic = s = ml_collections.ConfigDict()
+    s.train_scenes = 6
+    s.val_scenes = 2
+    s.product = "rtt"
+    s.season = "winter"
+    s.size = (384, 384)
+    s.seed = 0
+
+    c.model = m = ml_collections.ConfigDict()
+    m.filters = [16, 32, 64, 64]  # encoder widths; depth = len(filters) - 1 pooling steps
+    m.convs_per_block = 2
+    m.norm = "batch"  # batch | group | none
+    m.upsample = "bilinear"  # bilinear (align corners) | transpose
+    m.aspp_rates = []  # atrous rates of the ASPP bottleneck; empty = no ASPP
+    m.aspp_channels = 0  # 0 = bottleneck width
+    m.aspp_pool_window = 0  # image-level branch: 0 = global mean, >0 = local average pool window
+    m.dtype = "float32"  # compute dtype; bfloat16 keeps float32 parameters
+    m.heads = h = ml_collections.ConfigDict()
+    h.ice = True  # binary ice logit trained with the region concentration loss
+    h.sic = "none"  # none | regression | classification
+    h.sod = False
+    h.floe = False
+
+    c.loss = l = ml_collections.ConfigDict()
+    l.region_form = "mse"  # mse (ALS authors) | bce (DLLP proportion loss)
+    l.region_weighting = "uniform"  # uniform | pixel_share
+    l.min_region_pixels = 16  # regions with fewer pixels in a patch are skipped
+    l.entropy_weight = 0.01  # lambda * mean p(1 - p), pushes pixels to 0 or 1 (ALS authors: 0.01)
+    l.weights = w = ml_collections.ConfigDict()
+    w.ice = 1.0
+    w.sic = 1.0  # MMSeaIce: SIC 1, SOD 3, FLOE 3
+    w.sod = 3.0
+    w.floe = 3.0
+
+    c.optim = o = ml_collections.ConfigDict()
+    o.lr = 3e-3
+    o.warmup_steps = 20
+    o.final_lr_fraction = 0.05
+    o.weight_decay = 1e-4
+    o.clip_norm = 1.0
+    o.b1 = 0.9
+    o.b2 = 0.999
+
+    c.train = t = ml_collections.ConfigDict()
+    t.batch_size = 8  # global batch, split over every device of every host
+    t.num_steps = 300
+    t.log_every = 20
+    t.eval_every = 1000
+    t.checkpoint_every = 100
+    t.keep_checkpoints = 3
+
+    c.eval = e = ml_collections.ConfigDict()
+    e.tile = 256  # whole-scene inference tile
+    e.stride = 64  # ALS authors: 256 px windows, stride 64, averaged
+    e.batch_size = 8
+    e.min_region_pixels = 100  # polygon metric (ALS authors)
+    return c
