@@ -64,6 +64,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.train = t = ml_collections.ConfigDict()
     t.batch_size = 8  # global batch, split over every device of every host
+    t.num_devices = 0  # 0 = every device; N = the first N (single-host experiments)
     t.num_steps = 300
     t.log_every = 20
     t.eval_every = 1000

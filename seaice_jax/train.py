@@ -48,12 +48,13 @@ class ModelFns:
     graphdef_eval: Any
 
     def apply_train(self, params, batch_stats, x):
-        model = nnx.merge(self.graphdef_train, params, batch_stats)
+        # copy: fresh Variables at this trace level (merge would reuse the outer-trace ones).
+        model = nnx.merge(self.graphdef_train, params, batch_stats, copy=True)
         out = model(x)
         return out, nnx.state(model, nnx.BatchStat)
 
     def apply_eval(self, params, batch_stats, x):
-        return nnx.merge(self.graphdef_eval, params, batch_stats)(x)
+        return nnx.merge(self.graphdef_eval, params, batch_stats, copy=True)(x)
 
 
 def input_channels(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -105,8 +106,11 @@ def make_train_step(fns: ModelFns, tx: optax.GradientTransformation, loss_cfg):
     return step
 
 
-def make_mesh() -> jax.sharding.Mesh:
-    return jax.make_mesh((jax.device_count(),), ("data",))
+def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
+    """One 'data' axis over all devices (or the first `num_devices`); Auto axes let XLA propagate
+    shardings through the model, so only the batch needs annotating."""
+    devices = jax.devices()[: num_devices or None]
+    return jax.make_mesh((len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices)
 
 
 def global_batch(local_batch: dict, mesh) -> dict:
@@ -234,9 +238,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     os.makedirs(workdir, exist_ok=True)
     save_config(config, workdir)
     shard_dir, val_scenes = prepare_data(config, workdir)
-    mesh = make_mesh()
+    mesh = make_mesh(config.train.num_devices)
     jax.set_mesh(mesh)
-    n_dev, n_proc = jax.device_count(), jax.process_count()
+    n_dev, n_proc = mesh.size, jax.process_count()
     gb = config.train.batch_size
     if gb % n_dev:
         raise ValueError(f"train.batch_size {gb} must be a multiple of the device count {n_dev}")

@@ -1,0 +1,39 @@
+"""Score whole-scene predictions against their scenes; prints a markdown table and writes JSON.
+
+  python launch/evaluate.py --pred OUTDIR --scenes FILE_OR_FOLDER [...] --json OUT.json
+
+A folder stands for its *.nc files (prediction files *_pred.nc skipped). Logic: seaice_jax.evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from seaice_jax import evaluation
+from seaice_jax.data.scene import list_scene_files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pred", required=True, help="folder with <scene name>_pred.nc files")
+    parser.add_argument("--scenes", required=True, nargs="+", help="scene files or folders of them")
+    parser.add_argument("--json", required=True, help="where to write the results JSON")
+    parser.add_argument("--min_region_pixels", type=int, default=100, help="polygon metric region size cut")
+    args = parser.parse_args(argv)
+    try:
+        if not os.path.isdir(args.pred):
+            raise ValueError(f"{args.pred}: prediction folder not found")
+        scenes = list_scene_files(args.scenes)
+        results = evaluation.evaluate_predictions(args.pred, scenes, min_region_pixels=args.min_region_pixels)
+    except (ValueError, OSError) as e:  # SceneError and PredictionError are ValueErrors
+        print(f"evaluate: {e}", file=sys.stderr)
+        return 1
+    print(evaluation.format_markdown(results), end="")
+    evaluation.write_json(results, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,455 @@
+"""Read one AI4Arctic NetCDF scene (ready-to-train or raw) into a `Scene`.
+
+Formats: shared docs ai4arctic-format.md. Regions (weak labels): method.md section 2.
+  * RTT files hold standard-scaled inputs and SIC/SOD/FLOE rasters; regions are the 4-connected
+    components of pixels with identical (SIC, SOD, FLOE), concentration = SIC class / 10.
+  * Raw files hold physical units and a polygon raster + SIGRID code table; regions are the polygons,
+    concentration from CT.
+  * 2 km channels are interpolated to the SAR grid with cell (i, j) centred on its own f x f block.
+Every problem with a file raises one `SceneError` whose one-line message names the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+
+import numpy as np
+import xarray as xr
+from scipy import ndimage
+
+from seaice_jax.data import sigrid
+from seaice_jax.data.channels import (
+    ALL_CHANNELS,
+    CHART_FILL,
+    CHART_NAMES,
+    GRID_2KM_CHANNELS,
+    GRID_2KM_DIMS,
+    NORM_STATS,
+    NUM_CLASSES,
+    PIXELS_PER_2KM,
+    SAR_DIMS,
+    resolve_channels,
+)
+from seaice_jax.data.scene_types import Scene, SceneError
+
+INTERP_MODES = ("bilinear", "nearest")
+HH = "nersc_sar_primary"
+DISTANCE = "distance_map"
+POLYGON_RASTER = "polygon_icechart"
+POLYGON_CODES = "polygon_codes"
+ICE_TRUTH = "ice_truth"
+
+
+# ----------------------------------------------------------------------------------------------
+# 2 km grid -> SAR grid
+
+
+def _cell_coordinates(num_pixels: int, pixels_per_cell: int) -> np.ndarray:
+    """Continuous cell coordinate of each pixel centre: cell i's centre is pixel f*i + (f-1)/2.
+
+    Returns float64 [num_pixels].
+    """
+    f = pixels_per_cell
+    return (np.arange(num_pixels, dtype=np.float64) - (f - 1) / 2.0) / f
+
+
+def _linear_weights(
+    num_pixels: int, num_cells: int, pixels_per_cell: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """1-D linear interpolation: lower cell, upper cell and upper weight per pixel, edge-clamped.
+
+    Returns (lower int64 [P], upper int64 [P], weight float32 [P]).
+    """
+    u = np.clip(_cell_coordinates(num_pixels, pixels_per_cell), 0.0, num_cells - 1)
+    lower = np.floor(u).astype(np.int64)
+    upper = np.minimum(lower + 1, num_cells - 1)
+    return lower, upper, (u - lower).astype(np.float32)
+
+
+def _nearest_cells(num_pixels: int, num_cells: int, pixels_per_cell: int) -> np.ndarray:
+    """Cell index of each pixel's own block (clamped to the grid). int64 [P]."""
+    return np.minimum(np.arange(num_pixels) // pixels_per_cell, num_cells - 1)
+
+
+def upsample_2km(
+    grid: np.ndarray, shape: tuple[int, int], pixels_per_cell: int, interp: str = "bilinear"
+) -> np.ndarray:
+    """2 km field onto the SAR grid, each cell centred on its own f x f pixel block.
+
+    grid: [h, w] 2 km values (finite); shape: SAR (H, W); pixels_per_cell: f (25 rtt, 50 raw).
+    'nearest' gives every pixel of block (i, j) exactly grid[i, j]; 'bilinear' is separable linear
+    interpolation between cell centres (pixel f*i + (f-1)/2), clamped beyond the outer centres.
+    Returns float32 [H, W].
+    """
+    grid = np.asarray(grid, np.float32)
+    height, width = shape
+    rows_2km, cols_2km = grid.shape
+    if interp == "nearest":
+        rows = _nearest_cells(height, rows_2km, pixels_per_cell)
+        cols = _nearest_cells(width, cols_2km, pixels_per_cell)
+        return np.take(np.take(grid, rows, axis=0), cols, axis=1)
+    if interp != "bilinear":
+        raise ValueError(f"interp must be one of {INTERP_MODES}, got {interp!r}")
+    r0, r1, wr = _linear_weights(height, rows_2km, pixels_per_cell)
+    c0, c1, wc = _linear_weights(width, cols_2km, pixels_per_cell)
+    # Rows first on the small grid ([H, w]), then columns: two gathers of the full size only.
+    by_rows = (1.0 - wr)[:, None] * grid[r0] + wr[:, None] * grid[r1]
+    out = np.take(by_rows, c0, axis=1)
+    out *= 1.0 - wc
+    out += wc * np.take(by_rows, c1, axis=1)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Regions
+
+
+def _compact_ids(index: np.ndarray, usable: np.ndarray, num_ids: int) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber the ids used by usable pixels to 0..R-1 (in id order); other pixels -1.
+
+    index: int [H, W] ids in [0, num_ids); usable: bool [H, W].
+    Returns (region_ids int32 [H, W], used_ids int64 [R]).
+    """
+    used = np.bincount(index[usable].ravel(), minlength=num_ids) > 0
+    new_id = np.cumsum(used, dtype=np.int64) - 1
+    region_ids = np.where(usable, new_id[index], -1).astype(np.int32)
+    return region_ids, np.flatnonzero(used)
+
+
+def polygon_regions(
+    index: np.ndarray, usable: np.ndarray, polygon_conc: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw-scene regions: one per polygon that has usable pixels and a known concentration.
+
+    index: int [H, W] polygon lookup index; usable: bool [H, W]; polygon_conc: float32 [N] by index.
+    Returns (region_ids int32 [H, W], region_conc float32 [R]).
+    """
+    usable = usable & np.isfinite(polygon_conc)[index]
+    region_ids, used = _compact_ids(index, usable, len(polygon_conc))
+    return region_ids, polygon_conc[used].astype(np.float32)
+
+
+def _state_table(num_classes: int) -> np.ndarray:
+    """uint16 [256] map of a class value to its state: itself, 255 -> num_classes (one past)."""
+    table = np.full(256, num_classes, np.uint16)
+    table[:num_classes] = np.arange(num_classes)
+    return table
+
+
+def _chart_key(
+    sic: np.ndarray, sod: np.ndarray, floe: np.ndarray, usable: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """One small int per (SIC, SOD, FLOE) triple on usable pixels; `num_keys` on the others.
+
+    Returns (key uint16 [H, W], num_keys). 256-entry tables keep this to a few byte-sized passes.
+    """
+    sod_states = NUM_CLASSES["SOD"] + 1
+    floe_states = NUM_CLASSES["FLOE"] + 1
+    num_keys = (NUM_CLASSES["SIC"] + 1) * sod_states * floe_states
+    key = _state_table(NUM_CLASSES["SIC"])[sic]
+    key *= sod_states
+    key += _state_table(NUM_CLASSES["SOD"])[sod]
+    key *= floe_states
+    key += _state_table(NUM_CLASSES["FLOE"])[floe]
+    key[~usable] = num_keys
+    return key, num_keys
+
+
+def chart_regions(
+    sic: np.ndarray, sod: np.ndarray, floe: np.ndarray, usable: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """RTT regions: 4-connected components of usable pixels with identical (SIC, SOD, FLOE).
+
+    sic, sod, floe: uint8 [H, W] (values already validated); usable: bool [H, W] (SIC != 255 there).
+    Returns (region_ids int32 [H, W], region_conc float32 [R] = SIC class / 10).
+    """
+    key, num_keys = _chart_key(sic, sod, floe, usable)
+    present = np.bincount(key.ravel(), minlength=num_keys + 1)[:num_keys] > 0
+    # Present keys -> 1..K, unusable -> 0: a label image, so find_objects gives each key's box.
+    rank_of_key = np.zeros(num_keys + 1, np.uint16)
+    rank_of_key[:num_keys][present] = np.arange(1, int(present.sum()) + 1)
+    key_image = rank_of_key[key]
+    del key
+    region_ids = np.full(sic.shape, -1, np.int32)
+    region_conc: list[np.ndarray] = []
+    num_regions = 0
+    four_connected = ndimage.generate_binary_structure(2, 1)
+    for rank, box in enumerate(ndimage.find_objects(key_image)):
+        if box is None:
+            continue
+        in_key = key_image[box] == rank + 1
+        labels, count = ndimage.label(in_key, structure=four_connected)
+        region_ids[box][in_key] = labels[in_key] - 1 + num_regions
+        first_pixel = np.argmax(in_key)  # any pixel of this key gives its SIC class
+        sic_class = sic[box].ravel()[first_pixel]
+        region_conc.append(np.full(count, sic_class / 10.0, np.float32))
+        num_regions += count
+    conc = np.concatenate(region_conc) if region_conc else np.zeros(0, np.float32)
+    return region_ids, conc
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+def _fail(name: str, problem: str) -> SceneError:
+    return SceneError(f"{name}: {' '.join(str(problem).split())}")
+
+
+def _detect_product(ds: xr.Dataset, name: str, require_charts: bool) -> str | None:
+    """'raw', 'rtt', or None (no charts, allowed only when require_charts is False)."""
+    if POLYGON_RASTER in ds.variables or POLYGON_CODES in ds.variables:
+        for var in (POLYGON_RASTER, POLYGON_CODES):
+            if var not in ds.variables:
+                raise _fail(name, f"variable {var!r} missing (raw scene)")
+        return "raw"
+    if any(c in ds.variables for c in CHART_NAMES):
+        for var in CHART_NAMES:
+            if var not in ds.variables:
+                raise _fail(name, f"variable {var!r} missing (ready-to-train scene)")
+        return "rtt"
+    if require_charts:
+        raise _fail(
+            name,
+            "no ice chart: neither SIC/SOD/FLOE (ready-to-train) nor polygon_icechart/polygon_codes (raw)",
+        )
+    return None
+
+
+def _check_dims(ds: xr.Dataset, name: str, var: str, dims: tuple[str, ...]) -> None:
+    if var not in ds.variables:
+        raise _fail(name, f"variable {var!r} missing")
+    if tuple(ds[var].dims) != dims:
+        raise _fail(name, f"variable {var!r} has dims {tuple(ds[var].dims)}, expected {dims}")
+
+
+def _sar_shape(ds: xr.Dataset, name: str) -> tuple[int, int]:
+    _check_dims(ds, name, HH, SAR_DIMS)
+    shape = tuple(int(n) for n in ds[HH].shape)
+    if min(shape) == 0:
+        raise _fail(name, f"empty SAR grid {shape}")
+    return shape  # type: ignore[return-value]
+
+
+def _grid_matches(num_cells: int, num_pixels: int, pixels_per_cell: int) -> bool:
+    """2 km size consistent with ceil(H / f); one cell either way is tolerated (rounding in files)."""
+    expected = math.ceil(num_pixels / pixels_per_cell)
+    return num_cells >= 1 and abs(num_cells - expected) <= 1
+
+
+def _product_from_grid(ds: xr.Dataset, sar_shape: tuple[int, int], name: str) -> str:
+    """For a scene without charts: the product whose 2 km cell size fits the grids."""
+    for var in GRID_2KM_CHANNELS:
+        if var in ds.variables and tuple(ds[var].dims) == GRID_2KM_DIMS:
+            exact = [
+                p for p in ("rtt", "raw")
+                if tuple(ds[var].shape) == tuple(math.ceil(s / PIXELS_PER_2KM[p]) for s in sar_shape)
+            ]
+            close = [
+                p for p in ("rtt", "raw")
+                if all(_grid_matches(n, s, PIXELS_PER_2KM[p]) for n, s in zip(ds[var].shape, sar_shape))
+            ]
+            for fits in (exact, close):
+                if len(fits) == 1:
+                    return fits[0]
+    raise _fail(name, "no ice chart and the 2 km grid does not tell the product (rtt or raw)")
+
+
+def _check_2km_shape(ds: xr.Dataset, name: str, var: str, sar_shape, product: str) -> None:
+    _check_dims(ds, name, var, GRID_2KM_DIMS)
+    f = PIXELS_PER_2KM[product]
+    grid_shape = tuple(int(n) for n in ds[var].shape)
+    if not all(_grid_matches(n, s, f) for n, s in zip(grid_shape, sar_shape)):
+        expected = tuple(math.ceil(s / f) for s in sar_shape)
+        raise _fail(
+            name,
+            f"variable {var!r} has 2 km grid shape {grid_shape}, expected {expected} "
+            f"(ceil of SAR shape {tuple(sar_shape)} / {f})",
+        )
+
+
+def _read_float(ds: xr.Dataset, var: str) -> np.ndarray:
+    """Variable as float32 (fill values already NaN: the file is opened with mask_and_scale)."""
+    return np.asarray(ds[var].values, dtype=np.float32)
+
+
+def _read_uint8(ds: xr.Dataset, name: str, var: str, num_classes: int | None) -> np.ndarray:
+    """Class raster as uint8 with NaN / fill -> 255; values outside 0..num_classes-1 and 255 raise."""
+    values = np.asarray(ds[var].values)
+    if np.issubdtype(values.dtype, np.floating):
+        values = np.where(np.isfinite(values), values, CHART_FILL)
+    if num_classes is not None:
+        bad = (values != CHART_FILL) & ((values < 0) | (values >= num_classes))
+        if bad.any():
+            raise _fail(
+                name,
+                f"variable {var!r} holds {values[bad].flat[0].item()!r}, not a class 0..{num_classes - 1} or 255",
+            )
+    return values.astype(np.uint8)
+
+
+def _standard_scaled(values: np.ndarray, var: str) -> np.ndarray:
+    mean, std = NORM_STATS[var]
+    return (values - np.float32(mean)) / np.float32(std)
+
+
+def _raw_sar_no_data(ds: xr.Dataset, hh: np.ndarray) -> np.ndarray:
+    """Raw no-data: NaN, or the finite `variable_fill_value` if the file declares one."""
+    no_data = ~np.isfinite(hh)
+    fill = ds[HH].attrs.get("variable_fill_value")
+    try:
+        fill_value = float(np.asarray(fill).ravel()[0]) if fill is not None else math.nan
+    except (TypeError, ValueError, IndexError):
+        fill_value = math.nan
+    if math.isfinite(fill_value):
+        no_data |= hh == np.float32(fill_value)
+    return no_data
+
+
+def _read_channel(
+    ds: xr.Dataset, var: str, product: str, sar_shape: tuple[int, int], interp: str
+) -> np.ndarray:
+    """One input channel, standard-scaled, NaN -> 0, on the SAR grid. float32 [H, W]."""
+    values = _read_float(ds, var)
+    if product == "raw":
+        values = _standard_scaled(values, var)
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    if var in GRID_2KM_CHANNELS:
+        values = upsample_2km(values, sar_shape, PIXELS_PER_2KM[product], interp)
+    return values.astype(np.float32, copy=False)
+
+
+def _read_raw_charts(ds: xr.Dataset, name: str):
+    """Raw charts via the polygon table. Returns (sic, sod, floe, lookup index [H, W], lookup)."""
+    lines = list(np.asarray(ds[POLYGON_CODES].values).ravel())
+    table = sigrid.parse_polygon_codes(lines, name)
+    lookup = sigrid.polygon_tables_to_lookup(table)
+    index = lookup.index_of(ds[POLYGON_RASTER].values)
+    return lookup.sic[index], lookup.sod[index], lookup.floe[index], index, lookup
+
+
+def _scene_from_dataset(
+    ds: xr.Dataset, path: str, name: str, interp: str, channel_names: tuple[str, ...], require_charts: bool
+) -> Scene:
+    product = _detect_product(ds, name, require_charts)
+    sar_shape = _sar_shape(ds, name)
+    if product is None:
+        product = _product_from_grid(ds, sar_shape, name)
+    # HH (no-data) and distance map (land) are always needed for the masks.
+    needed = tuple(dict.fromkeys(channel_names + (HH, DISTANCE)))
+    for var in needed:
+        if var in GRID_2KM_CHANNELS:
+            _check_2km_shape(ds, name, var, sar_shape, product)
+        else:
+            _check_dims(ds, name, var, SAR_DIMS)
+    has_charts = any(c in ds.variables for c in CHART_NAMES + (POLYGON_RASTER,))
+    chart_vars = (POLYGON_RASTER,) if product == "raw" else (CHART_NAMES if has_charts else ())
+    for var in chart_vars + ((ICE_TRUTH,) if ICE_TRUTH in ds.variables else ()):
+        _check_dims(ds, name, var, SAR_DIMS)
+    if product == "raw" and ds[POLYGON_CODES].ndim != 1:
+        raise _fail(name, f"variable {POLYGON_CODES!r} has dims {ds[POLYGON_CODES].dims}, expected 1-D")
+
+    hh_file = _read_float(ds, HH)
+    distance_file = _read_float(ds, DISTANCE)
+    if product == "raw":
+        no_data = _raw_sar_no_data(ds, hh_file)
+        land = distance_file == 0.0
+    else:
+        no_data = (hh_file == 0.0) | ~np.isfinite(hh_file)
+        # RTT holds the scaled distance; land is an unscaled zone index of 0 (2x2 means step 0.25).
+        mean, std = NORM_STATS[DISTANCE]
+        land = np.abs(distance_file * np.float32(std) + np.float32(mean)) < 0.1
+    del hh_file, distance_file
+
+    channels = {var: _read_channel(ds, var, product, sar_shape, interp) for var in channel_names}
+
+    polygon_index = lookup = None
+    if product == "raw":
+        sic, sod, floe, polygon_index, lookup = _read_raw_charts(ds, name)
+        land |= lookup.poly_type[polygon_index] == "L"
+    elif has_charts:
+        sic, sod, floe = (_read_uint8(ds, name, c, NUM_CLASSES[c]) for c in CHART_NAMES)
+    else:
+        sic, sod, floe = (np.full(sar_shape, CHART_FILL, np.uint8) for _ in CHART_NAMES)
+    valid = ~land & ~no_data
+    # No supervision where there is no usable SAR: mask the charts there (a no-op for RTT land).
+    for chart in (sic, sod, floe):
+        chart[~valid] = CHART_FILL
+    usable = valid & (sic != CHART_FILL)
+    if product == "raw":
+        region_ids, region_conc = polygon_regions(polygon_index, usable, lookup.conc)
+    else:
+        region_ids, region_conc = chart_regions(sic, sod, floe, usable)
+
+    ice_truth = _read_uint8(ds, name, ICE_TRUTH, None) if ICE_TRUTH in ds.variables else None
+    return Scene(
+        name=name[: -len(".nc")] if name.endswith(".nc") else name,
+        path=path,
+        product=product,
+        channels=channels,
+        sic=sic,
+        sod=sod,
+        floe=floe,
+        region_ids=region_ids,
+        region_conc=region_conc,
+        valid=valid,
+        ice_truth=ice_truth,
+    )
+
+
+def open_scene(
+    path: str,
+    *,
+    interp: str = "bilinear",
+    channels: Iterable[str] | None = None,
+    require_charts: bool = True,
+) -> Scene:
+    """Read a ready-to-train or raw AI4Arctic scene into a `Scene`.
+
+    path: a `.nc` file. interp: 'bilinear' or 'nearest' for the 2 km channels. channels: input
+    channels (or group aliases, see channels.resolve_channels) to read; None = all 24, each required.
+    require_charts: when False, a scene without any chart (e.g. an unlabelled test scene) is read
+    with all-255 charts and no regions, its product told by the 2 km grid size.
+    Raises SceneError (one line, names the file) for any unusable file.
+    """
+    if interp not in INTERP_MODES:
+        raise ValueError(f"interp must be one of {INTERP_MODES}, got {interp!r}")
+    channel_names = ALL_CHANNELS if channels is None else resolve_channels(list(channels))
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise _fail(name if name else path, f"no such file ({path})")
+    try:
+        with xr.open_dataset(
+            path, engine="netcdf4", mask_and_scale=True, decode_times=False, cache=False
+        ) as ds:
+            return _scene_from_dataset(ds, path, name, interp, channel_names, require_charts)
+    except SceneError:
+        raise
+    except (OSError, RuntimeError, ValueError) as err:  # corrupt / truncated: netCDF4, HDF5, xarray
+        raise _fail(name, f"cannot read ({type(err).__name__}: {err})") from err
+
+
+def list_scene_files(paths: list[str]) -> list[str]:
+    """Scene files: folders become their sorted `*.nc` files (without `*_pred.nc`), files stay as given.
+
+    Duplicates are dropped (first occurrence kept). Raises SceneError for a path that does not exist
+    or a folder without scenes.
+    """
+    files: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(
+                os.path.join(path, f)
+                for f in os.listdir(path)
+                if f.endswith(".nc") and not f.endswith("_pred.nc") and os.path.isfile(os.path.join(path, f))
+            )
+            if not found:
+                raise SceneError(f"{path}: folder holds no .nc scene files")
+            files.extend(found)
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            raise SceneError(f"{path}: no such file or folder")
+    return list(dict.fromkeys(files))

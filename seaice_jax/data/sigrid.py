@@ -1,0 +1,291 @@
+"""SIGRID-3 ice-chart codes -> concentrations and SIC / SOD / FLOE classes (AI4Arctic rules).
+
+The rules are those of shared docs ai4arctic-format.md, section "Ice-chart codes":
+  * CT / CA / CB / CC concentration codes: 0, 1, 2, 55 water; 10..90 tens of percent; 91 100 %;
+    92 fast ice (100 %); two-digit range codes `ab` with a < b mean "a0 % to b0 %" (mid value used);
+    -9 not filled, 99 unknown (NaN).
+  * SOD from stage codes SA/SB/SC, FLOE from form codes FA/FB/FC; a polygon gets a class only when
+    the partial concentrations of the ice types that map to it reach 65 % of CT.
+
+Raw scenes hold one polygon id per pixel, so everything is computed once per polygon and applied to
+the raster with a single fancy-index (`PolygonLookup.apply`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from seaice_jax.data.channels import CHART_FILL, POLYGON_CODES_HEADER
+from seaice_jax.data.scene_types import SceneError
+
+NOT_FILLED = -9
+UNKNOWN = 99
+WATER_CT_CODES = frozenset({0, 1, 2, 55})
+FAST_ICE_CT = 92
+FAST_ICE_FLOE_CODE = 8
+DOMINANCE_FRACTION = 0.65  # share of CT the ice types of one class must reach
+
+CODE_COLUMNS = ("CT", "CA", "SA", "FA", "CB", "SB", "FB", "CC", "SC", "FC", "CN", "CD", "CF")
+POLY_TYPES = frozenset({"W", "L", "I", "N"})
+
+# Stage of development code -> SOD class (codes not listed, e.g. 98 glacier, 99 unknown -> 255).
+SOD_CLASS_OF_STAGE: dict[int, int] = {
+    0: 0, 80: 0,
+    81: 1, 82: 1,
+    83: 2, 84: 2, 85: 2,
+    87: 3, 88: 3, 89: 3,
+    86: 4, 91: 4, 93: 4,
+    95: 5, 96: 5, 97: 5,
+}
+# Form (floe size) code -> FLOE class (1 shuga, 22 pancake, 8 fast ice, 21 level ice, ... -> 255).
+FLOE_CLASS_OF_FORM: dict[int, int] = {
+    0: 0, 2: 1, 3: 2, 4: 3, 5: 4, 6: 5, 7: 5, 9: 6, 10: 6,
+}
+
+
+def _range_code_bounds(code: int) -> tuple[int, int] | None:
+    """(low, high) tens of a two-digit range code `ab` with 1 <= a < b <= 9, else None.
+
+    Multiples of ten (10..90), 91 and 92 are never range codes: their second digit is 0, or their
+    first digit is 9 with no larger tens digit possible.
+    """
+    if not 12 <= code <= 89:
+        return None
+    low, high = divmod(code, 10)
+    if high == 0 or low >= high:
+        return None
+    return low, high
+
+
+def concentration_from_ct(ct: int) -> float:
+    """Ice concentration in [0, 1] of a SIGRID concentration code (CT, CA, CB or CC).
+
+    Water codes (0, 1, 2, 55) -> 0; 10..90 -> 0.1..0.9; 91 and 92 (fast ice) -> 1; a range code `ab`
+    (a < b) -> its mid value (a + b) / 20, e.g. 57 -> 0.6; -9 (not filled), 99 (unknown) and any code
+    outside the SIGRID table -> NaN (unknown, never water).
+    """
+    ct = int(ct)
+    if ct in WATER_CT_CODES:
+        return 0.0
+    if ct in (91, FAST_ICE_CT):
+        return 1.0
+    if 10 <= ct <= 90 and ct % 10 == 0:
+        return ct / 100.0
+    bounds = _range_code_bounds(ct)
+    if bounds is not None:
+        return (bounds[0] + bounds[1]) / 20.0
+    return math.nan
+
+
+def _class_of_concentration(conc: float) -> int:
+    """SIC class 0..10 of a concentration in [0, 1]; a half tenth rounds up (0.85 -> 9)."""
+    return int(math.floor(conc * 10.0 + 0.5 + 1e-9))
+
+
+def sic_class_from_ct(ct: int) -> int:
+    """SIC class of a CT code: 0 water, 1..9 for 10..90 %, 10 for 91 / 92, 255 unknown.
+
+    A range code gets the class of its mid value rounded half up (57 -> 0.6 -> 6, 89 -> 0.85 -> 9,
+    12 -> 0.15 -> 2).
+    """
+    conc = concentration_from_ct(ct)
+    if math.isnan(conc):
+        return CHART_FILL
+    return _class_of_concentration(conc)
+
+
+def _partial_percent(code: int) -> float:
+    """Partial concentration in percent; not filled / unknown counts as 0."""
+    conc = concentration_from_ct(code)
+    return 0.0 if math.isnan(conc) else 100.0 * conc
+
+
+def _dominant_class(
+    partials: list[float], type_codes: list[int], class_of_code: dict[int, int], ct_percent: float
+) -> int:
+    """Class whose ice types add up to >= 65 % of CT, else 255.
+
+    partials: partial concentrations (%) of the ice types A, B, C; type_codes: their stage / form code.
+    """
+    total_by_class: dict[int, float] = {}
+    for partial, code in zip(partials, type_codes):
+        if partial <= 0.0:
+            continue
+        cls = class_of_code.get(int(code), CHART_FILL)
+        total_by_class[cls] = total_by_class.get(cls, 0.0) + partial
+    if not total_by_class:
+        return CHART_FILL
+    best_class, best_total = max(total_by_class.items(), key=lambda kv: kv[1])
+    if best_class == CHART_FILL or best_total < DOMINANCE_FRACTION * ct_percent - 1e-6:
+        return CHART_FILL
+    return best_class
+
+
+def polygon_concentration(row: dict[str, int | str]) -> float:
+    """Total ice concentration in [0, 1] of one polygon: W -> 0, L / N -> NaN, I -> from CT."""
+    poly_type = str(row.get("POLY_TYPE", "I")).strip().upper()
+    if poly_type == "W":
+        return 0.0
+    if poly_type != "I":
+        return math.nan
+    return concentration_from_ct(int(row.get("CT", NOT_FILLED)))
+
+
+def polygon_classes(row: dict[str, int | str]) -> tuple[int, int, int]:
+    """(SIC, SOD, FLOE) classes of one polygon from its SIGRID codes.
+
+    row: keys CT, CA, SA, FA, CB, SB, FB, CC, SC, FC (int, -9 = not filled) and POLY_TYPE (str).
+    """
+    masked = (CHART_FILL, CHART_FILL, CHART_FILL)
+    poly_type = str(row.get("POLY_TYPE", "I")).strip().upper()
+    if poly_type == "W":
+        return 0, 0, 0
+    if poly_type != "I":
+        return masked
+    code = lambda key: int(row.get(key, NOT_FILLED))  # noqa: E731
+    ct = code("CT")
+    sic = sic_class_from_ct(ct)
+    if sic == CHART_FILL:
+        return masked
+    if sic == 0:
+        return 0, 0, 0
+    ct_percent = 100.0 * concentration_from_ct(ct)
+    ca = code("CA")
+    if ca == NOT_FILLED:  # a single-ice-type polygon leaves CA empty: it then holds all of CT
+        ca = ct
+    partials = [_partial_percent(ca), _partial_percent(code("CB")), _partial_percent(code("CC"))]
+    stages = [code("SA"), code("SB"), code("SC")]
+    forms = [code("FA"), code("FB"), code("FC")]
+    sod = _dominant_class(partials, stages, SOD_CLASS_OF_STAGE, ct_percent)
+    if FAST_ICE_FLOE_CODE in forms:
+        floe = CHART_FILL
+    else:
+        floe = _dominant_class(partials, forms, FLOE_CLASS_OF_FORM, ct_percent)
+    return sic, sod, floe
+
+
+def _as_text(line) -> str:
+    if isinstance(line, bytes):
+        return line.decode("utf-8", errors="replace")
+    return str(line)
+
+
+def _parse_code(field: str) -> int:
+    """One integer code; empty -> -9; '57.0' -> 57."""
+    field = field.strip()
+    if field == "" or field.lower() == "nan":
+        return NOT_FILLED
+    value = float(field)
+    if not value.is_integer():
+        raise ValueError(f"code {field!r} is not an integer")
+    return int(value)
+
+
+def parse_polygon_codes(lines: list[str], path: str) -> dict[int, dict]:
+    """Parse the `polygon_codes` table of a raw scene.
+
+    lines: row 0 the header `id;CT;...;POLY_TYPE`, then one `;`-separated row per polygon (str or bytes).
+    Returns polygon id -> {code column: int, 'POLY_TYPE': str}. Raises SceneError naming `path` for a
+    bad header, a row with the wrong number of fields, a non-integer code, an unknown POLY_TYPE or a
+    duplicate id.
+    """
+    name = path
+    if not lines:
+        raise SceneError(f"{name}: polygon_codes is empty (no header)")
+    header = [h.strip() for h in _as_text(lines[0]).split(";")]
+    expected = POLYGON_CODES_HEADER.split(";")
+    if header != expected:
+        raise SceneError(
+            f"{name}: polygon_codes header {';'.join(header)!r} != expected {POLYGON_CODES_HEADER!r}"
+        )
+    table: dict[int, dict] = {}
+    for row_index, raw_line in enumerate(lines[1:], start=1):
+        text = _as_text(raw_line).strip()
+        if not text:
+            continue
+        fields = text.split(";")
+        if len(fields) != len(expected):
+            raise SceneError(
+                f"{name}: polygon_codes row {row_index} has {len(fields)} fields, expected "
+                f"{len(expected)}: {text!r}"
+            )
+        try:
+            poly_id = _parse_code(fields[0])
+            codes = {col: _parse_code(f) for col, f in zip(CODE_COLUMNS, fields[1:-1])}
+        except ValueError as err:
+            raise SceneError(f"{name}: polygon_codes row {row_index} {text!r}: {err}") from None
+        poly_type = fields[-1].strip().upper()
+        if poly_type not in POLY_TYPES:
+            raise SceneError(
+                f"{name}: polygon_codes row {row_index} has POLY_TYPE {poly_type!r}, expected one of W, L, I, N"
+            )
+        if poly_id < 0:
+            raise SceneError(f"{name}: polygon_codes row {row_index} has negative id {poly_id}")
+        if poly_id in table:
+            raise SceneError(f"{name}: polygon_codes row {row_index} repeats polygon id {poly_id}")
+        codes["POLY_TYPE"] = poly_type
+        table[poly_id] = codes
+    return table
+
+
+@dataclasses.dataclass(frozen=True)
+class PolygonLookup:
+    """Per-polygon values indexed by polygon id (length max id + 2; the last entry = unknown id).
+
+    sic, sod, floe: uint8 [N] classes (255 = masked); conc: float32 [N] total concentration (NaN =
+    unknown); poly_type: '<U1' [N] ('' for ids not in the table); known: bool [N].
+    """
+
+    sic: np.ndarray
+    sod: np.ndarray
+    floe: np.ndarray
+    conc: np.ndarray
+    poly_type: np.ndarray
+    known: np.ndarray
+
+    @property
+    def missing_index(self) -> int:
+        return len(self.known) - 1
+
+    def index_of(self, polygon_raster: np.ndarray) -> np.ndarray:
+        """Lookup index per pixel: the polygon id, or `missing_index` for NaN / negative / unknown ids.
+
+        polygon_raster: [H, W] int or float (NaN fill). Returns int32 [H, W].
+        """
+        raster = np.asarray(polygon_raster)
+        missing = self.missing_index
+        if np.issubdtype(raster.dtype, np.floating):
+            ids = np.where(np.isfinite(raster), raster, -1)
+        else:
+            ids = raster
+        out_of_table = (ids < 0) | (ids >= missing)
+        # int32 halves the memory of a 10 000 x 10 000 raster; table sizes are far below 2**31.
+        return np.where(out_of_table, missing, ids).astype(np.int32)
+
+
+def polygon_tables_to_lookup(table: dict[int, dict]) -> PolygonLookup:
+    """Build id-indexed arrays of classes and concentrations from a parsed polygon table."""
+    size = (max(table) + 1 if table else 0) + 1  # +1: a final entry for ids not in the table
+    sic = np.full(size, CHART_FILL, np.uint8)
+    sod = np.full(size, CHART_FILL, np.uint8)
+    floe = np.full(size, CHART_FILL, np.uint8)
+    conc = np.full(size, np.nan, np.float32)
+    poly_type = np.full(size, "", "<U1")
+    known = np.zeros(size, bool)
+    for poly_id, row in table.items():
+        sic[poly_id], sod[poly_id], floe[poly_id] = polygon_classes(row)
+        conc[poly_id] = polygon_concentration(row)
+        poly_type[poly_id] = row["POLY_TYPE"]
+        known[poly_id] = True
+    return PolygonLookup(sic=sic, sod=sod, floe=floe, conc=conc, poly_type=poly_type, known=known)
+
+
+def charts_from_polygons(
+    lookup: PolygonLookup, polygon_raster: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(SIC, SOD, FLOE) uint8 [H, W] rasters from a polygon-id raster [H, W] (one fancy-index each)."""
+    index = lookup.index_of(polygon_raster)
+    return lookup.sic[index], lookup.sod[index], lookup.floe[index]

@@ -1,0 +1,154 @@
+"""Training: the quickstart, 1 vs 4 devices, exact resume, two processes, and a NaN stop."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from seaice_jax.config import base_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Two small synthetic training scenes as shards and one validation scene."""
+    from seaice_jax.data import synthetic
+    from seaice_jax.data.shards import PatchSpec, convert_scenes
+
+    root = tmp_path_factory.mktemp("data")
+    train = synthetic.write_synthetic_scenes(str(root / "train"), 2, "rtt", "winter", (96, 96), 1)
+    val = synthetic.write_synthetic_scenes(str(root / "val"), 1, "rtt", "winter", (64, 80), 2)
+    spec = PatchSpec(32, 32, 1, 16, ("nersc_sar_primary", "nersc_sar_secondary", "sar_incidenceangle",
+                                      "distance_map", "btemp_36_5v"))
+    _, errors = convert_scenes(train, str(root / "shards"), spec, progress=False)
+    assert not errors
+    return str(root / "shards"), val
+
+
+def tiny_config(shards, val, **train):
+    c = base_config()
+    c.data.shards = shards
+    c.data.val_scenes = list(val)
+    c.data.channels = ["nersc_sar_primary", "nersc_sar_secondary", "btemp_36_5v"]
+    c.model.filters = [4, 8]
+    c.eval.tile = 32
+    c.eval.stride = 16
+    c.train.batch_size = 4
+    c.train.num_steps = 6
+    c.train.log_every = 1
+    c.train.checkpoint_every = 3
+    c.train.eval_every = 1000
+    c.optim.warmup_steps = 2
+    c.train.update(train)
+    return c
+
+
+def losses_of(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    return {r["step"]: r["loss"] for r in rows if r["split"] == "train"}
+
+
+def final_params(workdir):
+    import jax
+
+    from seaice_jax.train import restore_for_inference
+
+    _, _, params, batch_stats, step = restore_for_inference(workdir)
+    return step, [np.asarray(x) for x in jax.tree.leaves((params, batch_stats))]
+
+
+def test_quickstart_style_run_trains_evaluates_and_leaves_a_checkpoint(data, tmp_path):
+    from seaice_jax.train import train_and_evaluate
+
+    shards, val = data
+    result = train_and_evaluate(tiny_config(shards, val, num_steps=8), str(tmp_path))
+    assert 0.0 <= result["pixel_accuracy_als"] <= 1.0
+    assert 0.0 <= result["polygon_mae_als"] <= 1.0
+    losses = losses_of(str(tmp_path))
+    assert sorted(losses) == list(range(1, 9)) and all(np.isfinite(list(losses.values())))
+    step, leaves = final_params(str(tmp_path))
+    assert step == 8 and all(np.isfinite(x).all() for x in leaves)
+    assert os.path.exists(tmp_path / "tensorboard")
+
+
+def test_one_device_and_four_devices_give_the_same_losses(data, tmp_path):
+    import jax
+
+    from seaice_jax.train import train_and_evaluate
+
+    assert jax.device_count() == 4
+    shards, val = data
+    train_and_evaluate(tiny_config(shards, [], num_devices=1), str(tmp_path / "one"))
+    train_and_evaluate(tiny_config(shards, [], num_devices=4), str(tmp_path / "four"))
+    one, four = losses_of(str(tmp_path / "one")), losses_of(str(tmp_path / "four"))
+    # Same global batch, BatchNorm over the global batch: only reduction order differs.
+    np.testing.assert_allclose([four[s] for s in sorted(four)], [one[s] for s in sorted(one)], rtol=2e-4)
+
+
+def test_interrupted_run_resumed_equals_uninterrupted(data, tmp_path):
+    from seaice_jax.train import train_and_evaluate
+
+    shards, val = data
+    train_and_evaluate(tiny_config(shards, [], num_steps=6), str(tmp_path / "straight"))
+    # "Interrupted" after step 3 (a checkpoint), then the same command resumes to step 6.
+    train_and_evaluate(tiny_config(shards, [], num_steps=3), str(tmp_path / "resumed"))
+    train_and_evaluate(tiny_config(shards, [], num_steps=6), str(tmp_path / "resumed"))
+    a, b = final_params(str(tmp_path / "straight")), final_params(str(tmp_path / "resumed"))
+    assert a[0] == b[0] == 6
+    for x, y in zip(a[1], b[1]):
+        np.testing.assert_array_equal(x, y)
+    la, lb = losses_of(str(tmp_path / "straight")), losses_of(str(tmp_path / "resumed"))
+    np.testing.assert_array_equal([la[s] for s in range(4, 7)], [lb[s] for s in range(4, 7)])
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_good_checkpoint(data, tmp_path):
+    from seaice_jax.train import NonFiniteLossError, train_and_evaluate
+
+    shards, val = data
+    train_and_evaluate(tiny_config(shards, [], num_steps=3), str(tmp_path))
+    before = final_params(str(tmp_path))
+    cfg = tiny_config(shards, [], num_steps=6)
+    cfg.optim.lr = float("nan")  # every update is NaN from step 4 on
+    with pytest.raises(NonFiniteLossError, match="non-finite"):
+        train_and_evaluate(cfg, str(tmp_path))
+    after = final_params(str(tmp_path))
+    for x, y in zip(before[1], after[1]):
+        np.testing.assert_array_equal(x, y)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_joined_by_jax_distributed_match_one_process(data, tmp_path):
+    shards, val = data
+    cfg_path = tmp_path / "cfg.py"
+    cfg_path.write_text(
+        "import json\nfrom seaice_jax.config import base_config\n"
+        "from tests.test_train import tiny_config\n"
+        f"def get_config(arg=None):\n    return tiny_config({shards!r}, [], num_steps=4, checkpoint_every=2)\n")
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    port = free_port()
+    cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), f"--config={cfg_path}"]
+    procs = [subprocess.Popen(cmd + [f"--workdir={tmp_path / 'multi'}", f"--coordinator=127.0.0.1:{port}",
+                                     "--num-processes=2", f"--process-id={i}"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+             for i in range(2)]
+    outs = [p.communicate(timeout=400)[0].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
+    single_env = dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    out = subprocess.run(cmd + [f"--workdir={tmp_path / 'single'}"], env=single_env, cwd=ROOT,
+                         capture_output=True, timeout=400)
+    assert out.returncode == 0, out.stderr.decode()[-3000:]
+    multi, single = losses_of(str(tmp_path / "multi")), losses_of(str(tmp_path / "single"))
+    assert sorted(multi) == sorted(single) == [1, 2, 3, 4]
+    np.testing.assert_allclose([multi[s] for s in range(1, 5)], [single[s] for s in range(1, 5)], rtol=2e-4)
