@@ -1,0 +1,287 @@
+"""U-Net of the AI4Arctic challenge baseline, in Flax NNX, with an optional ASPP bottleneck.
+
+With `filters=(16, 32, 64, 64)` the layout is that of the official PyTorch baseline:
+
+    encoder_blocks[0]   (3x3 conv, norm, ReLU) x 2 at full resolution       -> filters[0]
+    encoder_blocks[i]   2x2 max-pool, block                                  -> filters[i]
+    bridge              2x2 max-pool, block                                  -> filters[-1]
+    aspp                (optional) ASPP on the bridge output                 -> aspp_channels
+    decoder_blocks[j]   x2 up (align-corners bilinear), zero-pad to the skip, concat skip, block
+    heads[name]         1x1 conv with bias on the last decoder output
+
+Any input size works: max-pooling floors odd sizes and the decoder zero-pads the upsampled map
+(centred, like the baseline's `expand_padding`) to its skip's size.
+
+Feature maps that Grad-CAM may capture, by name (see `UNet.feature_layers()`):
+`encoder_0..`, `bridge`, `aspp` (when present), `decoder_0..` (decoder_0 is the coarsest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from seaice_jax.data.channels import NUM_CLASSES
+from seaice_jax.models.aspp import ASPP, ConvNormReLU, conv_kernel_init
+
+UPSAMPLES = ("bilinear", "transpose")
+
+
+class ConvBlock(nnx.Module):
+    """`convs_per_block` x (3x3 conv, norm, ReLU): `[B, H, W, Cin] -> [B, H, W, Cout]`."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        convs_per_block: int,
+        norm: str,
+        dtype: jnp.dtype,
+        param_dtype: jnp.dtype,
+        rngs: nnx.Rngs,
+    ):
+        self.layers = nnx.List([
+            ConvNormReLU(
+                in_features if index == 0 else out_features, out_features, kernel_size=3,
+                norm=norm, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
+            )
+            for index in range(convs_per_block)
+        ])
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """2x2 max-pool, stride 2, odd sizes floored: `[B, H, W, C] -> [B, H//2, W//2, C]`.
+
+    A reshape + max rather than reduce_window: its gradient is a select, not the
+    select-and-scatter of reduce_window, and it fuses.
+    """
+    batch, height, width, channels = x.shape
+    x = x[:, : height // 2 * 2, : width // 2 * 2]
+    return x.reshape(batch, height // 2, 2, width // 2, 2, channels).max(axis=(2, 4))
+
+
+def align_corners_matrix(length_in: int, length_out: int) -> np.ndarray:
+    """Linear interpolation weights `[length_out, length_in]` with align_corners=True semantics.
+
+    Output index j samples input position j * (length_in - 1) / (length_out - 1), so the first
+    and last samples are exactly the first and last inputs (PyTorch `align_corners=True`).
+    """
+    if length_in == 1:
+        return np.ones((length_out, 1), np.float32)
+    position = np.arange(length_out) * (length_in - 1) / max(length_out - 1, 1)
+    lower = np.clip(np.floor(position).astype(np.int64), 0, length_in - 2)
+    fraction = position - lower
+    weights = np.zeros((length_out, length_in), np.float64)
+    rows = np.arange(length_out)
+    weights[rows, lower] += 1.0 - fraction
+    weights[rows, lower + 1] += fraction
+    return weights.astype(np.float32)
+
+
+def upsample_bilinear_x2(x: jax.Array) -> jax.Array:
+    """Bilinear x2 upsampling with align_corners=True: `[B, H, W, C] -> [B, 2H, 2W, C]`.
+
+    jax.image.resize uses half-pixel centres, so the baseline's align-corners resize is written as
+    two small interpolation matmuls (static weights; the gradient is a matmul too, no scatter).
+    """
+    height, width = x.shape[1], x.shape[2]
+    rows = jnp.asarray(align_corners_matrix(height, 2 * height), x.dtype)
+    cols = jnp.asarray(align_corners_matrix(width, 2 * width), x.dtype)
+    x = jnp.einsum("oh,bhwc->bowc", rows, x)
+    return jnp.einsum("pw,bowc->bopc", cols, x)
+
+
+def pad_to_match(x: jax.Array, height: int, width: int) -> jax.Array:
+    """Zero-pad `x: [B, h, w, C]` to `[B, height, width, C]`, extra row/col after (baseline)."""
+    pad_h, pad_w = height - x.shape[1], width - x.shape[2]
+    if pad_h == 0 and pad_w == 0:
+        return x
+    return jnp.pad(x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+
+
+class UNet(nnx.Module):
+    """U-Net with named heads. `__call__(x: [B, H, W, C]) -> {head: logits}` (float32).
+
+    A head of size 1 is squeezed to `[B, H, W]` (the ice logit, SIC regression); others give
+    `[B, H, W, n]`. `model.train()` / `model.eval()` switch BatchNorm between batch statistics
+    and running averages.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        filters: Sequence[int] = (16, 32, 64, 64),
+        convs_per_block: int = 2,
+        norm: str = "batch",
+        upsample: str = "bilinear",
+        aspp_rates: Sequence[int] = (),
+        aspp_channels: int | None = None,
+        aspp_pool_window: int = 0,
+        heads: Mapping[str, int],
+        dtype: jnp.dtype = jnp.float32,
+        param_dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        filters = tuple(int(f) for f in filters)
+        if len(filters) < 1 or convs_per_block < 1:
+            raise ValueError(f"UNet needs >= 1 filter level and conv per block, got {filters}, {convs_per_block}")
+        if upsample not in UPSAMPLES:
+            raise ValueError(f"unknown upsample {upsample!r}; expected one of {UPSAMPLES}")
+        if not heads:
+            raise ValueError("UNet needs at least one head")
+        self.filters = filters
+        self.upsample = upsample
+        self.dtype = dtype
+        self.head_sizes = {str(name): int(size) for name, size in heads.items()}
+        block = dict(convs_per_block=convs_per_block, norm=norm, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+
+        self.encoder_blocks = nnx.List([
+            ConvBlock(in_channels if level == 0 else filters[level - 1], filters[level], **block)
+            for level in range(len(filters))
+        ])
+        self.bridge = ConvBlock(filters[-1], filters[-1], **block)
+        bottom_features = (aspp_channels or filters[-1]) if aspp_rates else filters[-1]
+        self.aspp = nnx.data(
+            ASPP(
+                filters[-1], bottom_features, tuple(aspp_rates), aspp_pool_window,
+                norm=norm, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
+            )
+            if aspp_rates
+            else None
+        )
+
+        # Decoder level j upsamples to encoder level len-1-j and concatenates that skip.
+        decoder_blocks, upsamplers = [], []
+        features_below = bottom_features
+        for skip_features in reversed(filters):
+            if upsample == "transpose":
+                upsamplers.append(nnx.ConvTranspose(
+                    features_below, features_below, (2, 2), strides=(2, 2), padding="VALID",
+                    kernel_init=conv_kernel_init(gain=1.0),
+                    dtype=dtype, param_dtype=param_dtype, rngs=rngs,
+                ))
+            decoder_blocks.append(ConvBlock(features_below + skip_features, skip_features, **block))
+            features_below = skip_features
+        self.decoder_blocks = nnx.List(decoder_blocks)
+        self.upsamplers = nnx.List(upsamplers)
+        self.heads = nnx.Dict({
+            name: nnx.Conv(
+                filters[0], size, (1, 1), use_bias=True, kernel_init=conv_kernel_init(gain=1.0),
+                dtype=dtype, param_dtype=param_dtype, rngs=rngs,
+            )
+            for name, size in self.head_sizes.items()
+        })
+
+    def feature_layers(self) -> tuple[str, ...]:
+        """Names accepted by `return_features` / `feature_offsets` (e.g. for Grad-CAM)."""
+        names = [f"encoder_{level}" for level in range(len(self.filters))] + ["bridge"]
+        if self.aspp is not None:
+            names.append("aspp")
+        return tuple(names + [f"decoder_{level}" for level in range(len(self.filters))])
+
+    def _upsample(self, level: int, x: jax.Array) -> jax.Array:
+        if self.upsample == "transpose":
+            return self.upsamplers[level](x)
+        return upsample_bilinear_x2(x)
+
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        return_features: Sequence[str] = (),
+        feature_offsets: Mapping[str, jax.Array] | None = None,
+    ) -> dict[str, jax.Array]:
+        """x: [B, H, W, C] -> {head: [B, H, W] or [B, H, W, n] float32}.
+
+        return_features: names from `feature_layers()`; each adds `'features/<name>'` (float32).
+        feature_offsets: {name: array of that feature map's shape} added to the named feature map
+            before it flows on. Pass zeros and differentiate w.r.t. them to get d(score)/d(feature)
+            (Grad-CAM) without changing the forward pass.
+        """
+        unknown = (set(return_features) | set(feature_offsets or {})) - set(self.feature_layers())
+        if unknown:
+            raise ValueError(f"unknown feature names {sorted(unknown)}; known: {self.feature_layers()}")
+        min_size = 2 ** len(self.filters)
+        if min(x.shape[1], x.shape[2]) < min_size:
+            raise ValueError(f"UNet input {x.shape[1]}x{x.shape[2]} is smaller than {min_size} (2^depth)")
+        features: dict[str, jax.Array] = {}
+
+        def tap(name: str, fmap: jax.Array) -> jax.Array:
+            if feature_offsets is not None and name in feature_offsets:
+                fmap = fmap + feature_offsets[name].astype(fmap.dtype)
+            if name in return_features:
+                features[f"features/{name}"] = fmap.astype(jnp.float32)
+            return fmap
+
+        h = x.astype(self.dtype)
+        skips = []
+        for level, block in enumerate(self.encoder_blocks):
+            if level > 0:
+                h = max_pool_2x2(h)
+            h = tap(f"encoder_{level}", block(h))
+            skips.append(h)
+        h = tap("bridge", self.bridge(max_pool_2x2(h)))
+        if self.aspp is not None:
+            h = tap("aspp", self.aspp(h))
+        for level, (block, skip) in enumerate(zip(self.decoder_blocks, reversed(skips))):
+            h = pad_to_match(self._upsample(level, h), skip.shape[1], skip.shape[2])
+            h = tap(f"decoder_{level}", block(jnp.concatenate([h, skip], axis=-1)))
+
+        outputs = {}
+        for name, head in self.heads.items():
+            logits = head(h).astype(jnp.float32)
+            outputs[name] = logits[..., 0] if self.head_sizes[name] == 1 else logits
+        outputs.update(features)
+        return outputs
+
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+SIC_HEAD_SIZES = {"none": 0, "regression": 1, "classification": NUM_CLASSES["SIC"]}
+
+
+def head_sizes_from_config(heads_cfg) -> dict[str, int]:
+    """{'ice': 1, 'SIC': 1 | 11, 'SOD': 6, 'FLOE': 7}, only the heads the config switches on."""
+    if heads_cfg.sic not in SIC_HEAD_SIZES:
+        raise ValueError(f"model.heads.sic must be one of {tuple(SIC_HEAD_SIZES)}, got {heads_cfg.sic!r}")
+    sizes = {}
+    if heads_cfg.ice:
+        sizes["ice"] = 1
+    if SIC_HEAD_SIZES[heads_cfg.sic]:
+        sizes["SIC"] = SIC_HEAD_SIZES[heads_cfg.sic]
+    if heads_cfg.sod:
+        sizes["SOD"] = NUM_CLASSES["SOD"]
+    if heads_cfg.floe:
+        sizes["FLOE"] = NUM_CLASSES["FLOE"]
+    return sizes
+
+
+def build_model(model_cfg, in_channels: int, rngs: nnx.Rngs) -> UNet:
+    """UNet from the `config.model` ConfigDict (filters, convs_per_block, norm, upsample,
+    aspp_rates, aspp_channels (0 = bottleneck width), aspp_pool_window, heads, dtype)."""
+    if model_cfg.dtype not in DTYPES:
+        raise ValueError(f"model.dtype must be one of {tuple(DTYPES)}, got {model_cfg.dtype!r}")
+    return UNet(
+        in_channels,
+        filters=tuple(model_cfg.filters),
+        convs_per_block=model_cfg.convs_per_block,
+        norm=model_cfg.norm,
+        upsample=model_cfg.upsample,
+        aspp_rates=tuple(model_cfg.aspp_rates),
+        aspp_channels=model_cfg.aspp_channels or None,
+        aspp_pool_window=model_cfg.aspp_pool_window,
+        heads=head_sizes_from_config(model_cfg.heads),
+        dtype=DTYPES[model_cfg.dtype],
+        param_dtype=jnp.float32,  # fp32 master weights; bf16 is compute only
+        rngs=rngs,
+    )
