@@ -42,16 +42,19 @@ def run(config, batch_size: int = 8, size: int = 256, steps: int = 10) -> dict:
     compile_s = time.perf_counter() - t0
     state, m = compiled(state, batch)  # first run: allocation, caches
     jax.block_until_ready(m["loss"])
-    times = []
+    times, cpu = [], []
     for _ in range(steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         state, m = compiled(state, batch)
         jax.block_until_ready(m["loss"])
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     step_s = float(np.median(times))
     n_params = sum(x.size for x in jax.tree.leaves(params))
     return {"train": {
         "images_per_s": batch_size / step_s, "step_ms": step_s * 1e3, "compile_s": compile_s,
+        # CPU seconds per step (all threads): a load-independent measure on a shared machine
+        "cpu_s_per_step": float(np.median(cpu)),
         "batch_size": batch_size, "devices": jax.device_count(), "patch_size": size,
         "params": int(n_params), "dtype": config.model.dtype,
     }}

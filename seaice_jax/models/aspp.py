@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from seaice_jax.models.conv import conv_general_dilated
+
 NORMS = ("batch", "group", "none")
 
 # PyTorch BatchNorm2d defaults (momentum 0.1 there = 0.9 here), as in the challenge baseline.
@@ -82,6 +84,7 @@ class ConvNormReLU(nnx.Module):
             padding="SAME", kernel_dilation=(dilation, dilation),
             use_bias=norm == "none",  # a bias before a norm is redundant (baseline: bias=False)
             kernel_init=conv_kernel_init(gain=2.0),  # He init: a ReLU follows
+            conv_general_dilated=conv_general_dilated,  # XLA's own, but a fast kernel grad on CPU
             dtype=dtype, param_dtype=param_dtype, rngs=rngs,
         )
         self.norm = make_norm(out_features, norm, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
