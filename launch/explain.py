@@ -1,0 +1,44 @@
+"""Grad-CAM of a trained model over a scene, beside the SAR HH image:
+
+  python launch/explain.py --workdir runs/quickstart --scene scene.nc --task SOD --class 3 \
+      --layer decoder_1 --out gradcam.png
+
+--task ice|SIC|SOD|FLOE; --class K for classification heads (for ice: omit = all pixels, 1 = ice,
+0 = water). --layer one of the model's feature maps (an unknown name lists them). Large scenes: the
+training downsampling is applied, then a centre crop of at most --max_size pixels a side is explained.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "training workdir (config.json + checkpoints)")
+_SCENE = flags.DEFINE_string("scene", None, "AI4Arctic NetCDF scene")
+_TASK = flags.DEFINE_enum("task", "ice", ["ice", "SIC", "SOD", "FLOE"], "output head to explain")
+_CLASS = flags.DEFINE_integer("class", None, "class index K of the head (none for ice = mean logit)")
+_LAYER = flags.DEFINE_string("layer", None, "feature map name, e.g. bridge, aspp, decoder_1")
+_OUT = flags.DEFINE_string("out", None, "output PNG")
+_MAX_SIZE = flags.DEFINE_integer("max_size", 1024, "largest window side explained (centre crop)")
+flags.mark_flags_as_required(["workdir", "scene", "layer", "out"])
+
+
+def main(argv) -> int:
+    del argv
+    from seaice_jax.data.scene_types import SceneError
+    from seaice_jax.explain import explain_scene
+
+    try:
+        explain_scene(_WORKDIR.value, _SCENE.value, _OUT.value, task=_TASK.value, class_index=_CLASS.value,
+                      layer=_LAYER.value, max_size=_MAX_SIZE.value)
+    except (ValueError, FileNotFoundError, SceneError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {_OUT.value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.argv = [a.replace("--max-size", "--max_size") for a in sys.argv]
+    app.run(lambda argv: sys.exit(main(argv)))
