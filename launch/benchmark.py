@@ -7,7 +7,6 @@ config recorded under "meta".
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 from absl import app, flags
@@ -18,17 +17,17 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/autoice_baseline.py
 _BATCH = flags.DEFINE_integer("batch_size", 8, "train-step batch")
 _SIZE = flags.DEFINE_integer("size", None, "scene side: ALS default 5000, inference default 1024")
 _JSON = flags.DEFINE_string("json", None, "JSON file to write (merged with what is there)")
-_DEVICES = flags.DEFINE_integer("devices", None, "simulated CPU devices (sets XLA_FLAGS before JAX starts)")
+_DEVICES = flags.DEFINE_integer(
+    "devices", None, "also measure data-parallel scaling of the train step on 1, 2, 4, ... N devices "
+    "(simulated CPU devices on CPU, one process per count)")
 
 
 def main(argv):
     del argv
-    if _DEVICES.value:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                                   + f" --xla_force_host_platform_device_count={_DEVICES.value}")
     from seaice_jax.benchmarks import suite
 
-    results = suite.run(_WHAT.value, _CONFIG.value, batch_size=_BATCH.value, size=_SIZE.value)
+    results = suite.run(_WHAT.value, _CONFIG.value, batch_size=_BATCH.value, size=_SIZE.value,
+                        devices=_DEVICES.value)
     print(json.dumps(results, indent=1))
     if _JSON.value:
         suite.merge_json(_JSON.value, results)
@@ -36,5 +35,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from seaice_jax.runtime import reexec_with_hugepage_malloc
+
+    reexec_with_hugepage_malloc()
     sys.argv = [a.replace("--batch-size", "--batch_size") for a in sys.argv]
     app.run(lambda argv: sys.exit(main(argv)))

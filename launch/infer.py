@@ -39,4 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from seaice_jax.runtime import reexec_with_hugepage_malloc
+
+    reexec_with_hugepage_malloc()
     sys.exit(main())

@@ -40,6 +40,9 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
+    from seaice_jax.runtime import reexec_with_hugepage_malloc
+
+    reexec_with_hugepage_malloc()
     # absl spells multi-word flags with underscores; accept the dashed forms the docs use too.
     sys.argv = [a.replace("--devices-per-run", "--devices_per_run").replace("--max-parallel", "--max_parallel")
                 for a in sys.argv]

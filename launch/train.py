@@ -40,6 +40,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from seaice_jax.runtime import reexec_with_hugepage_malloc
+
+    reexec_with_hugepage_malloc()
     # absl spells multi-word flags with underscores; accept the dashed forms the docs use too.
     sys.argv = [a.replace("--num-processes", "--num_processes").replace("--process-id", "--process_id")
                 for a in sys.argv]

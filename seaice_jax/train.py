@@ -94,12 +94,12 @@ def make_train_step(fns: ModelFns, tx: optax.GradientTransformation, loss_cfg):
         (loss, (metrics, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
         new = TrainState(state.step + 1, params, new_stats, opt_state)
         # Keep the last good state when the loss blows up; the host stops the run at the next log.
         kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
         kept = kept.replace(step=state.step + 1)
-        metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads),
+        metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads),
                        nonfinite=(~finite).astype(jnp.float32))
         return kept, metrics
 

@@ -22,7 +22,7 @@ def machine_info() -> dict:
     }
 
 
-def run(what: str, config, *, batch_size: int = 8, size: int | None = None) -> dict:
+def run(what: str, config, *, batch_size: int = 8, size: int | None = None, devices: int | None = None) -> dict:
     results: dict = {}
     if what in ("pipeline", "all"):
         from seaice_jax.benchmarks import pipeline
@@ -40,6 +40,12 @@ def run(what: str, config, *, batch_size: int = 8, size: int | None = None) -> d
         from seaice_jax.benchmarks import als
 
         results.update(als.run(size or 5000 if what == "als" else 5000))
+    if devices:
+        import jax
+
+        from seaice_jax.benchmarks import scaling
+
+        results.update(scaling.run(config, devices, batch_size, platform=jax.default_backend()))
     results["meta"] = dict(machine_info(), what=what, config=json.loads(config.to_json_best_effort()))
     return results
 

@@ -29,7 +29,7 @@ def random_batch(config, batch_size: int, size: int, seed: int = 0) -> dict:
 
 def run(config, batch_size: int = 8, size: int = 256, steps: int = 10) -> dict:
     """{'train': {'images_per_s', 'compile_s', 'batch_size', 'devices', ...}} for the config's network."""
-    mesh = train.make_mesh()
+    mesh = train.make_mesh(config.train.get("num_devices", 0))
     jax.set_mesh(mesh)
     fns, params, batch_stats = train.create_model(config)
     tx = train.make_optimizer(config)
@@ -55,6 +55,6 @@ def run(config, batch_size: int = 8, size: int = 256, steps: int = 10) -> dict:
         "images_per_s": batch_size / step_s, "step_ms": step_s * 1e3, "compile_s": compile_s,
         # CPU seconds per step (all threads): a load-independent measure on a shared machine
         "cpu_s_per_step": float(np.median(cpu)),
-        "batch_size": batch_size, "devices": jax.device_count(), "patch_size": size,
+        "batch_size": batch_size, "devices": mesh.size, "patch_size": size,
         "params": int(n_params), "dtype": config.model.dtype,
     }}

@@ -199,6 +199,9 @@ def convert_scene(path: str, output: str, spec: PatchSpec) -> dict:
 
     scene = open_scene(path)
     shard = os.path.join(output, scene.name + SHARD_SUFFIX)
+    for stale in os.listdir(output):  # left by a run that was killed while writing this scene
+        if stale.startswith(scene.name + SHARD_SUFFIX + ".tmp."):
+            os.remove(os.path.join(output, stale))
     count, stats = write_shard(shard, extract_patches(scene, spec), len(spec.channels))
     return write_sidecar(output, scene, path, count, stats, spec)
 
