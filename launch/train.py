@@ -32,10 +32,14 @@ def main(argv):
     from seaice_jax.train import NonFiniteLossError, train_and_evaluate
 
     try:
-        train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except (NonFiniteLossError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if result.get("pixel_accuracy_als") is not None and jax.process_index() == 0:
+        print(f"held-out pixel accuracy of the binary ice map vs ice_truth: "
+              f"ALS {result['pixel_accuracy_als']:.4f}, sigmoid>=0.5 {result['pixel_accuracy_sigmoid']:.4f}; "
+              f"checkpoint in {_WORKDIR.value}/checkpoints")
     return 0
 
 

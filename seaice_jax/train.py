@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any
 
+import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -149,8 +150,6 @@ class MetricsWriter:
 
 
 def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
-    import grain
-
     options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints, create=True)
     return ocp.CheckpointManager(
         os.path.abspath(os.path.join(workdir, "checkpoints")),
@@ -263,7 +262,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
         restored = mngr.restore(start, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract),
-            data=__import__("grain").checkpoint.CheckpointRestore(data_iter)))
+            data=grain.checkpoint.CheckpointRestore(data_iter)))
         state = restored["state"]
         print(f"resumed from step {start}", file=sys.stderr)
     start = int(start or 0)
@@ -297,7 +296,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             if step % config.train.checkpoint_every == 0 or step == num_steps:
                 mngr.save(step, args=ocp.args.Composite(
                     state=ocp.args.StandardSave(state),
-                    data=__import__("grain").checkpoint.CheckpointSave(data_iter)))
+                    data=grain.checkpoint.CheckpointSave(data_iter)))
             if val_scenes and (step % config.train.eval_every == 0 or step == num_steps):
                 mngr.wait_until_finished()
                 final = evaluate_scenes(config, fns, state.params, state.batch_stats, val_scenes)
