@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import xarray as xr
 
+from seaice_jax import fileio
 from seaice_jax.data.channels import CHART_NAMES, SAR_DIMS
 from seaice_jax.data.scene_types import Scene
 from seaice_jax.metrics import (
@@ -223,15 +222,4 @@ def format_markdown(results: dict) -> str:
 
 def write_json(results: dict, path: str) -> None:
     """Writes `results` to `path` through a temporary file in the same folder and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fileio.write_json(path, results, indent=2, allow_nan=False)

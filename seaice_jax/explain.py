@@ -25,13 +25,13 @@ scenes and the model sees pixels at the scale it was trained on (downsampling fu
 
 from __future__ import annotations
 
-import os
-import tempfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+from seaice_jax import fileio
 
 TASKS = ("ice", "SIC", "SOD", "FLOE")
 HH_CHANNEL = "nersc_sar_primary"
@@ -184,17 +184,7 @@ def _save_figure(hh: np.ndarray, valid: np.ndarray, cam: np.ndarray, title: str,
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize="small")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fileio.save_figure(fig, path)
 
 
 def explain_scene(

@@ -24,13 +24,12 @@ import dataclasses
 import math
 import os
 import re
-import tempfile
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from seaice_jax import fileio
 from seaice_jax.data.channels import CHART_FILL, CHART_NAMES, PIXELS_PER_2KM, SAR_DIMS
 
 PRED_SUFFIX = "_pred.nc"  # what evaluation.load_prediction reads
@@ -360,36 +359,6 @@ def binary_maps(scene, pred: dict) -> BinaryMaps:
 # Output files
 
 
-def _temporary_file(path: str, suffix: str) -> str:
-    """A new empty file next to `path` (same file system, so a rename is atomic)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=suffix, dir=folder)
-    os.close(fd)
-    return tmp
-
-
-def _publish(tmp: str, path: str) -> None:
-    """Renames tmp to path with the permissions of a plainly created file (mkstemp makes 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
-def _replace_atomically(write, path: str, suffix: str) -> str:
-    """Calls write(tmp) on a temporary file in path's folder, then renames it to `path`."""
-    tmp = _temporary_file(path, suffix)
-    try:
-        write(tmp)
-        _publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def masked_uint8(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """uint8 [H, W]: values where valid, 255 elsewhere (land, no data)."""
     return np.where(valid, values, CHART_FILL).astype(np.uint8)
@@ -424,7 +393,7 @@ def write_prediction(path: str, scene, pred: dict, maps: BinaryMaps, *, step: in
         als_b=maps.als_params["b"], als_T=maps.als_params["T"],
         conc_target_source=maps.conc_source, **(attrs or {}))
     encoding = {k: dict(SUBMISSION_COMPRESSION) for k in data}
-    return _replace_atomically(lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding), path, ".nc.part")
+    return fileio.write_atomically(lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding), path, ".nc.part")
 
 
 def write_quicklook(path: str, scene, maps: BinaryMaps, *, max_pixels: int = 800) -> str:
@@ -459,7 +428,7 @@ def write_quicklook(path: str, scene, maps: BinaryMaps, *, max_pixels: int = 800
     fig.suptitle(scene.name, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.93))  # room for the suptitle
     try:
-        return _replace_atomically(lambda tmp: fig.savefig(tmp, format="png", dpi=100), path, ".png.part")
+        return fileio.write_atomically(lambda tmp: fig.savefig(tmp, format="png", dpi=100), path, ".png.part")
     finally:
         plt.close(fig)
 
@@ -517,7 +486,7 @@ class SubmissionWriter:
         import netCDF4
 
         self.path = path
-        self.tmp = _temporary_file(path, ".nc.part")
+        self.tmp = fileio.temporary_path(path, ".nc.part")
         self.ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
         self.keys: set[str] = set()
 
@@ -536,7 +505,7 @@ class SubmissionWriter:
 
     def close(self) -> str:
         self.ds.close()
-        _publish(self.tmp, self.path)
+        fileio.publish(self.tmp, self.path)
         return self.path
 
     def abort(self) -> None:

@@ -44,13 +44,14 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
+
+from seaice_jax import fileio
 
 RESULTS_JSON = "results.json"
 POINT_JSON = "point.json"
@@ -363,18 +364,7 @@ def point_main(argv: Sequence[str]) -> int:
 # The sweep (parent process).
 
 
-def _write_text(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+_write_text = fileio.write_text
 
 
 def last_error_line(log_path: str) -> str:
@@ -613,16 +603,7 @@ def plot_results(rows: Sequence[dict], points: Sequence[SweepPoint], metrics: Se
         if rest and i == 0:
             ax.legend(title=",".join(points[0].keys.get(a, a) for a in rest), fontsize="small")
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fileio.save_figure(fig, path)
 
 
 def write_reports(rows: Sequence[dict], points: Sequence[SweepPoint], sweep: ml_collections.ConfigDict,

@@ -24,7 +24,7 @@ import optax
 import orbax.checkpoint as ocp
 from flax import nnx, struct
 
-from seaice_jax import losses
+from seaice_jax import fileio, losses
 from seaice_jax.data import channels as ch
 from seaice_jax.models import build_model
 
@@ -161,11 +161,7 @@ def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
 
 def save_config(config, workdir: str) -> None:
     if jax.process_index() == 0:
-        path = os.path.join(workdir, "config.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(config.to_json_best_effort(indent=1))
-        os.replace(tmp, path)
+        fileio.write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=1))
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

@@ -1,7 +1,5 @@
-import os
 
 import numpy as np
-import pytest
 
 from seaice_jax.data import shards
 from seaice_jax.data.scene_types import Scene

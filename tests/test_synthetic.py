@@ -96,9 +96,7 @@ def test_rtt_backscatter_of_water_and_ice_differ_as_expected(rtt_scene):
     _, ds = rtt_scene
     truth = ds["ice_truth"].values
     valid = ds["nersc_sar_primary"].values != 0
-    hh = ds["nersc_sar_primary"].values * 5.6597 - 14.5083
     hv = ds["nersc_sar_secondary"].values * 4.7468 - 24.7012
-    theta = ds["sar_incidenceangle"].values * 8.3223 + 33.998
     ice, water = valid & (truth == 1), valid & (truth == 0)
     assert ice.sum() > 1000 and water.sum() > 1000
     # HV: ice well above water (water sits at the noise floor, ~ -29 dB)

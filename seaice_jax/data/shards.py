@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from flax import serialization
 
+from seaice_jax import fileio
 from seaice_jax.data import channels as ch
 from seaice_jax.data.scene_types import Scene, SceneError
 
@@ -149,10 +150,7 @@ def extract_patches(scene: Scene, spec: PatchSpec) -> Iterator[dict]:
 
 
 def write_json_atomic(path: str, obj) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    fileio.write_json(path, obj)
 
 
 def write_shard(path: str, patches, num_channels: int) -> tuple[int, dict]:
