@@ -35,8 +35,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from seaice_jax.runtime import reexec_with_hugepage_malloc
+    from seaice_jax.runtime import prepare_process
 
-    reexec_with_hugepage_malloc()
+    prepare_process()
     sys.argv = [a.replace("--batch-size", "--batch_size") for a in sys.argv]
     app.run(lambda argv: sys.exit(main(argv)))

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from seaice_jax.runtime import reexec_with_hugepage_malloc
+    from seaice_jax.runtime import prepare_process
 
-    reexec_with_hugepage_malloc()
+    prepare_process()
     sys.exit(main())

@@ -40,9 +40,9 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    from seaice_jax.runtime import reexec_with_hugepage_malloc
+    from seaice_jax.runtime import prepare_process
 
-    reexec_with_hugepage_malloc()
+    prepare_process()
     # absl spells multi-word flags with underscores; accept the dashed forms the docs use too.
     sys.argv = [a.replace("--devices-per-run", "--devices_per_run").replace("--max-parallel", "--max_parallel")
                 for a in sys.argv]

@@ -44,9 +44,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from seaice_jax.runtime import reexec_with_hugepage_malloc
+    from seaice_jax.runtime import prepare_process
 
-    reexec_with_hugepage_malloc()
+    prepare_process()
     # absl spells multi-word flags with underscores; accept the dashed forms the docs use too.
     sys.argv = [a.replace("--num-processes", "--num_processes").replace("--process-id", "--process_id")
                 for a in sys.argv]

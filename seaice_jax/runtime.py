@@ -25,3 +25,28 @@ def reexec_with_hugepage_malloc() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+MAX_CPU_DEVICES = 4
+
+
+def one_cpu_device_per_core() -> None:
+    """Give XLA:CPU one device per core (at most MAX_CPU_DEVICES) before JAX starts.
+
+    The train step is data-parallel over the devices, so on a CPU each core then runs its share of
+    the batch concurrently; with a single CPU device many small ops run on one thread while the other
+    cores wait. Measured on 2 cores: 2.98 -> 3.67 images/s for the baseline train step, same losses
+    (BatchNorm statistics stay global). Only the CPU platform is affected; GPU/TPU runs are unchanged.
+    An explicit --xla_force_host_platform_device_count in XLA_FLAGS wins.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return
+    count = max(1, min(os.cpu_count() or 1, MAX_CPU_DEVICES))
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+
+
+def prepare_process() -> None:
+    """What every command-line entry point does first, before importing JAX."""
+    reexec_with_hugepage_malloc()
+    one_cpu_device_per_core()

@@ -107,6 +107,18 @@ def make_train_step(fns: ModelFns, tx: optax.GradientTransformation, loss_cfg):
     return step
 
 
+def mesh_device_count(num_devices: int, batch_size: int) -> int:
+    """Devices for a run: `num_devices`, or 0 = all of them. On CPU, where the devices are only a way
+    to use every core (see runtime.one_cpu_device_per_core), the largest count dividing the batch."""
+    if num_devices:
+        return num_devices
+    count = jax.device_count()
+    if jax.default_backend() == "cpu":
+        while batch_size % count:
+            count -= 1
+    return count
+
+
 def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     """One 'data' axis over all devices (or the first `num_devices`); Auto axes let XLA propagate
     shardings through the model, so only the batch needs annotating."""
@@ -233,7 +245,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     os.makedirs(workdir, exist_ok=True)
     save_config(config, workdir)
     shard_dir, val_scenes = prepare_data(config, workdir)
-    mesh = make_mesh(config.train.num_devices)
+    mesh = make_mesh(mesh_device_count(config.train.num_devices, config.train.batch_size))
     jax.set_mesh(mesh)
     n_dev, n_proc = mesh.size, jax.process_count()
     gb = config.train.batch_size

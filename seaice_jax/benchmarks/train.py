@@ -29,7 +29,7 @@ def random_batch(config, batch_size: int, size: int, seed: int = 0) -> dict:
 
 def run(config, batch_size: int = 8, size: int = 256, steps: int = 10) -> dict:
     """{'train': {'images_per_s', 'compile_s', 'batch_size', 'devices', ...}} for the config's network."""
-    mesh = train.make_mesh(config.train.get("num_devices", 0))
+    mesh = train.make_mesh(train.mesh_device_count(config.train.get("num_devices", 0), batch_size))
     jax.set_mesh(mesh)
     fns, params, batch_stats = train.create_model(config)
     tx = train.make_optimizer(config)
