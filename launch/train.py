@@ -37,9 +37,10 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 1
     if result.get("pixel_accuracy_als") is not None and jax.process_index() == 0:
-        print(f"held-out pixel accuracy of the binary ice map vs ice_truth: "
-              f"ALS {result['pixel_accuracy_als']:.4f}, sigmoid>=0.5 {result['pixel_accuracy_sigmoid']:.4f}; "
-              f"checkpoint in {_WORKDIR.value}/checkpoints")
+        print("held-out pixel accuracy of the binary ice map vs ice_truth: "
+              f"ALS {result['pixel_accuracy_als']:.4f}, concentration-preserving {result['pixel_accuracy_conc']:.4f}, "
+              f"sigmoid>=0.5 {result['pixel_accuracy_sigmoid']:.4f} (all-ice baseline "
+              f"{result['pixel_accuracy_all_ice']:.4f}); checkpoint in {_WORKDIR.value}/checkpoints")
     return 0
 
 

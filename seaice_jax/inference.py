@@ -601,37 +601,36 @@ def predict_files(
 
 
 def evaluate_binary_maps(config, fns, params, batch_stats, scene_paths: list[str]) -> dict:
-    """Pooled pixel accuracy against ice_truth (sigmoid and ALS maps) and the ALS polygon MAE."""
-    from seaice_jax import scaling
+    """Pooled pixel accuracy against ice_truth of the sigmoid >= 0.5, ALS and concentration-preserving
+    maps (the same maps launch/infer.py writes), the all-ice baseline, and the polygon MAE of each."""
     from seaice_jax.data.scene import open_scene
-    from seaice_jax.metrics import polygon_metric
+    from seaice_jax.metrics import PolygonAccumulator
     from seaice_jax.train import input_channels
 
     channels = input_channels(config)
     align = tile_alignment(config.model)
     tile, stride = config.eval.tile, config.eval.stride
-    correct = {"sigmoid": 0, "als": 0}
-    total = 0
-    maes = []
+    methods = ("sigmoid", "als", "conc")
+    correct = dict.fromkeys(methods, 0)
+    polygons = {m: PolygonAccumulator(config.eval.min_region_pixels) for m in methods}
+    total = ice = 0
     for path in scene_paths:
         scene = open_scene(path, channels=channels)
         pred = predict_scene(fns, params, batch_stats, [scene.channels[n] for n in channels],
                              tile=tile, stride=stride, batch_size=config.eval.batch_size,
                              margin=default_margin(tile, stride, align), align=align)
-        logits = pred["ice_logit"]
-        als = scaling.analytical_logit_scaling(jnp.asarray(logits), jnp.asarray(scene.valid))
-        binary_als = np.asarray(als.binary)
+        maps = binary_maps(scene, pred)
+        binary = {"sigmoid": pred["ice_logit"] >= 0, "als": maps.binary_als, "conc": maps.binary_conc}
+        for m in methods:
+            polygons[m].add(binary[m], scene.region_ids, scene.region_conc, scene.valid)
         if scene.ice_truth is not None:
-            m = scene.valid & (scene.ice_truth != 255)
-            truth = scene.ice_truth[m] == 1
-            correct["sigmoid"] += int(((logits[m] >= 0) == truth).sum())
-            correct["als"] += int((binary_als[m] == truth).sum())
-            total += int(m.sum())
-        pm = polygon_metric(binary_als, scene.region_ids, scene.region_conc, scene.valid)
-        if pm["polygon_mae"] is not None:
-            maes.append(pm["polygon_mae"])
-    return {
-        "pixel_accuracy_sigmoid": correct["sigmoid"] / total if total else None,
-        "pixel_accuracy_als": correct["als"] / total if total else None,
-        "polygon_mae_als": float(np.mean(maes)) if maes else None,
-    }
+            mask = scene.valid & (scene.ice_truth != 255)
+            truth = scene.ice_truth[mask] == 1
+            for m in methods:
+                correct[m] += int((binary[m][mask] == truth).sum())
+            total += int(mask.sum())
+            ice += int(truth.sum())
+    out = {f"pixel_accuracy_{m}": correct[m] / total if total else None for m in methods}
+    out["pixel_accuracy_all_ice"] = ice / total if total else None  # the trivial baseline
+    out.update({f"polygon_mae_{m}": polygons[m].scores()["polygon_mae"] for m in methods})
+    return out

@@ -68,8 +68,11 @@ def test_quickstart_style_run_trains_evaluates_and_leaves_a_checkpoint(data, tmp
 
     shards, val = data
     result = train_and_evaluate(tiny_config(shards, val, num_steps=8), str(tmp_path))
-    assert 0.0 <= result["pixel_accuracy_als"] <= 1.0
+    for method in ("sigmoid", "als", "conc", "all_ice"):
+        assert 0.0 <= result[f"pixel_accuracy_{method}"] <= 1.0
     assert 0.0 <= result["polygon_mae_als"] <= 1.0
+    # the concentration-preserving map meets each chart region's concentration by construction
+    assert result["polygon_mae_conc"] < 0.02 < result["polygon_mae_sigmoid"]
     losses = losses_of(str(tmp_path))
     assert sorted(losses) == list(range(1, 9)) and all(np.isfinite(list(losses.values())))
     step, leaves = final_params(str(tmp_path))
