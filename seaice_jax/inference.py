@@ -149,19 +149,60 @@ def _row_band(planes: list[np.ndarray], top: int, tile: int, left: int, width: i
     return band
 
 
-def _finalise(acc: np.ndarray, wsum: np.ndarray, layout, out: dict, rows: slice) -> None:
-    """Normalise accumulated rows and write logits / class maps into the output arrays."""
-    mean = acc / wsum[..., None]
-    i = 0
+def output_maps(stacked, layout, xp=np) -> dict:
+    """Head outputs stacked on the last axis ([..., K], in `layout` order) -> the scene maps:
+    'ice_logit' float32, and uint8 classes for the chart heads (argmax; a 1-channel SIC head is a
+    regression of class / 10). `xp` is numpy on host or jax.numpy inside a jitted function."""
+    maps, i = {}, 0
     for name, k in layout:
-        part = mean[..., i : i + k]
+        part = stacked[..., i : i + k]
         i += k
         if name == "ice":
-            out["ice_logit"][rows] = part[..., 0]
-        elif k == 1:  # SIC regression predicts class / 10
-            out[name][rows] = np.clip(np.rint(part[..., 0] * 10), 0, 10).astype(np.uint8)
+            maps["ice_logit"] = part[..., 0].astype(xp.float32)
+        elif k == 1:
+            maps[name] = xp.clip(xp.rint(part[..., 0] * 10), 0, 10).astype(xp.uint8)
         else:
-            out[name][rows] = np.argmax(part, axis=-1).astype(np.uint8)
+            maps[name] = xp.argmax(part, axis=-1).astype(xp.uint8)
+    return maps
+
+
+def _finalise(acc: np.ndarray, wsum: np.ndarray, layout, out: dict, rows: slice) -> None:
+    """Normalise accumulated rows and write logits / class maps into the output arrays."""
+    for name, values in output_maps(acc / wsum[..., None], layout).items():
+        out[name][rows] = values
+
+
+def single_tile_predictor(fns, tile: int, margin: int, channels: int):
+    """Jitted (params, batch_stats, tile [1, T, T, C]) -> the core's finished maps (see `output_maps`).
+
+    For a scene that one tile covers: no blending is needed (one tile's window weights cancel), so the
+    class argmax runs on the device and only the uint8 maps and the ice logit come back.
+    """
+    cache = fns.__dict__.setdefault("_single_tile_predictors", {})
+    key = (tile, margin, channels)
+    if key not in cache:
+        core = tile - 2 * margin
+
+        def predict(params, batch_stats, x):
+            out = fns.apply_eval(params, batch_stats, x)
+            layout = head_layout(out)
+            parts = [out[k][..., None] if out[k].ndim == 3 else out[k] for k, _ in layout]
+            stacked = jnp.concatenate(parts, axis=-1)[0, margin : margin + core, margin : margin + core]
+            return output_maps(stacked, layout, jnp)
+
+        cache[key] = jax.jit(predict)
+    return cache[key]
+
+
+def _single_tile_input(planes, inputs, tile: int, margin: int) -> np.ndarray:
+    """[1, T, T, C] float32: the scene at (margin, margin), zeros around it. A C-contiguous [T, T, C]
+    float32 scene with no margin is used as it is (no copy; on CPU not even to the device when it is
+    64-byte aligned)."""
+    h, w = planes[0].shape
+    if (margin == 0 and h == tile and w == tile and isinstance(inputs, np.ndarray) and inputs.ndim == 3
+            and inputs.dtype == np.float32 and inputs.flags.c_contiguous):
+        return inputs[None]
+    return _row_band(planes, -margin, tile, -margin, tile)[None]
 
 
 def predict_scene(
@@ -190,6 +231,11 @@ def predict_scene(
     margin = default_margin(tile, stride, align) if margin is None else margin
     check_tiling(tile, stride, margin, align)
     core = tile - 2 * margin
+    rows, cols = tile_origins(h, tile, stride, margin), tile_origins(w, tile, stride, margin)
+    if len(rows) == 1 and len(cols) == 1:  # one tile covers the scene: finish on the device
+        x = _single_tile_input(planes, inputs, tile, margin)
+        maps = single_tile_predictor(fns, tile, margin, len(planes))(params, batch_stats, x)
+        return {name: np.array(values[:h, :w]) for name, values in maps.items()}
     predict = tile_predictor(fns, tile, margin, len(planes))
     probe = jax.eval_shape(fns.apply_eval, params, batch_stats,
                            jax.ShapeDtypeStruct((1, tile, tile, len(planes)), jnp.float32))
@@ -197,7 +243,6 @@ def predict_scene(
     out = {("ice_logit" if name == "ice" else name): np.zeros((h, w), np.float32 if name == "ice" else np.uint8)
            for name, _ in layout}
     weights = core_window(core)
-    rows, cols = tile_origins(h, tile, stride, margin), tile_origins(w, tile, stride, margin)
     band_width = cols[-1] + tile + margin  # band column j is scene column j - margin
     acc = np.zeros((core, w, sum(k for _, k in layout)), np.float32)  # acc row 0 = scene row `top`
     wsum = np.zeros((core, w), np.float32)

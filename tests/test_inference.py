@@ -138,6 +138,36 @@ def test_tiled_equals_untiled_away_from_borders():
     assert np.abs(no_margin["ice_logit"] - np.asarray(whole["ice"][0]))[inner].max() > 1e-3
 
 
+@pytest.mark.parametrize("margin", [0, 8])
+def test_single_tile_scene_is_one_forward_pass_finished_on_device(margin):
+    """A scene one tile covers skips the host blending: its maps equal the network's outputs on the
+    zero-padded tile (argmax classes, ice logit), cropped to the scene."""
+    import jax.numpy as jnp
+
+    from seaice_jax.train import create_model
+
+    config = tiny_config()
+    fns, params, batch_stats = create_model(config)
+    x = np.random.default_rng(1).normal(size=(40, 44, len(CHANNELS))).astype(np.float32)
+    tile = 48 + 2 * margin
+    pred = inference.predict_scene(fns, params, batch_stats, x, tile=tile, stride=tile - 2 * margin,
+                                   margin=margin, align=4)
+    padded = np.zeros((1, tile, tile, len(CHANNELS)), np.float32)
+    padded[0, margin : margin + 40, margin : margin + 44] = x
+    whole = {k: np.asarray(v[0, margin : margin + 40, margin : margin + 44])
+             for k, v in fns.apply_eval(params, batch_stats, jnp.asarray(padded)).items()}
+    assert pred["ice_logit"].shape == (40, 44) and pred["ice_logit"].dtype == np.float32
+    np.testing.assert_allclose(pred["ice_logit"], whole["ice"], rtol=1e-6, atol=1e-6)
+    for head in CHART_NAMES:
+        assert pred[head].dtype == np.uint8
+        np.testing.assert_array_equal(pred[head], np.argmax(whole[head], -1))
+    # The same scene given as channel planes (what predict_files passes): the same maps.
+    planes = inference.predict_scene(fns, params, batch_stats, [x[..., i] for i in range(x.shape[-1])],
+                                     tile=tile, stride=tile - 2 * margin, margin=margin, align=4)
+    for name, values in pred.items():
+        np.testing.assert_array_equal(planes[name], values, err_msg=name)
+
+
 # ----------------------------------------------------------------------------------------------
 # Prediction files (written by the CLI run)
 

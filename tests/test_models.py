@@ -244,3 +244,65 @@ def test_conv_kernel_init_is_he_normal():
     assert kernel.std() == pytest.approx(math.sqrt(2.0 / (3 * 3 * 64)), rel=0.02)
     small = np.asarray(conv_kernel_init(1.0)(jax.random.key(1), (1, 1, 4, 3)))
     assert small.shape == (1, 1, 4, 3) and len(np.unique(small)) == 12
+
+
+def _randomise_batch_stats(model, seed=1):
+    """Non-trivial running statistics, so folding BatchNorm has something to fold."""
+    rng = np.random.default_rng(seed)
+    for _, module in nnx.iter_modules(model):
+        if isinstance(module, nnx.BatchNorm):
+            n = module.mean[...].shape[0]
+            module.mean[...] = jnp.asarray(rng.normal(size=n), jnp.float32)
+            module.var[...] = jnp.asarray(rng.uniform(0.2, 3.0, size=n), jnp.float32)
+            module.scale[...] = jnp.asarray(rng.uniform(0.5, 2.0, size=n), jnp.float32)
+            module.bias[...] = jnp.asarray(rng.normal(size=n), jnp.float32)
+
+
+def test_eval_forward_equals_the_unfused_layers(monkeypatch):
+    """Inference folds BatchNorm into the conv, convolves a decoder's (upsampled, skip) pair without
+    concatenating it, and runs all heads as one product; each must equal its plain formulation:
+    conv -> BatchNorm(running stats) -> ReLU, conv of the concatenation, one nnx.Conv per head."""
+    from seaice_jax.models import aspp
+
+    model = build_model(model_config(aspp_rates=[1, 2]), in_channels=5, rngs=nnx.Rngs(0))
+    _randomise_batch_stats(model)
+    model.eval()
+    x = random_input((2, 24, 16, 5))
+    fast = model(x, return_features=("decoder_2",))
+    monkeypatch.setattr(aspp, "FOLD_BATCHNORM", False)
+    monkeypatch.setattr(aspp, "SPLIT_CONCAT", False)
+    plain = model(x, return_features=("decoder_2",))
+    for name in ("ice", "SIC", "SOD", "FLOE", "features/decoder_2"):
+        np.testing.assert_allclose(fast[name], plain[name], rtol=2e-5, atol=2e-5, err_msg=name)
+    # By hand for one layer: conv -> (x - mean) / sqrt(var + eps) * scale + bias -> ReLU.
+    layer = model.encoder_blocks[0].layers[0]
+    norm = layer.norm
+    conv = jax.lax.conv_general_dilated(x, layer.conv.kernel[...], (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    expected = jax.nn.relu((conv - norm.mean[...]) / jnp.sqrt(norm.var[...] + norm.epsilon) * norm.scale[...]
+                           + norm.bias[...])
+    monkeypatch.setattr(aspp, "FOLD_BATCHNORM", True)
+    np.testing.assert_allclose(layer(x), expected, rtol=2e-5, atol=2e-5)
+    # Heads: the stacked product equals each head's own 1x1 conv on the last decoder features.
+    h = fast["features/decoder_2"]
+    for name, head in model.heads.items():
+        own = head(h)
+        np.testing.assert_allclose(fast[name], own[..., 0] if own.shape[-1] == 1 else own, rtol=1e-5, atol=1e-5)
+
+
+def test_split_concat_conv_gradients_equal_concatenated():
+    """Training goes through the split (no-concatenation) conv too: same loss and gradients."""
+    from seaice_jax.models import aspp
+
+    layer = aspp.ConvNormReLU(7, 6, norm="none", rngs=nnx.Rngs(0))
+    a, b = random_input((2, 12, 10, 4), seed=1), random_input((2, 12, 10, 3), seed=2)
+    graphdef, params = nnx.split(layer, nnx.Param)
+
+    def loss(params, parts):
+        return jnp.sum(nnx.merge(graphdef, params)(parts) ** 2)
+
+    split = jax.value_and_grad(loss)(params, [a, b])
+    whole = jax.value_and_grad(loss)(params, jnp.concatenate([a, b], axis=-1))
+    np.testing.assert_allclose(split[0], whole[0], rtol=1e-5)
+    for g1, g2 in zip(jax.tree.leaves(split[1]), jax.tree.leaves(whole[1])):
+        np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-5)

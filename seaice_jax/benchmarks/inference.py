@@ -1,7 +1,9 @@
-"""Whole-scene inference throughput (megapixels/s) through the tiled, blended predictor.
+"""Whole-scene inference throughput (megapixels/s) through `inference.predict_scene`.
 
-Measured as one tile covering the whole scene plus a 32-pixel margin (so the figure compares with a
-single forward pass of the same network elsewhere); `tile`/`stride` arguments measure any tiling.
+By default one tile is the whole scene with no margin: a single forward pass of the network over the
+scene, as the PyTorch reference (benchmarks/torch_reference.py) times it, but counted from the host
+[H, W, C] float32 scene to the finished host maps (ice logit, SIC / SOD / FLOE classes). `tile`,
+`stride` and `margin` measure any tiling (blended on the host).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import numpy as np
 from seaice_jax import inference, train
 
 
-def run(config, size: int = 1024, repeats: int = 3, tile: int | None = None, stride: int | None = None,
-        margin: int = 32) -> dict:
+def run(config, size: int = 1024, repeats: int = 5, tile: int | None = None, stride: int | None = None,
+        margin: int = 0) -> dict:
     """{'inference': {'mpix_per_s', ...}} for the config's network on a size x size scene (fp32)."""
     fns, params, batch_stats = train.create_model(config)
     c = len(train.input_channels(config))

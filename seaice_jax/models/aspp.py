@@ -22,6 +22,9 @@ BATCHNORM_MOMENTUM = 0.9
 BATCHNORM_EPSILON = 1e-5
 MAX_GROUPS = 8
 MIN_KERNEL_DRAW = 1 << 14  # smallest random draw of conv_kernel_init: all small kernels share one
+# Read at trace time (the benchmarks switch them to measure what they give), see ConvNormReLU.
+FOLD_BATCHNORM = True
+SPLIT_CONCAT = True
 
 
 def make_norm(
@@ -89,11 +92,43 @@ class ConvNormReLU(nnx.Module):
         )
         self.norm = make_norm(out_features, norm, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.conv(x)
-        if self.norm is not None:
-            x = self.norm(x)
-        return jax.nn.relu(x)
+    def __call__(self, x: jax.Array | Sequence[jax.Array]) -> jax.Array:
+        """x: one array, or several whose channel concatenation is the input (a decoder's upsampled
+        map and its skip): each part is convolved with its slice of the kernel and the results
+        summed, which spares writing and re-reading the concatenated map.
+
+        In eval mode BatchNorm on running statistics is affine per channel and is folded into the
+        kernel and a bias: one conv + bias + ReLU, equal to conv -> norm -> ReLU up to rounding.
+        """
+        parts = list(x) if isinstance(x, (list, tuple)) else [x]
+        conv, norm = self.conv, self.norm
+        kernel = conv.kernel[...]
+        bias = conv.bias[...] if conv.use_bias else None
+        if FOLD_BATCHNORM and isinstance(norm, nnx.BatchNorm) and norm.use_running_average:
+            scale = norm.scale[...] * jax.lax.rsqrt(norm.var[...] + norm.epsilon)
+            kernel = kernel * scale
+            bias = norm.bias[...] - norm.mean[...] * scale
+            norm = None
+        y = self._conv(parts, kernel.astype(conv.dtype))
+        if bias is not None:
+            y = y + bias.astype(y.dtype)
+        if norm is not None:
+            y = norm(y)
+        return jax.nn.relu(y)
+
+    def _conv(self, parts: list[jax.Array], kernel: jax.Array) -> jax.Array:
+        def conv(x, k):
+            return conv_general_dilated(x.astype(k.dtype), k, (1, 1), "SAME", rhs_dilation=self.conv.kernel_dilation,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+        if len(parts) == 1 or not SPLIT_CONCAT:
+            return conv(jnp.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0], kernel)
+        y, start = None, 0
+        for part in parts:
+            k = kernel[:, :, start : start + part.shape[-1]]
+            start += part.shape[-1]
+            y = conv(part, k) if y is None else y + conv(part, k)
+        return y
 
 
 def same_window_counts(length: int, window: int) -> np.ndarray:

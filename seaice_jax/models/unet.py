@@ -54,7 +54,8 @@ class ConvBlock(nnx.Module):
             for index in range(convs_per_block)
         ])
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array | Sequence[jax.Array]) -> jax.Array:
+        """x: an array or parts to concatenate along channels (see ConvNormReLU)."""
         for layer in self.layers:
             x = layer(x)
         return x
@@ -283,13 +284,27 @@ class UNet(nnx.Module):
             h = tap("aspp", self.aspp(h))
         for level, (block, skip) in enumerate(zip(self.decoder_blocks, reversed(skips))):
             h = pad_to_match(self._upsample(level, h), skip.shape[1], skip.shape[2])
-            h = tap(f"decoder_{level}", block(jnp.concatenate([h, skip], axis=-1)))
+            h = tap(f"decoder_{level}", block([h, skip]))  # = block(concat([h, skip], -1))
 
-        outputs = {}
-        for name, head in self.heads.items():
-            logits = head(h).astype(jnp.float32)
-            outputs[name] = logits[..., 0] if self.head_sizes[name] == 1 else logits
+        outputs = self._apply_heads(h)
         outputs.update(features)
+        return outputs
+
+    def _apply_heads(self, h: jax.Array) -> dict[str, jax.Array]:
+        """All 1x1 heads as one product over the stacked kernels: a single pass over the
+        full-resolution features instead of one per head (same numbers as each nnx.Conv)."""
+        names = list(self.heads.keys())
+        dtype = self.heads[names[0]].dtype
+        kernel = jnp.concatenate([self.heads[n].kernel[...].reshape(h.shape[-1], -1) for n in names], axis=1)
+        bias = jnp.concatenate([self.heads[n].bias[...] for n in names])
+        stacked = (jnp.einsum("bhwc,ck->bhwk", h.astype(dtype), kernel.astype(dtype)) + bias.astype(dtype))
+        stacked = stacked.astype(jnp.float32)
+        outputs, start = {}, 0
+        for name in names:
+            size = self.head_sizes[name]
+            logits = stacked[..., start : start + size]
+            start += size
+            outputs[name] = logits[..., 0] if size == 1 else logits
         return outputs
 
 
