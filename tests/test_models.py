@@ -260,9 +260,10 @@ def _randomise_batch_stats(model, seed=1):
 
 def test_eval_forward_equals_the_unfused_layers(monkeypatch):
     """Inference folds BatchNorm into the conv, convolves a decoder's (upsampled, skip) pair without
-    concatenating it, and runs all heads as one product; each must equal its plain formulation:
-    conv -> BatchNorm(running stats) -> ReLU, conv of the concatenation, one nnx.Conv per head."""
-    from seaice_jax.models import aspp
+    concatenating it, convolves the upsampled map at low resolution (upsampled_conv3x3), and runs all
+    heads as one product; each must equal its plain formulation: conv -> BatchNorm(running stats) ->
+    ReLU, conv of the materialised concatenation, one nnx.Conv per head."""
+    from seaice_jax.models import aspp, upsample
 
     model = build_model(model_config(aspp_rates=[1, 2]), in_channels=5, rngs=nnx.Rngs(0))
     _randomise_batch_stats(model)
@@ -271,6 +272,7 @@ def test_eval_forward_equals_the_unfused_layers(monkeypatch):
     fast = model(x, return_features=("decoder_2",))
     monkeypatch.setattr(aspp, "FOLD_BATCHNORM", False)
     monkeypatch.setattr(aspp, "SPLIT_CONCAT", False)
+    monkeypatch.setattr(upsample, "FUSE_UPSAMPLED_CONV", False)
     plain = model(x, return_features=("decoder_2",))
     for name in ("ice", "SIC", "SOD", "FLOE", "features/decoder_2"):
         np.testing.assert_allclose(fast[name], plain[name], rtol=2e-5, atol=2e-5, err_msg=name)
@@ -306,3 +308,28 @@ def test_split_concat_conv_gradients_equal_concatenated():
     np.testing.assert_allclose(split[0], whole[0], rtol=1e-5)
     for g1, g2 in zip(jax.tree.leaves(split[1]), jax.tree.leaves(whole[1])):
         np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("low, out", [((5, 7), (10, 14)), ((6, 5), (13, 11)), ((1, 3), (2, 7))])
+def test_upsampled_conv_equals_conv_of_the_upsampled_map(low, out):
+    """conv3x3(pad(upsample(x))) computed at low resolution, odd target sizes (the decoder pads) and
+    a 1-pixel map included: values and both gradients equal the materialised form."""
+    from seaice_jax.models.upsample import Upsampled, upsampled_conv3x3
+
+    x = random_input((2, *low, 3), seed=3)
+    kernel = random_input((3, 3, 3, 4), seed=4)
+
+    def materialised(x, kernel):
+        up = Upsampled(x, *out).materialize()
+        assert up.shape == (2, *out, 3)
+        return jax.lax.conv_general_dilated(up, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def fused(x, kernel):
+        return upsampled_conv3x3(Upsampled(x, *out), kernel)
+
+    np.testing.assert_allclose(fused(x, kernel), materialised(x, kernel), rtol=1e-5, atol=1e-5)
+    weights = random_input((2, *out, 4), seed=5)
+    grads = [jax.grad(lambda a, k, f=f: jnp.sum(f(a, k) * weights), argnums=(0, 1))(x, kernel)
+             for f in (fused, materialised)]
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

@@ -14,6 +14,8 @@ import numpy as np
 from flax import nnx
 
 from seaice_jax.models.conv import conv_general_dilated
+from seaice_jax.models import upsample
+from seaice_jax.models.upsample import Upsampled, upsampled_conv3x3
 
 NORMS = ("batch", "group", "none")
 
@@ -100,7 +102,7 @@ class ConvNormReLU(nnx.Module):
         In eval mode BatchNorm on running statistics is affine per channel and is folded into the
         kernel and a bias: one conv + bias + ReLU, equal to conv -> norm -> ReLU up to rounding.
         """
-        parts = list(x) if isinstance(x, (list, tuple)) else [x]
+        parts = [x] if isinstance(x, (jax.Array, Upsampled)) or not isinstance(x, (list, tuple)) else list(x)
         conv, norm = self.conv, self.norm
         kernel = conv.kernel[...]
         bias = conv.bias[...] if conv.use_bias else None
@@ -116,17 +118,23 @@ class ConvNormReLU(nnx.Module):
             y = norm(y)
         return jax.nn.relu(y)
 
-    def _conv(self, parts: list[jax.Array], kernel: jax.Array) -> jax.Array:
+    def _conv(self, parts: list, kernel: jax.Array) -> jax.Array:
         def conv(x, k):
+            if isinstance(x, Upsampled):
+                if upsample.FUSE_UPSAMPLED_CONV and k.shape[:2] == (3, 3) and tuple(self.conv.kernel_dilation) == (1, 1):
+                    return upsampled_conv3x3(x, k)
+                x = x.materialize()
             return conv_general_dilated(x.astype(k.dtype), k, (1, 1), "SAME", rhs_dilation=self.conv.kernel_dilation,
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-        if len(parts) == 1 or not SPLIT_CONCAT:
-            return conv(jnp.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0], kernel)
+        if len(parts) > 1 and not SPLIT_CONCAT:
+            whole = [p.materialize() if isinstance(p, Upsampled) else p for p in parts]
+            return conv(jnp.concatenate(whole, axis=-1), kernel)
         y, start = None, 0
         for part in parts:
-            k = kernel[:, :, start : start + part.shape[-1]]
-            start += part.shape[-1]
+            channels = (part.low if isinstance(part, Upsampled) else part).shape[-1]
+            k = kernel[:, :, start : start + channels]
+            start += channels
             y = conv(part, k) if y is None else y + conv(part, k)
         return y
 

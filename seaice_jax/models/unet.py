@@ -18,16 +18,15 @@ Feature maps that Grad-CAM may capture, by name (see `UNet.feature_layers()`):
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from seaice_jax.data.channels import NUM_CLASSES
 from seaice_jax.models.aspp import ASPP, ConvNormReLU, conv_kernel_init
+from seaice_jax.models.upsample import Upsampled, pad_to_match, upsample_bilinear_x2
 
 UPSAMPLES = ("bilinear", "transpose")
 
@@ -70,91 +69,6 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
     batch, height, width, channels = x.shape
     x = x[:, : height // 2 * 2, : width // 2 * 2]
     return x.reshape(batch, height // 2, 2, width // 2, 2, channels).max(axis=(2, 4))
-
-
-def align_corners_matrix(length_in: int, length_out: int) -> np.ndarray:
-    """Linear interpolation weights `[length_out, length_in]` with align_corners=True semantics.
-
-    Output index j samples input position j * (length_in - 1) / (length_out - 1), so the first
-    and last samples are exactly the first and last inputs (PyTorch `align_corners=True`).
-    """
-    if length_in == 1:
-        return np.ones((length_out, 1), np.float32)
-    position = np.arange(length_out) * (length_in - 1) / max(length_out - 1, 1)
-    lower = np.clip(np.floor(position).astype(np.int64), 0, length_in - 2)
-    fraction = position - lower
-    weights = np.zeros((length_out, length_in), np.float64)
-    rows = np.arange(length_out)
-    weights[rows, lower] += 1.0 - fraction
-    weights[rows, lower + 1] += fraction
-    return weights.astype(np.float32)
-
-
-def _sparse_taps(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of a sparse static matrix `[out, in]` as (indices, weights) `[out, k]`, zero-padded."""
-    k = max(int((matrix != 0).sum(axis=1).max()), 1)
-    index = np.zeros((matrix.shape[0], k), np.int32)
-    weight = np.zeros((matrix.shape[0], k), np.float32)
-    for row in range(matrix.shape[0]):
-        cols = np.flatnonzero(matrix[row])
-        index[row, : cols.size] = cols
-        weight[row, : cols.size] = matrix[row, cols]
-    return index, weight
-
-
-def _apply_taps(x: jax.Array, index: np.ndarray, weight: np.ndarray, axis: int) -> jax.Array:
-    """y[..., j, ...] = sum_t weight[j, t] * x[..., index[j, t], ...] along `axis` (gathers, fused)."""
-    shape = [1] * x.ndim
-    shape[axis] = index.shape[0]
-    out = 0
-    for t in range(index.shape[1]):
-        w = jnp.asarray(weight[:, t].reshape(shape), x.dtype)
-        out = out + jnp.take(x, jnp.asarray(index[:, t]), axis=axis) * w
-    return out
-
-
-@functools.lru_cache(maxsize=None)
-def _interpolation_along(length_in: int, axis: int):
-    """Align-corners x2 interpolation along one axis as a sparse map with a sparse transpose.
-
-    A dense interpolation matmul costs 2 * length_in MACs per output (about 0.4 s per training
-    step on CPU at the top level); gathers of the 2 taps cost a few memory passes. The gradient
-    of a gather is a scatter, slow on CPU, so the backward pass gathers with the transposed
-    matrix's taps instead.
-    """
-    matrix = align_corners_matrix(length_in, 2 * length_in)
-    fwd_taps, bwd_taps = _sparse_taps(matrix), _sparse_taps(matrix.T)
-
-    @jax.custom_vjp
-    def interpolate(x):
-        return _apply_taps(x, *fwd_taps, axis)
-
-    def interpolate_fwd(x):
-        return interpolate(x), None
-
-    def interpolate_bwd(_, g):
-        return (_apply_taps(g, *bwd_taps, axis),)
-
-    interpolate.defvjp(interpolate_fwd, interpolate_bwd)
-    return interpolate
-
-
-def upsample_bilinear_x2(x: jax.Array) -> jax.Array:
-    """Bilinear x2 upsampling with align_corners=True: `[B, H, W, C] -> [B, 2H, 2W, C]`.
-
-    jax.image.resize uses half-pixel centres, so the baseline's align-corners resize is written as
-    two static sparse interpolations (rows, then columns), each a pair of fused gathers.
-    """
-    x = _interpolation_along(x.shape[1], 1)(x)
-    return _interpolation_along(x.shape[2], 2)(x)
-
-
-def pad_to_match(x: jax.Array, height: int, width: int) -> jax.Array:
-    """Zero-pad `x: [B, h, w, C]` to `[B, height, width, C]`, extra row/col after (baseline)."""
-    pad_h, pad_w = height - x.shape[1], width - x.shape[2]
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return jnp.pad(x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
 
 
 class UNet(nnx.Module):
@@ -283,7 +197,10 @@ class UNet(nnx.Module):
         if self.aspp is not None:
             h = tap("aspp", self.aspp(h))
         for level, (block, skip) in enumerate(zip(self.decoder_blocks, reversed(skips))):
-            h = pad_to_match(self._upsample(level, h), skip.shape[1], skip.shape[2])
+            if self.upsample == "bilinear":  # upsampled inside the first conv of the block (fused)
+                h = Upsampled(h, skip.shape[1], skip.shape[2])
+            else:
+                h = pad_to_match(self._upsample(level, h), skip.shape[1], skip.shape[2])
             h = tap(f"decoder_{level}", block([h, skip]))  # = block(concat([h, skip], -1))
 
         outputs = self._apply_heads(h)
