@@ -258,6 +258,12 @@ def _randomise_batch_stats(model, seed=1):
             module.bias[...] = jnp.asarray(rng.normal(size=n), jnp.float32)
 
 
+def _jitted(model, **kwargs):
+    """A freshly traced jitted forward (module flags are read at trace time)."""
+    graphdef, state = nnx.split(model)
+    return jax.jit(lambda state, x: nnx.merge(graphdef, state)(x, **kwargs)), state
+
+
 def test_eval_forward_equals_the_unfused_layers(monkeypatch):
     """Inference folds BatchNorm into the conv, convolves a decoder's (upsampled, skip) pair without
     concatenating it, convolves the upsampled map at low resolution (upsampled_conv3x3), and runs all
@@ -265,15 +271,18 @@ def test_eval_forward_equals_the_unfused_layers(monkeypatch):
     ReLU, conv of the materialised concatenation, one nnx.Conv per head."""
     from seaice_jax.models import aspp, upsample
 
+    monkeypatch.setattr(upsample, "FUSE_MIN_PIXELS", 0)  # fuse at every decoder level of the small net
     model = build_model(model_config(aspp_rates=[1, 2]), in_channels=5, rngs=nnx.Rngs(0))
     _randomise_batch_stats(model)
     model.eval()
     x = random_input((2, 24, 16, 5))
-    fast = model(x, return_features=("decoder_2",))
+    forward, state = _jitted(model, return_features=("decoder_2",))
+    fast = forward(state, x)
     monkeypatch.setattr(aspp, "FOLD_BATCHNORM", False)
     monkeypatch.setattr(aspp, "SPLIT_CONCAT", False)
     monkeypatch.setattr(upsample, "FUSE_UPSAMPLED_CONV", False)
-    plain = model(x, return_features=("decoder_2",))
+    forward, state = _jitted(model, return_features=("decoder_2",))
+    plain = forward(state, x)
     for name in ("ice", "SIC", "SOD", "FLOE", "features/decoder_2"):
         np.testing.assert_allclose(fast[name], plain[name], rtol=2e-5, atol=2e-5, err_msg=name)
     # By hand for one layer: conv -> (x - mean) / sqrt(var + eps) * scale + bias -> ReLU.
@@ -310,7 +319,7 @@ def test_split_concat_conv_gradients_equal_concatenated():
         np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("low, out", [((5, 7), (10, 14)), ((6, 5), (13, 11)), ((1, 3), (2, 7))])
+@pytest.mark.parametrize("low, out", [((6, 5), (13, 11)), ((1, 3), (2, 7))])
 def test_upsampled_conv_equals_conv_of_the_upsampled_map(low, out):
     """conv3x3(pad(upsample(x))) computed at low resolution, odd target sizes (the decoder pads) and
     a 1-pixel map included: values and both gradients equal the materialised form."""
@@ -318,6 +327,7 @@ def test_upsampled_conv_equals_conv_of_the_upsampled_map(low, out):
 
     x = random_input((2, *low, 3), seed=3)
     kernel = random_input((3, 3, 3, 4), seed=4)
+    weights = random_input((2, *out, 4), seed=5)
 
     def materialised(x, kernel):
         up = Upsampled(x, *out).materialize()
@@ -327,9 +337,11 @@ def test_upsampled_conv_equals_conv_of_the_upsampled_map(low, out):
     def fused(x, kernel):
         return upsampled_conv3x3(Upsampled(x, *out), kernel)
 
-    np.testing.assert_allclose(fused(x, kernel), materialised(x, kernel), rtol=1e-5, atol=1e-5)
-    weights = random_input((2, *out, 4), seed=5)
-    grads = [jax.grad(lambda a, k, f=f: jnp.sum(f(a, k) * weights), argnums=(0, 1))(x, kernel)
-             for f in (fused, materialised)]
-    for a, b in zip(*grads):
+    results = []
+    for f in (fused, materialised):
+        value_and_grads = jax.jit(lambda a, k, f=f: (f(a, k), jax.grad(lambda a, k: jnp.sum(f(a, k) * weights),
+                                                                        argnums=(0, 1))(a, k)))
+        results.append(value_and_grads(x, kernel))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

@@ -121,7 +121,8 @@ class ConvNormReLU(nnx.Module):
     def _conv(self, parts: list, kernel: jax.Array) -> jax.Array:
         def conv(x, k):
             if isinstance(x, Upsampled):
-                if upsample.FUSE_UPSAMPLED_CONV and k.shape[:2] == (3, 3) and tuple(self.conv.kernel_dilation) == (1, 1):
+                if (upsample.FUSE_UPSAMPLED_CONV and x.height * x.width >= upsample.FUSE_MIN_PIXELS
+                        and k.shape[:2] == (3, 3) and tuple(self.conv.kernel_dilation) == (1, 1)):
                     return upsampled_conv3x3(x, k)
                 x = x.materialize()
             return conv_general_dilated(x.astype(k.dtype), k, (1, 1), "SAME", rhs_dilation=self.conv.kernel_dilation,
