@@ -28,6 +28,12 @@ def random_input(shape, seed=0):
     return jax.random.normal(jax.random.key(seed), shape, jnp.float32)
 
 
+def run(model, x, **kwargs):
+    """model(x, **kwargs) compiled as one program: eager dispatch compiles every primitive of the
+    U-Net separately for each new shape, several seconds per test."""
+    return nnx.jit(lambda m, x: m(x, **kwargs))(model, x)
+
+
 @pytest.mark.parametrize(
     "heads, expected",
     [
@@ -41,7 +47,7 @@ def random_input(shape, seed=0):
 )
 def test_head_shapes_and_dtypes(heads, expected):
     model = build_model(model_config(heads=heads), in_channels=3, rngs=nnx.Rngs(0))
-    outputs = model(random_input((2, 32, 24, 3)))
+    outputs = run(model, random_input((2, 32, 24, 3)))
     assert {name: out.shape for name, out in outputs.items()} == expected
     assert all(out.dtype == jnp.float32 for out in outputs.values())
 
@@ -57,7 +63,7 @@ def test_head_shapes_and_dtypes(heads, expected):
 )
 def test_odd_input_size_works(overrides):
     model = build_model(model_config(**overrides), in_channels=2, rngs=nnx.Rngs(0))
-    outputs = model(random_input((1, 60, 52, 2)))
+    outputs = run(model, random_input((1, 60, 52, 2)))
     assert outputs["ice"].shape == (1, 60, 52)
     assert outputs["FLOE"].shape == (1, 60, 52, 7)
     assert all(np.all(np.isfinite(out)) for out in outputs.values())
@@ -175,7 +181,7 @@ def test_bf16_compute_close_to_fp32():
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(nnx.state(model16, nnx.Param)))
     model32.eval(); model16.eval()
     x = random_input((2, 16, 16, 3))
-    out32, out16 = model32(x), model16(x)
+    out32, out16 = run(model32, x), run(model16, x)
     for name in out32:
         assert out16[name].dtype == jnp.float32
         scale = float(np.abs(out32[name]).max())
@@ -204,16 +210,16 @@ def test_features_and_offsets_for_grad_cam():
     model.eval()
     x = random_input((1, 16, 16, 3))
     assert model.feature_layers() == ("encoder_0", "encoder_1", "bridge", "aspp", "decoder_0", "decoder_1")
-    outputs = model(x, return_features=("bridge", "decoder_1"))
+    outputs = run(model, x, return_features=("bridge", "decoder_1"))
     assert outputs["features/bridge"].shape == (1, 4, 4, 8)
     assert outputs["features/decoder_1"].shape == (1, 16, 16, 4)
     zeros = jnp.zeros_like(outputs["features/bridge"])
-    np.testing.assert_array_equal(model(x, feature_offsets={"bridge": zeros})["ice"], outputs["ice"])
+    np.testing.assert_array_equal(run(model, x, feature_offsets={"bridge": zeros})["ice"], outputs["ice"])
 
     def score(offset):
         return model(x, feature_offsets={"bridge": offset})["SOD"][0, 8, 8, 2]
 
-    grad = jax.grad(score)(zeros)
+    grad = nnx.jit(jax.grad(score))(zeros)
     assert grad.shape == zeros.shape and np.all(np.isfinite(grad)) and np.any(grad != 0.0)
     with pytest.raises(ValueError, match="unknown feature"):
         model(x, return_features=("nope",))
