@@ -7,10 +7,7 @@ import os
 import shutil
 import tempfile
 
-from tests.compile_flags import FAST_COMPILE_FLAGS  # subprocesses that set XLA_FLAGS add it too
-
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4 "
-                           + FAST_COMPILE_FLAGS)
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="seaice_jax_test_cache_")

@@ -285,7 +285,6 @@ def test_eval_forward_equals_the_unfused_layers(monkeypatch):
     forward, state = _jitted(model, return_features=("decoder_2",))
     fast = forward(state, x)
     monkeypatch.setattr(aspp, "FOLD_BATCHNORM", False)
-    monkeypatch.setattr(aspp, "SPLIT_CONCAT", False)
     monkeypatch.setattr(upsample, "FUSE_UPSAMPLED_CONV", False)
     forward, state = _jitted(model, return_features=("decoder_2",))
     plain = forward(state, x)
@@ -307,22 +306,26 @@ def test_eval_forward_equals_the_unfused_layers(monkeypatch):
         np.testing.assert_allclose(fast[name], own[..., 0] if own.shape[-1] == 1 else own, rtol=1e-5, atol=1e-5)
 
 
-def test_split_concat_conv_gradients_equal_concatenated():
-    """Training goes through the split (no-concatenation) conv too: same loss and gradients."""
-    from seaice_jax.models import aspp
+def test_fused_decoder_conv_gradients_equal_concatenated(monkeypatch):
+    """Training goes through the fused (upsampled, skip) conv too: the same loss and parameter
+    gradients as the conv of the materialised concatenation."""
+    from seaice_jax.models import aspp, upsample
+    from seaice_jax.models.upsample import Upsampled
 
+    monkeypatch.setattr(upsample, "FUSE_MIN_PIXELS", 0)
     layer = aspp.ConvNormReLU(7, 6, norm="none", rngs=nnx.Rngs(0))
-    a, b = random_input((2, 12, 10, 4), seed=1), random_input((2, 12, 10, 3), seed=2)
+    low, skip = random_input((2, 6, 5, 4), seed=1), random_input((2, 13, 11, 3), seed=2)
     graphdef, params = nnx.split(layer, nnx.Param)
 
-    def loss(params, parts):
-        return jnp.sum(nnx.merge(graphdef, params)(parts) ** 2)
+    def loss(params, low, skip, fuse):
+        monkeypatch.setattr(upsample, "FUSE_UPSAMPLED_CONV", fuse)
+        return jnp.sum(nnx.merge(graphdef, params)([Upsampled(low, 13, 11), skip]) ** 2)
 
-    split = jax.value_and_grad(loss)(params, [a, b])
-    whole = jax.value_and_grad(loss)(params, jnp.concatenate([a, b], axis=-1))
-    np.testing.assert_allclose(split[0], whole[0], rtol=1e-5)
-    for g1, g2 in zip(jax.tree.leaves(split[1]), jax.tree.leaves(whole[1])):
-        np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-5)
+    fused = jax.jit(jax.value_and_grad(loss), static_argnums=3)(params, low, skip, True)
+    whole = jax.jit(jax.value_and_grad(loss), static_argnums=3)(params, low, skip, False)
+    np.testing.assert_allclose(fused[0], whole[0], rtol=1e-5)
+    for g1, g2 in zip(jax.tree.leaves(fused[1]), jax.tree.leaves(whole[1])):
+        np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("low, out", [((6, 5), (13, 11)), ((1, 3), (2, 7))])

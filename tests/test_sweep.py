@@ -9,8 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-from tests.compile_flags import FAST_COMPILE_FLAGS
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A sweep config file: tiny model, two 64 px training scenes, one held-out scene, four steps; three
@@ -52,7 +50,7 @@ def get_config(arg=None):
 '''
 NAMES = ["aspp=none", "aspp=0", "aspp=1-2"]
 # Children would inherit conftest's four simulated CPU devices; one is faster and enough here.
-CHILD_ENV = {"XLA_FLAGS": FAST_COMPILE_FLAGS, "JAX_PLATFORMS": "cpu"}
+CHILD_ENV = {"XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
 
 
 @pytest.fixture(scope="module")

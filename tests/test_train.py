@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from seaice_jax.config import base_config
-from tests.compile_flags import FAST_COMPILE_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -140,7 +139,7 @@ def test_two_processes_joined_by_jax_distributed_match_one_process(data, tmp_pat
         "from tests.test_train import tiny_config\n"
         f"def get_config(arg=None):\n    return tiny_config({shards!r}, [], num_steps=4, checkpoint_every=2)\n")
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
-               XLA_FLAGS="--xla_force_host_platform_device_count=2 " + FAST_COMPILE_FLAGS)
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
     port = free_port()
     cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), f"--config={cfg_path}"]
     procs = [subprocess.Popen(cmd + [f"--workdir={tmp_path / 'multi'}", f"--coordinator=127.0.0.1:{port}",
@@ -149,7 +148,7 @@ def test_two_processes_joined_by_jax_distributed_match_one_process(data, tmp_pat
              for i in range(2)]
     outs = [p.communicate(timeout=400)[0].decode() for p in procs]
     assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
-    single_env = dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4 " + FAST_COMPILE_FLAGS)
+    single_env = dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     out = subprocess.run(cmd + [f"--workdir={tmp_path / 'single'}"], env=single_env, cwd=ROOT,
                          capture_output=True, timeout=400)
     assert out.returncode == 0, out.stderr.decode()[-3000:]

@@ -26,7 +26,6 @@ MAX_GROUPS = 8
 MIN_KERNEL_DRAW = 1 << 14  # smallest random draw of conv_kernel_init: all small kernels share one
 # Read at trace time (the benchmarks switch them to measure what they give), see ConvNormReLU.
 FOLD_BATCHNORM = True
-SPLIT_CONCAT = True
 
 
 def make_norm(
@@ -94,15 +93,16 @@ class ConvNormReLU(nnx.Module):
         )
         self.norm = make_norm(out_features, norm, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
-    def __call__(self, x: jax.Array | Sequence[jax.Array]) -> jax.Array:
-        """x: one array, or several whose channel concatenation is the input (a decoder's upsampled
-        map and its skip): each part is convolved with its slice of the kernel and the results
-        summed, which spares writing and re-reading the concatenated map.
+    def __call__(self, x: jax.Array | Sequence) -> jax.Array:
+        """x: an array, or parts whose channel concatenation is the input (a decoder's `Upsampled`
+        coarse map and its skip). A large enough Upsampled part is convolved at low resolution
+        (`upsampled_conv3x3`) and the other parts' conv added; otherwise the parts are materialised,
+        concatenated and convolved once (what splitting alone gives was measured slower on CPU).
 
         In eval mode BatchNorm on running statistics is affine per channel and is folded into the
         kernel and a bias: one conv + bias + ReLU, equal to conv -> norm -> ReLU up to rounding.
         """
-        parts = [x] if isinstance(x, (jax.Array, Upsampled)) or not isinstance(x, (list, tuple)) else list(x)
+        parts = list(x) if isinstance(x, list) else [x]
         conv, norm = self.conv, self.norm
         kernel = conv.kernel[...]
         bias = conv.bias[...] if conv.use_bias else None
@@ -118,26 +118,30 @@ class ConvNormReLU(nnx.Module):
             y = norm(y)
         return jax.nn.relu(y)
 
+    def _fusable(self, part) -> bool:
+        return (isinstance(part, Upsampled) and upsample.FUSE_UPSAMPLED_CONV
+                and part.height * part.width >= upsample.FUSE_MIN_PIXELS
+                and self.conv.kernel_size == (3, 3) and tuple(self.conv.kernel_dilation) == (1, 1))
+
     def _conv(self, parts: list, kernel: jax.Array) -> jax.Array:
-        def conv(x, k):
-            if isinstance(x, Upsampled):
-                if (upsample.FUSE_UPSAMPLED_CONV and x.height * x.width >= upsample.FUSE_MIN_PIXELS
-                        and k.shape[:2] == (3, 3) and tuple(self.conv.kernel_dilation) == (1, 1)):
-                    return upsampled_conv3x3(x, k)
-                x = x.materialize()
+        def plain(x, k):
             return conv_general_dilated(x.astype(k.dtype), k, (1, 1), "SAME", rhs_dilation=self.conv.kernel_dilation,
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-        if len(parts) > 1 and not SPLIT_CONCAT:
-            whole = [p.materialize() if isinstance(p, Upsampled) else p for p in parts]
-            return conv(jnp.concatenate(whole, axis=-1), kernel)
-        y, start = None, 0
+        fused, rest, start = [], [], 0
         for part in parts:
             channels = (part.low if isinstance(part, Upsampled) else part).shape[-1]
             k = kernel[:, :, start : start + channels]
             start += channels
-            y = conv(part, k) if y is None else y + conv(part, k)
-        return y
+            if self._fusable(part):
+                fused.append(upsampled_conv3x3(part, k))
+            else:
+                rest.append((part.materialize() if isinstance(part, Upsampled) else part, k))
+        if rest:
+            x = rest[0][0] if len(rest) == 1 else jnp.concatenate([p for p, _ in rest], axis=-1)
+            k = rest[0][1] if len(rest) == 1 else jnp.concatenate([k for _, k in rest], axis=2)
+            fused.append(plain(x, k))
+        return sum(fused[1:], fused[0])
 
 
 def same_window_counts(length: int, window: int) -> np.ndarray:
