@@ -232,10 +232,18 @@ def prepare_data(config, workdir: str) -> tuple[str, list[str]]:
 
 
 def evaluate_scenes(config, fns: ModelFns, params, batch_stats, scene_paths: list[str]) -> dict:
-    """Whole-scene prediction on validation scenes; ALS binary map against ice_truth and the charts."""
+    """Whole-scene prediction on validation scenes; ALS binary map against ice_truth and the charts.
+
+    Runs on one local device with no mesh in context: with the training mesh and its replicated
+    parameters every device of the mesh would compute the same forward pass (2 CPU devices: a 512²
+    scene took 0.37-0.44 s instead of 0.24-0.29 s). Each replicated array's first local shard is a
+    whole copy, so this holds on every process of a multi-host run too.
+    """
     from seaice_jax import inference
 
-    return inference.evaluate_binary_maps(config, fns, params, batch_stats, scene_paths)
+    params, batch_stats = jax.tree.map(lambda a: a.addressable_shards[0].data, (params, batch_stats))
+    with jax.set_mesh(None):
+        return inference.evaluate_binary_maps(config, fns, params, batch_stats, scene_paths)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

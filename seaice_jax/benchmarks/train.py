@@ -30,25 +30,25 @@ def random_batch(config, batch_size: int, size: int, seed: int = 0) -> dict:
 def run(config, batch_size: int = 8, size: int = 256, steps: int = 10) -> dict:
     """{'train': {'images_per_s', 'compile_s', 'batch_size', 'devices', ...}} for the config's network."""
     mesh = train.make_mesh(train.mesh_device_count(config.train.get("num_devices", 0), batch_size))
-    jax.set_mesh(mesh)
-    fns, params, batch_stats = train.create_model(config)
-    tx = train.make_optimizer(config)
-    state = train.TrainState(jnp.zeros((), jnp.int32), params, batch_stats, tx.init(params))
-    state = jax.device_put(state, jax.NamedSharding(mesh, jax.P()))
-    batch = train.global_batch(random_batch(config, batch_size, size), mesh)
-    step = jax.jit(train.make_train_step(fns, tx, config.loss), donate_argnums=(0,))
-    t0 = time.perf_counter()
-    compiled = step.lower(state, batch).compile()
-    compile_s = time.perf_counter() - t0
-    state, m = compiled(state, batch)  # first run: allocation, caches
-    jax.block_until_ready(m["loss"])
-    times, cpu = [], []
-    for _ in range(steps):
-        t, c = time.perf_counter(), time.process_time()
-        state, m = compiled(state, batch)
+    with jax.set_mesh(mesh):  # scoped: later benchmarks in this process run without it
+        fns, params, batch_stats = train.create_model(config)
+        tx = train.make_optimizer(config)
+        state = train.TrainState(jnp.zeros((), jnp.int32), params, batch_stats, tx.init(params))
+        state = jax.device_put(state, jax.NamedSharding(mesh, jax.P()))
+        batch = train.global_batch(random_batch(config, batch_size, size), mesh)
+        step = jax.jit(train.make_train_step(fns, tx, config.loss), donate_argnums=(0,))
+        t0 = time.perf_counter()
+        compiled = step.lower(state, batch).compile()
+        compile_s = time.perf_counter() - t0
+        state, m = compiled(state, batch)  # first run: allocation, caches
         jax.block_until_ready(m["loss"])
-        times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
+        times, cpu = [], []
+        for _ in range(steps):
+            t, c = time.perf_counter(), time.process_time()
+            state, m = compiled(state, batch)
+            jax.block_until_ready(m["loss"])
+            times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
     step_s = float(np.median(times))
     n_params = sum(x.size for x in jax.tree.leaves(params))
     return {"train": {
