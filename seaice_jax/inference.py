@@ -9,6 +9,8 @@ pixel equals what one tile covering the whole scene would give, whatever the til
 translation-equivariant model; the align-corners bilinear upsampling of the baseline U-Net is not
 quite, see `tiled_vs_untiled` in the tests). The tile grid starts at -margin, so scene-border pixels
 sit in a core too, with zero (= no-data) input beyond the scene.
+A scene that one tile covers skips the blending: its tile is one forward pass whose class argmax runs
+on the device (`single_tile_predictor`); only the finished maps come back to the host.
 Memory: scene rows are read one tile-row band at a time ([tile, W, C]) and the blend is accumulated
 in a rolling band of `core` rows ([core, W, K] float32); only the output maps are scene-sized.
 
