@@ -335,3 +335,29 @@ def test_missing_checkpoint_or_bad_scene_gives_one_line_error_and_no_output(work
     err = capsys.readouterr().err.strip()
     assert rc == 1 and len(err.splitlines()) == 1 and corrupt.name in err, err
     assert not os.listdir(out)  # no prediction, no submission, no temporary file left
+
+
+def test_evaluation_in_training_runs_on_one_device_outside_the_mesh(scenes, monkeypatch):
+    """Under the training mesh, replicated parameters would run the whole-scene forward pass on every
+    device; evaluate_scenes hands the evaluation one local copy and no mesh, with the same numbers."""
+    import jax
+
+    from seaice_jax import train
+
+    config = tiny_config()
+    fns, params, batch_stats = train.create_model(config)
+    mesh = train.make_mesh(4)
+    replicated = jax.device_put((params, batch_stats), jax.NamedSharding(mesh, jax.P()))
+    seen = []
+    evaluate = inference.evaluate_binary_maps
+
+    def spy(config, fns, params, batch_stats, paths):
+        seen.append({d for leaf in jax.tree.leaves(params) for d in leaf.sharding.device_set})
+        return evaluate(config, fns, params, batch_stats, paths)
+
+    monkeypatch.setattr(inference, "evaluate_binary_maps", spy)
+    with jax.set_mesh(mesh):
+        in_mesh = train.evaluate_scenes(config, fns, *replicated, [scenes["rtt"]])
+    assert len(mesh.devices.flat) == 4 and seen == [{jax.local_devices()[0]}]
+    plain = evaluate(config, fns, params, batch_stats, [scenes["rtt"]])
+    assert in_mesh == pytest.approx(plain, rel=1e-6, abs=1e-6)
