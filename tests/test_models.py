@@ -11,7 +11,7 @@ from flax import nnx
 
 from seaice_jax.models import ASPP, UNet, build_model
 from seaice_jax.models.aspp import local_mean_pool
-from seaice_jax.models.unet import upsample_bilinear_x2
+from seaice_jax.models.upsample import upsample_bilinear_x2
 
 
 def model_config(**overrides) -> ml_collections.ConfigDict:

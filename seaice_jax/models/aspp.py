@@ -24,7 +24,7 @@ BATCHNORM_MOMENTUM = 0.9
 BATCHNORM_EPSILON = 1e-5
 MAX_GROUPS = 8
 MIN_KERNEL_DRAW = 1 << 14  # smallest random draw of conv_kernel_init: all small kernels share one
-# Read at trace time (the benchmarks switch them to measure what they give), see ConvNormReLU.
+# Read at trace time (tests switch it off to compare with conv -> norm -> ReLU), see ConvNormReLU.
 FOLD_BATCHNORM = True
 
 

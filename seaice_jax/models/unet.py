@@ -26,7 +26,7 @@ from flax import nnx
 
 from seaice_jax.data.channels import NUM_CLASSES
 from seaice_jax.models.aspp import ASPP, ConvNormReLU, conv_kernel_init
-from seaice_jax.models.upsample import Upsampled, pad_to_match, upsample_bilinear_x2
+from seaice_jax.models.upsample import Upsampled, pad_to_match
 
 UPSAMPLES = ("bilinear", "transpose")
 
@@ -152,11 +152,6 @@ class UNet(nnx.Module):
             names.append("aspp")
         return tuple(names + [f"decoder_{level}" for level in range(len(self.filters))])
 
-    def _upsample(self, level: int, x: jax.Array) -> jax.Array:
-        if self.upsample == "transpose":
-            return self.upsamplers[level](x)
-        return upsample_bilinear_x2(x)
-
     def __call__(
         self,
         x: jax.Array,
@@ -197,10 +192,10 @@ class UNet(nnx.Module):
         if self.aspp is not None:
             h = tap("aspp", self.aspp(h))
         for level, (block, skip) in enumerate(zip(self.decoder_blocks, reversed(skips))):
-            if self.upsample == "bilinear":  # upsampled inside the first conv of the block (fused)
+            if self.upsample == "bilinear":  # upsampled by the first conv of the block (fused)
                 h = Upsampled(h, skip.shape[1], skip.shape[2])
             else:
-                h = pad_to_match(self._upsample(level, h), skip.shape[1], skip.shape[2])
+                h = pad_to_match(self.upsamplers[level](h), skip.shape[1], skip.shape[2])
             h = tap(f"decoder_{level}", block([h, skip]))  # = block(concat([h, skip], -1))
 
         outputs = self._apply_heads(h)
