@@ -1,8 +1,12 @@
 """The ALS authors' set-up (method.md 1, 3, 4) at the scale this machine allows.
 
 Full scale (comments): RTT scenes at 80 m, 256 x 256 crops, HH, HV (dB clipped to [-30, 20] and scaled to
-[0, 1]), incidence angle / 60 and AMSR2 36.5 GHz V; MSE region loss + 0.01 * p (1 - p); whole-scene
-logits from 256 px windows, stride 64, blur sigma 1.5, 2nd / 98th percentiles, k = 5.
+[0, 1]), incidence angle / 60 and AMSR2 36.5 GHz V; MSE region loss averaged over every (patch, polygon)
+pair with a valid pixel (no minimum region size) + 0.01 * binary entropy H(p) (their older code used
+p (1 - p): `--config.loss.entropy_form=p_one_minus_p`); whole-scene logits from 256 px windows,
+stride 64, blur sigma 1.5, 2nd / 98th percentiles, k = 5.
+
+  python launch/train.py --config configs/als_paper.py --workdir runs/als_paper
 Here inputs are the standard-scaled channels of the same variables (a monotone rescaling).
 """
 
@@ -20,6 +24,8 @@ def get_config(arg: str | None = None):
     c.model.filters = [32, 64, 128, 128]
     c.loss.region_form = "mse"
     c.loss.entropy_weight = 0.01
+    c.loss.entropy_form = "binary_entropy"  # the authors' current code
+    c.loss.min_region_pixels = 1  # no minimum region size
     c.optim.lr = 1e-3
     c.train.batch_size = 8
     c.train.num_steps = 2000  # full scale: tens of thousands of steps on a GPU

@@ -46,7 +46,8 @@ def base_config() -> ml_collections.ConfigDict:
     l.region_form = "mse"  # mse (ALS authors) | bce (DLLP proportion loss)
     l.region_weighting = "uniform"  # uniform | pixel_share
     l.min_region_pixels = 16  # regions with fewer pixels in a patch are skipped
-    l.entropy_weight = 0.01  # lambda * mean p(1 - p), pushes pixels to 0 or 1 (ALS authors: 0.01)
+    l.entropy_weight = 0.01  # lambda of the term that pushes pixels to 0 or 1 (ALS authors: 0.01)
+    l.entropy_form = "p_one_minus_p"  # p_one_minus_p (ALS authors' older code) | binary_entropy (their current)
     l.weights = w = ml_collections.ConfigDict()
     w.ice = 1.0
     w.sic = 1.0  # MMSeaIce: SIC 1, SOD 3, FLOE 3

@@ -95,14 +95,27 @@ def region_concentration_loss(
     return loss, aux
 
 
-def binary_entropy_term(logits: jax.Array, valid: jax.Array) -> jax.Array:
-    """Mean over valid pixels of p (1 - p), p = sigmoid(logits); pushes p towards 0 or 1 (ALS).
+ENTROPY_FORMS = ("binary_entropy", "p_one_minus_p")
 
-    logits: [B, H, W]; valid: bool [B, H, W]. 0 when no pixel is valid.
+
+def binary_entropy_term(logits: jax.Array, valid: jax.Array, form: str = "p_one_minus_p",
+                        eps: float = 1e-6) -> jax.Array:
+    """Mean over valid pixels of a term that pushes p = sigmoid(logits) towards 0 or 1 (ALS).
+
+    form 'binary_entropy': H(p) = -p log p - (1 - p) log(1 - p) with p clamped to [eps, 1 - eps]
+    (the ALS authors' current code); 'p_one_minus_p': p (1 - p) (their older code). Both peak at
+    p = 0.5 (ln 2 and 0.25). logits: [B, H, W]; valid: bool [B, H, W]. 0 when no pixel is valid.
     """
+    if form not in ENTROPY_FORMS:
+        raise ValueError(f"entropy form must be one of {ENTROPY_FORMS}, got {form!r}")
     probs = jax.nn.sigmoid(logits.astype(jnp.float32))
+    if form == "binary_entropy":
+        p = jnp.clip(probs, eps, 1.0 - eps)
+        per_pixel = -(p * jnp.log(p) + (1.0 - p) * jnp.log1p(-p))
+    else:
+        per_pixel = probs * (1.0 - probs)
     mask = valid.astype(jnp.float32)
-    return _safe_mean(jnp.sum(mask * probs * (1.0 - probs)), mask.sum())
+    return _safe_mean(jnp.sum(mask * per_pixel), mask.sum())
 
 
 def masked_cross_entropy(logits: jax.Array, labels: jax.Array, ignore_index: int = CHART_FILL) -> jax.Array:
@@ -137,7 +150,8 @@ def total_loss(
 
     outputs: the model's dict ('ice' [B, H, W], 'SIC' [B, H, W] regression or [B, H, W, 11],
     'SOD' [B, H, W, 6], 'FLOE' [B, H, W, 7]); batch: the pipeline's dict; cfg: ConfigDict with
-    region_form, region_weighting, min_region_pixels, entropy_weight, weights.{ice, sic, sod, floe}.
+    region_form, region_weighting, min_region_pixels, entropy_weight, entropy_form,
+    weights.{ice, sic, sod, floe}.
 
         loss = weights.ice * (region + entropy_weight * entropy)
              + weights.sic * sic + weights.sod * sod + weights.floe * floe
@@ -152,7 +166,7 @@ def total_loss(
             outputs["ice"], batch["region_ids"], batch["region_conc"],
             form=cfg.region_form, weighting=cfg.region_weighting, min_pixels=cfg.min_region_pixels,
         )
-        entropy = binary_entropy_term(outputs["ice"], batch["valid"])
+        entropy = binary_entropy_term(outputs["ice"], batch["valid"], cfg.entropy_form)
         loss += cfg.weights.ice * (region + cfg.entropy_weight * entropy)
         metrics.update(region=region, entropy=entropy, **aux)
     if "SIC" in outputs:

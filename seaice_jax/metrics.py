@@ -7,7 +7,9 @@ that pooling is exact: the pooled score equals the score of the concatenated pix
 Conventions (shared docs, ai4arctic-format.md "Evaluation conventions"):
   - SIC: R^2 between reference and predicted *class indices* 0..10.
   - SOD, FLOE: F1 with sklearn's average='weighted'.
-  - Pixels where the reference is 255 are dropped; pixels of all scenes are pooled; scores x 100.
+  - Pixels where the reference is 255 are dropped and every other pixel is scored: a prediction of
+    255 there counts as a wrong class (as sklearn scores the same arrays); pixels of all scenes are
+    pooled; scores x 100.
   - Combined = (2 R2_SIC + 2 F1_SOD + 1 F1_FLOE) / 5.
 """
 
@@ -83,22 +85,25 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return _r2_from_sums(ss_res, ss_tot)
 
 
-def r2_from_confusion(cm: np.ndarray) -> float | None:
+def r2_from_confusion(cm: np.ndarray, pred_values: np.ndarray | None = None) -> float | None:
     """R^2 between class indices, from the sufficient statistics held by a confusion matrix.
 
-    cm: int [C, C], cm[t, p]. The statistics n, sum t, sum t^2, sum p^2, sum t*p are exact
-    integers (Python ints), so pooling many 5000 x 5000 scenes loses nothing. None if cm is empty.
+    cm: int [C, P], cm[t, p] (P >= C: extra columns for predicted values that are no class);
+    pred_values: the value of each column (default 0..P-1). The statistics n, sum t, sum t^2,
+    sum p^2, sum t*p are exact integers (Python ints), so pooling many 5000 x 5000 scenes loses
+    nothing. None if cm is empty.
     """
     cm = np.asarray(cm, np.int64)
     n = int(cm.sum())
     if n == 0:
         return None
-    k = np.arange(cm.shape[0], dtype=np.int64)
+    kt = np.arange(cm.shape[0], dtype=np.int64)
+    kp = np.arange(cm.shape[1], dtype=np.int64) if pred_values is None else np.asarray(pred_values, np.int64)
     true_count, pred_count = cm.sum(axis=1), cm.sum(axis=0)
-    sum_t = int(true_count @ k)
-    sum_tt = int(true_count @ (k * k))
-    sum_pp = int(pred_count @ (k * k))
-    sum_tp = int(k @ cm @ k)
+    sum_t = int(true_count @ kt)
+    sum_tt = int(true_count @ (kt * kt))
+    sum_pp = int(pred_count @ (kp * kp))
+    sum_tp = int(kt @ cm @ kp)
     ss_res = sum_tt - 2 * sum_tp + sum_pp
     # SS_tot = sum_tt - sum_t^2 / n, kept exact as a fraction over n.
     ss_tot_times_n = n * sum_tt - sum_t * sum_t
@@ -108,16 +113,19 @@ def r2_from_confusion(cm: np.ndarray) -> float | None:
 def weighted_f1_from_confusion(cm: np.ndarray) -> float | None:
     """sklearn f1_score(average='weighted') from cm[t, p]; None if cm is empty.
 
+    cm: int [C, P], P >= C; columns past C are predicted labels that are no reference class (they
+    are false negatives of the true class and, having no support, weigh 0, as in sklearn).
     Per-class F1 = 2 TP / (2 TP + FP + FN) (0 where that is 0/0), weighted by the true support;
     classes without support get weight 0.
     """
     cm = np.asarray(cm, np.int64)
+    num_true = cm.shape[0]
     support = cm.sum(axis=1)
     total = int(support.sum())
     if total == 0:
         return None
-    tp = np.diag(cm).astype(np.float64)
-    denom = cm.sum(axis=0) + support  # 2 TP + FP + FN
+    tp = np.diag(cm[:, :num_true]).astype(np.float64)
+    denom = cm[:, :num_true].sum(axis=0) + support  # 2 TP + FP + FN
     f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
     return float(f1 @ support / total)
 
@@ -146,13 +154,15 @@ def combined_score(sic_r2: float | None, sod_f1: float | None, floe_f1: float | 
 class ChallengeAccumulator:
     """Pools the challenge scores over scenes through one confusion matrix per chart.
 
-    Dropped pixels: reference 255 (the challenge convention) and also prediction 255 (a prediction
-    that declines to label a pixel is not scored; the count of such pixels, where the reference is
-    valid, is kept in `pred_masked_pixels` so that a caller can report it).
+    The challenge's convention: pixels whose *reference* is 255 are dropped; every other pixel is
+    scored, whatever the model thinks of it. A prediction of 255 there is a wrong class, counted in
+    an extra confusion column: in weighted F1 it is a false negative of the true class (a label
+    without support, weight 0), in the SIC R^2 its value is 255, exactly as sklearn scores the same
+    pixel arrays. `pred_masked_pixels` counts those pixels so a caller can report them.
     """
 
     def __init__(self) -> None:
-        self.confusion = {c: np.zeros((NUM_CLASSES[c],) * 2, np.int64) for c in CHART_NAMES}
+        self.confusion = {c: np.zeros((NUM_CLASSES[c], NUM_CLASSES[c] + 1), np.int64) for c in CHART_NAMES}
         self.pred_masked_pixels = {c: 0 for c in CHART_NAMES}
 
     def add(self, chart: str, true_uint8: np.ndarray, pred_uint8: np.ndarray) -> None:
@@ -163,23 +173,25 @@ class ChallengeAccumulator:
         if true_uint8.shape != pred_uint8.shape:
             raise ValueError(f"{chart}: reference shape {true_uint8.shape} != prediction shape {pred_uint8.shape}")
         num_classes = NUM_CLASSES[chart]
-        dropped = num_classes * num_classes  # dummy bin for pixels not scored
+        columns = num_classes + 1  # the last column: predicted 255
+        dropped = num_classes * columns  # dummy bin for reference-masked pixels
         t, p = true_uint8.ravel(), pred_uint8.ravel()
         counts = np.zeros(dropped + 1, np.int64)
         for sl in _chunks(t.size):
-            tc, pc = t[sl], p[sl]
-            ref_ok = tc != CHART_FILL
-            keep = ref_ok & (pc != CHART_FILL)
-            self.pred_masked_pixels[chart] += int(np.count_nonzero(ref_ok & ~keep))
-            bad = keep & ((tc >= num_classes) | (pc >= num_classes) | (tc < 0) | (pc < 0))
+            tc, pc = t[sl].astype(np.int64), p[sl].astype(np.int64)
+            keep = tc != CHART_FILL
+            pred_fill = keep & (pc == CHART_FILL)
+            self.pred_masked_pixels[chart] += int(np.count_nonzero(pred_fill))
+            bad = keep & ((tc >= num_classes) | (tc < 0) | (~pred_fill & ((pc >= num_classes) | (pc < 0))))
             if bad.any():
                 i = int(np.argmax(bad))
                 raise ValueError(
                     f"{chart}: class outside 0..{num_classes - 1} (reference {tc[i]}, prediction {pc[i]})"
                 )
-            code = np.where(keep, tc.astype(np.int32) * num_classes + pc, dropped)
+            column = np.where(pred_fill, num_classes, pc)
+            code = np.where(keep, tc * columns + column, dropped)
             counts += np.bincount(code, minlength=dropped + 1)
-        self.confusion[chart] += counts[:dropped].reshape(num_classes, num_classes)
+        self.confusion[chart] += counts[:dropped].reshape(num_classes, columns)
 
     def merge(self, other: "ChallengeAccumulator") -> None:
         for c in CHART_NAMES:
@@ -188,7 +200,8 @@ class ChallengeAccumulator:
 
     def scores(self) -> dict[str, float | None]:
         """{'sic_r2', 'sod_f1', 'floe_f1', 'combined'}, each x 100; None for a chart without pixels."""
-        sic = r2_from_confusion(self.confusion["SIC"])
+        sic_values = np.append(np.arange(NUM_CLASSES["SIC"]), CHART_FILL)
+        sic = r2_from_confusion(self.confusion["SIC"], sic_values)
         sod = weighted_f1_from_confusion(self.confusion["SOD"])
         floe = weighted_f1_from_confusion(self.confusion["FLOE"])
         pct = lambda x: None if x is None else 100.0 * x  # noqa: E731

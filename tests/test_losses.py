@@ -106,6 +106,17 @@ def test_binary_entropy_term():
     assert float(none) == 0.0 and np.all(np.asarray(grad) == 0.0)
 
 
+def test_binary_entropy_form_hand_values_and_clamp():
+    logits = jnp.array([[[0.0, LN3, 40.0]]])  # p = 0.5, 0.75, 1 - 4e-18 (clamped to 1 - 1e-6)
+    h = lambda p: -(p * math.log(p) + (1 - p) * math.log(1 - p))  # noqa: E731
+    value = losses.binary_entropy_term(logits, jnp.array([[[True, True, True]]]), "binary_entropy")
+    assert float(value) == pytest.approx((math.log(2.0) + h(0.75) + h(1 - 1e-6)) / 3, rel=1e-4)
+    grad = jax.grad(lambda z: losses.binary_entropy_term(z, jnp.ones((1, 1, 3), bool), "binary_entropy"))(logits)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    with pytest.raises(ValueError, match="entropy form"):
+        losses.binary_entropy_term(logits, jnp.ones((1, 1, 3), bool), "shannon")
+
+
 def test_masked_cross_entropy_hand_value_and_ignore():
     # pixel 0: uniform over 3 classes -> log 3; pixel 1: logits (ln 2, 0, 0), label 0 -> -log(2/4);
     # pixel 2: label 255, ignored whatever its logits.
@@ -129,6 +140,7 @@ def test_sic_regression_loss_hand_value_and_ignore():
 def loss_config(**weights) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         region_form="mse", region_weighting="uniform", min_region_pixels=1, entropy_weight=0.01,
+        entropy_form="p_one_minus_p",
         weights=dict(ice=1.0, sic=1.0, sod=3.0, floe=3.0) | weights,
     ))
 

@@ -108,14 +108,37 @@ def test_challenge_missing_chart_gives_none():
     assert s["sod_f1"] is None and s["floe_f1"] is None and s["combined"] is None
 
 
-def test_challenge_drops_255_in_reference_and_prediction():
+def test_challenge_drops_255_reference_and_scores_255_prediction_as_sklearn():
     t = np.array([0, 1, 255, 2, 3, 4, 5], np.uint8)
     p = np.array([0, 2, 7, 2, 3, 255, 5], np.uint8)  # 7 is out of range but its reference is 255
     acc = metrics.ChallengeAccumulator()
     acc.add("SIC", t, p)
-    keep = (t != 255) & (p != 255)
+    keep = t != 255
+    # The 255 prediction stays, with its literal value, as sklearn's r2_score takes it.
     assert acc.scores()["sic_r2"] == pytest.approx(100 * metrics.r2_score(t[keep], p[keep]))
     assert acc.pred_masked_pixels["SIC"] == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_challenge_scores_equal_sklearn_with_masked_pixels_and_255_predictions(seed):
+    from sklearn import metrics as sklearn_metrics  # a test dependency (pyproject [test])
+    rng = np.random.default_rng(seed)
+    acc = metrics.ChallengeAccumulator()
+    refs, preds = {}, {}
+    for chart, n in (("SIC", 11), ("SOD", 6), ("FLOE", 7)):
+        t = rng.integers(0, n, 5000).astype(np.uint8)
+        p = np.where(rng.random(5000) < 0.6, t, rng.integers(0, n, 5000)).astype(np.uint8)
+        t[rng.random(5000) < 0.15] = 255  # reference masked: dropped
+        p[rng.random(5000) < 0.05] = 255  # prediction 255 on scored pixels: a wrong class
+        acc.add(chart, t[:2000], p[:2000])  # pooled over two "scenes"
+        acc.add(chart, t[2000:], p[2000:])
+        keep = t != 255
+        refs[chart], preds[chart] = t[keep].astype(int), p[keep].astype(int)
+    s = acc.scores()
+    assert s["sic_r2"] == pytest.approx(100 * sklearn_metrics.r2_score(refs["SIC"], preds["SIC"]), rel=1e-9)
+    for chart, key in (("SOD", "sod_f1"), ("FLOE", "floe_f1")):
+        expected = sklearn_metrics.f1_score(refs[chart], preds[chart], average="weighted", zero_division=0)
+        assert s[key] == pytest.approx(100 * expected, rel=1e-9)
 
 
 def test_challenge_rejects_class_outside_chart_range():
