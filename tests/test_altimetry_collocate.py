@@ -3,6 +3,7 @@
 import dataclasses
 import datetime as dt
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -125,3 +126,9 @@ def test_masked_huber_loss_hand_computed():
                                      jnp.stack([sigma, sigma]), jnp.stack([mask, mask]), delta=0.5)
     np.testing.assert_allclose(float(batched), expect, rtol=1e-6)
     assert float(loss.masked_huber_loss(pred, index, weight, value, sigma, mask & False)) == 0.0
+    # jit-friendly and differentiable: d/dpred of the first point's term spreads over its footprint
+    f = jax.jit(lambda p: loss.masked_huber_loss(p, index, weight, value, sigma, mask, delta=0.5))
+    np.testing.assert_allclose(float(f(pred)), expect, rtol=1e-6)
+    g = np.asarray(jax.grad(f)(pred))
+    np.testing.assert_allclose(g, [[100 * 0.2 * 0.5 / 125, 100 * 0.2 * 0.5 / 125], [0.0, 25 * 0.5 / 125]],
+                               rtol=1e-5)
