@@ -39,7 +39,11 @@ def _hand_atl10(path, layout):
             _ds(base, "delta_time", np.array([0.0, 1.0, 2.0, 3.0]) + 38_622_137.0 + shift, np.float64)
             _ds(base, "beam_fb_height", [0.31, FILL, 0.45, 0.02], np.float32, FILL)
             _ds(base, "beam_fb_sigma", [0.02, 0.02, 0.03, 0.01], np.float32, FILL)
-            _ds(base, "beam_fb_quality_flag", [0, 0, 5, 0], np.int8, -1)
+            if layout == "006":  # with flag attributes: the meanings decide
+                _ds(base, "beam_fb_quality_flag", [1, 1, 5, 2], np.int8, -1, flag_values=np.arange(1, 6, dtype=np.int8),
+                    flag_meanings="best_quality high_quality medium_quality low_quality invalid")
+            else:  # without: only the fill is bad
+                _ds(base, "beam_fb_quality_flag", [0, 0, -1, 0], np.int8, -1)
             _ds(hs, "height_segment_type", [1, 1, 1, 3], np.int8, -1)
             _ds(hs, "height_segment_ssh_flag", [0, 0, 0, 1], np.int8, -1)
             _ds(hs, "height_segment_length_seg", [40.0, 50.0, 12.0, FILL], np.float32, FILL)
@@ -54,7 +58,7 @@ def test_hand_written_atl10_both_layouts(tmp_path, layout):
     t = tracks[0]
     assert t.product == "ATL10" and t.kind == "freeboard" and t.mission == "icesat2"
     assert np.isnan(t.value[1]) and not t.quality[1]  # fill masked from _FillValue
-    assert not t.quality[2]  # quality flag 5
+    assert not t.quality[2]  # quality flag 'invalid' (006) / fill (005)
     assert t.quality[0] and t.quality[3]
     np.testing.assert_allclose(t.value[[0, 2, 3]], [0.31, 0.45, 0.02], rtol=1e-6)
     assert list(t.surface) == [alt.FLOE, alt.FLOE, alt.FLOE, alt.LEAD]
@@ -106,9 +110,10 @@ def _hand_cs2(path, baseline):
         v.set_auto_maskandscale(False)
         v[:] = np.array([250, 310, -2147483647, 180, 120], np.int32)
         v = ds.createVariable("flag_prod_status_20_ku", "u4", ("time_20_ku",))
-        v.flag_masks = np.array([2, 65536, 16777216], np.uint32)
-        v.flag_meanings = "some_warning freeboard_error height_1_error"
-        v[:] = np.array([2, 0, 0, 65536, 16777216], np.uint32)  # a warning is not an error
+        v.flag_masks = np.array([2, 4, 65536, 16777216], np.uint32)
+        v.flag_meanings = "some_warning sig0_3_error freeboard_error height_1_error"
+        # a warning, or another retracker's error (set on every SAR record), is not a freeboard error
+        v[:] = np.array([2 | 4, 4, 4, 65536, 16777216], np.uint32)
 
 
 @pytest.mark.parametrize("baseline", ["D", "E"])

@@ -2,9 +2,9 @@
 
 ESA L2 (flat netCDF, docs/altimetry.md section 1): 20 Hz `time_20_ku` (seconds since 2000-01-01 from the
 `units` attribute), POCA `lat_poca_20_ku` / `lon_poca_20_ku`; freeboard `freeboard_20_ku` (Baseline D)
-or `radar_freeboard_20_ku` (Baseline E); `flag_prod_status_20_ku` error bits (from `flag_masks` /
-`flag_meanings`: every `*_error` bit; without them the Baseline-E bits 65536 `freeboard_error` and
-16777216 `height_1_error`). Lead / floe: `flag_surf_type_class_20_ku` by its `flag_meanings` where
+or `radar_freeboard_20_ku` (Baseline E); `flag_prod_status_20_ku` error bits `freeboard_error` and
+`height_1_error` located by `flag_masks` / `flag_meanings` (without them the Baseline-E masks 65536 and
+16777216); other bits (other retrackers, warnings) are ignored. Lead / floe: `flag_surf_type_class_20_ku` by its `flag_meanings` where
 present (U in SIR_SAR_2), else whichever of `height_sea_ice_lead_20_ku` / `height_sea_ice_floe_20_ku`
 is valid, else floe where the freeboard is valid. No per-point uncertainty: 0.10 m (AWI).
 L2P (pysiral): `time` (units attr), `latitude`/`longitude` (AWI) or `lat`/`lon` (CCI), `radar_freeboard`
@@ -66,8 +66,10 @@ def read_cryosat2_l2(path) -> list[Track]:
             v = ds.variables["flag_prod_status_20_ku"]
             status, _ = _nc.read_int(ds, "flag_prod_status_20_ku", fname)
             meanings = _nc.flag_meanings(v)
-            bits = ({k: b for k, b in meanings.items() if k.endswith("_error")} if meanings
-                    else BASELINE_E_ERROR_BITS)
+            # Only the freeboard / retracker-1 error bits: other retrackers' bits can be set on every
+            # SAR record (retracker-3 backscatter is unused in SAR mode), so "any *_error" rejects all.
+            bits = {k: b for k, b in meanings.items() if k in _ERROR_MEANINGS} if meanings else {}
+            bits = bits or BASELINE_E_ERROR_BITS
             mask = 0
             for b in bits.values():
                 mask |= int(b)

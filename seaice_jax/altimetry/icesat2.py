@@ -115,13 +115,15 @@ def _flag_meanings(ds) -> dict[int, str]:
 _BAD_WORDS = ("bad", "invalid", "poor", "fill", "cloud")
 
 
-def _good_quality(f, path, fname, default_good: tuple[int, ...]) -> np.ndarray:
-    """Quality flag -> bool: from `flag_meanings` (values whose meaning is not bad / invalid / poor), else
-    the values in `default_good`."""
+def _good_quality(f, path, fname, default_good: tuple[int, ...] | None) -> np.ndarray:
+    """Quality flag -> bool: from `flag_values` / `flag_meanings` (values whose meaning is not bad /
+    invalid / poor / fill / cloud), else the values in `default_good` (None: every non-fill value)."""
     values, valid = _read_int(f, path, fname)
     meanings = _flag_meanings(f[path])
     if meanings:
         good = [v for v, n in meanings.items() if not any(w in n.lower() for w in _BAD_WORDS)]
+    elif default_good is None:
+        return valid
     else:
         good = list(default_good)
     return valid & np.isin(values, good)
@@ -212,7 +214,8 @@ def read_icesat2(path, beams="strong") -> list[Track]:
             value = _read_float(f, value_path, fname)
             n = value.shape[0]
             if product == "ATL10":
-                quality = _good_quality(f, f"{base}/beam_fb_quality_flag", fname, default_good=(0,))
+                # beam_fb_quality_flag values are U (docs): meanings from the attributes, else only fill is bad
+                quality = _good_quality(f, f"{base}/beam_fb_quality_flag", fname, default_good=None)
                 unc_name = next((p for p in (f"{base}/beam_fb_unc", f"{base}/beam_fb_sigma") if p in f), None)
             else:
                 quality = _good_quality(f, f"{hs}/height_segment_quality", fname, default_good=(1,))
