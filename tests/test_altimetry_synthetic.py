@@ -117,3 +117,40 @@ def test_written_in_real_layouts_and_collocated_back(tmp_path):
     assert laser_pts["n"] > 0 and laser_pts["rmse"] < 0.1
     sm = metrics.swath_metrics(t.laser_freeboard, Scene, swaths, lead_mask=t.lead)
     assert sm["n"] > 0 and sm["rmse"] < 0.15
+
+
+def test_end_to_end_baselines_and_metrics_json():
+    """Truth -> SAR-like HV from roughness -> tracks -> collocation -> three baselines -> the JSON row."""
+    import json
+
+    from seaice_jax.altimetry import baselines
+
+    stage, lead, deform = _maps()
+    t = syn.freeboard_truth(0, stage, lead, deform)
+    tp = _tie_points()
+    hv = -22.0 + syn.roughness_brightening_db(1, t.roughness) + 2.0 * (stage == 5)
+    tracks = [syn.simulate_track(10 + k, t, tp, T_SAR, "cryosat2", angle_deg=a, offset_px=o, lead_error=0.0)
+              for k, (a, o) in enumerate([(5.0, -25.0), (5.0, 0.0), (-5.0, 25.0)])]
+
+    class Scene:
+        shape, tie_points, start_time, valid = (H, W), tp, T_SAR, t.valid
+
+    c = col.collocate(Scene, tracks, max_time_gap=3600)
+    assert len(np.unique(c.track_index)) == 3
+    floe = t.valid & ~t.lead
+    feats = np.stack([hv, floe.astype(float)], -1)
+    methods = {
+        "quantile_mapping": lambda cc: baselines.quantile_mapping_from(cc, hv, floe, t.valid),
+        "nearest": lambda cc: baselines.nearest_track_from(cc, t.valid, t.lead),
+        "gp": lambda cc: baselines.gp_from(cc, feats, valid=t.valid, lead_mask=t.lead, max_points=200),
+    }
+    rows = {}
+    for name, fn in methods.items():
+        field = fn(c)
+        assert field.shape == (H, W) and np.all(field[t.lead & t.valid] == 0)
+        grid = metrics.grid_metrics(field, t.radar_freeboard, t.valid)
+        loo = metrics.leave_one_track_out(fn, c)
+        rows[name] = metrics.method_summary(grid, loo, None)
+        assert rows[name]["rmse_80m"] < 0.3 and rows[name]["loo_rmse"] is not None
+    assert rows["quantile_mapping"]["rmse_400m"] <= rows["quantile_mapping"]["rmse_80m"] + 1e-9
+    json.dumps({"pooled": {"methods": rows}})

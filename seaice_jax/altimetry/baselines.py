@@ -68,3 +68,23 @@ def nearest_track(shape, rows, cols, values, valid: np.ndarray | None = None,
     if valid is not None:
         out[~np.asarray(valid, bool)] = np.nan
     return out
+
+
+# ------------------------------------------------------------------ from a Collocation (for LOO closures)
+def quantile_mapping_from(colloc, hv, floe_mask, valid=None) -> np.ndarray:
+    """`quantile_mapping` with the collocated floe points of `colloc` (leads excluded)."""
+    from seaice_jax.altimetry.track import FLOE
+    return quantile_mapping(hv, floe_mask, colloc.value[colloc.surface == FLOE], valid)
+
+
+def nearest_track_from(colloc, valid=None, lead_mask=None, max_distance_px=None) -> np.ndarray:
+    """`nearest_track` from the collocated points' centres."""
+    return nearest_track(colloc.shape, colloc.row, colloc.col, colloc.value, valid, lead_mask, max_distance_px)
+
+
+def gp_from(colloc, features, *, spacing_m: float = 80.0, valid=None, lead_mask=None, **kw) -> np.ndarray:
+    """`gp.gp_map` mean from the collocated points (uncertainties as the noise)."""
+    from seaice_jax.altimetry import gp
+    mean, _, _ = gp.gp_map(features, colloc.row, colloc.col, colloc.value, colloc.uncertainty, spacing_m=spacing_m,
+                           valid=valid, lead_mask=lead_mask, **kw)
+    return mean
