@@ -68,3 +68,17 @@ def test_leave_one_track_out_known_answer():
     assert set(row) == {"rmse_80m", "rmse_400m", "mae_400m", "bias", "r", "loo_rmse", "swath_rmse"}
     assert row["swath_rmse"] is None and row["r"] is None and row["loo_rmse"] == 2.0
     json.dumps(row)
+
+
+def test_error_sums_pool_exactly():
+    rng = np.random.default_rng(5)
+    p1, t1 = rng.normal(size=30), rng.normal(size=30)
+    p2, t2 = rng.normal(size=20) + 1, rng.normal(size=20)
+    pooled = metrics.ErrorSums().add(p1, t1).merge(metrics.ErrorSums().add(p2, t2)).stats()
+    ref = metrics.error_stats(np.concatenate([p1, p2]), np.concatenate([t1, t2]))
+    p, t = np.concatenate([p1, p2]), np.concatenate([t1, t2])
+    for k in ("rmse", "mae", "bias", "r"):
+        np.testing.assert_allclose(pooled[k], ref[k], rtol=1e-9)
+    np.testing.assert_allclose(ref["r"], np.corrcoef(p, t)[0, 1], rtol=1e-9)
+    np.testing.assert_allclose(ref["rmse"], np.sqrt(np.mean((p - t) ** 2)), rtol=1e-12)
+    assert pooled["n"] == 50

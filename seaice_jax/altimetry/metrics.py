@@ -5,6 +5,7 @@ not computable)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import numpy as np
@@ -40,28 +41,64 @@ def block_average(field: np.ndarray, factor: float, weights: np.ndarray | None =
     return mean, den / (factor * factor)
 
 
+@dataclasses.dataclass
+class ErrorSums:
+    """Sufficient sums of (pred, truth) pairs: exact pooled RMSE / MAE / bias / r over scenes or tracks."""
+
+    n: int = 0
+    se: float = 0.0  # sum of errors
+    se2: float = 0.0  # sum of squared errors
+    sae: float = 0.0  # sum of absolute errors
+    sp: float = 0.0
+    st: float = 0.0
+    sp2: float = 0.0
+    st2: float = 0.0
+    spt: float = 0.0
+
+    def add(self, pred, truth, mask=None) -> "ErrorSums":
+        p, t = np.asarray(pred, np.float64).ravel(), np.asarray(truth, np.float64).ravel()
+        ok = np.isfinite(p) & np.isfinite(t)
+        if mask is not None:
+            ok &= np.asarray(mask, bool).ravel()
+        p, t = p[ok], t[ok]
+        e = p - t
+        self.n += int(p.size)
+        self.se += float(e.sum())
+        self.se2 += float((e * e).sum())
+        self.sae += float(np.abs(e).sum())
+        self.sp += float(p.sum())
+        self.st += float(t.sum())
+        self.sp2 += float((p * p).sum())
+        self.st2 += float((t * t).sum())
+        self.spt += float((p * t).sum())
+        return self
+
+    def merge(self, other: "ErrorSums") -> "ErrorSums":
+        return ErrorSums(*[getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)])
+
+    def stats(self) -> dict:
+        """{'rmse', 'mae', 'bias' (mean pred - truth), 'r' (Pearson), 'n'}; None where not computable."""
+        n = self.n
+        if n == 0:
+            return {"rmse": None, "mae": None, "bias": None, "r": None, "n": 0}
+        vp = self.sp2 / n - (self.sp / n) ** 2
+        vt = self.st2 / n - (self.st / n) ** 2
+        cov = self.spt / n - (self.sp / n) * (self.st / n)
+        tiny = 1e-12 * max(1.0, self.sp2 / n, self.st2 / n)
+        r = float(np.clip(cov / np.sqrt(vp * vt), -1.0, 1.0)) if n > 1 and vp > tiny and vt > tiny else None
+        return {"rmse": float(np.sqrt(max(self.se2 / n, 0.0))), "mae": self.sae / n, "bias": self.se / n, "r": r,
+                "n": n}
+
+
 def error_stats(pred, truth, mask=None) -> dict:
     """{'rmse', 'mae', 'bias' (mean pred - truth), 'r' (Pearson), 'n'}; None where not computable."""
-    p, t = np.asarray(pred, np.float64).ravel(), np.asarray(truth, np.float64).ravel()
-    ok = np.isfinite(p) & np.isfinite(t)
-    if mask is not None:
-        ok &= np.asarray(mask, bool).ravel()
-    p, t = p[ok], t[ok]
-    n = int(p.size)
-    if n == 0:
-        return {"rmse": None, "mae": None, "bias": None, "r": None, "n": 0}
-    e = p - t
-    r = None
-    if n > 1 and p.std() > 0 and t.std() > 0:
-        r = float(np.corrcoef(p, t)[0, 1])
-    return {"rmse": float(np.sqrt(np.mean(e * e))), "mae": float(np.mean(np.abs(e))), "bias": float(e.mean()),
-            "r": r, "n": n}
+    return ErrorSums().add(pred, truth, mask).stats()
 
 
-def grid_metrics(pred, truth, valid=None, *, native_m: float = 80.0, resolutions=RESOLUTIONS_M,
-                 min_coverage: float = 0.5) -> dict:
-    """Error stats per resolution {'80m': {...}, '100m': ..., '400m': ...}: pred and truth averaged over
-    the same valid, finite pixels; coarse cells under `min_coverage` are dropped."""
+def grid_error_sums(pred, truth, valid=None, *, native_m: float = 80.0, resolutions=RESOLUTIONS_M,
+                    min_coverage: float = 0.5) -> dict[str, ErrorSums]:
+    """ErrorSums per resolution ('80m', '100m', ...): pred and truth averaged over the same valid,
+    finite pixels; coarse cells under `min_coverage` are dropped. Merge over scenes to pool."""
     pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
     ok = np.isfinite(pred) & np.isfinite(truth)
     if valid is not None:
@@ -71,12 +108,17 @@ def grid_metrics(pred, truth, valid=None, *, native_m: float = 80.0, resolutions
         factor = float(res) / native_m
         key = f"{int(round(res))}m"
         if abs(factor - 1.0) < 1e-9:
-            out[key] = error_stats(pred, truth, ok)
+            out[key] = ErrorSums().add(pred, truth, ok)
             continue
         pm, cov = block_average(np.where(ok, pred, np.nan), factor)
         tm, _ = block_average(np.where(ok, truth, np.nan), factor)
-        out[key] = error_stats(pm, tm, cov >= min_coverage)
+        out[key] = ErrorSums().add(pm, tm, cov >= min_coverage)
     return out
+
+
+def grid_metrics(pred, truth, valid=None, **kw) -> dict:
+    """Error stats per resolution {'80m': {...}, '100m': ..., '400m': ...} (see `grid_error_sums`)."""
+    return {k: v.stats() for k, v in grid_error_sums(pred, truth, valid, **kw).items()}
 
 
 def footprint_means(pred: np.ndarray, colloc: Collocation) -> np.ndarray:
@@ -139,3 +181,10 @@ def method_summary(grid: dict | None = None, loo: dict | None = None, swath: dic
             "bias": g80.get("bias"), "r": g80.get("r"),
             "loo_rmse": ((loo or {}).get("pooled") or {}).get("rmse"),
             "swath_rmse": (swath or {}).get("rmse")}
+
+
+def track_point_metrics(pred: np.ndarray, colloc: Collocation) -> dict:
+    """{track_id: error stats at that track's points} (footprint means vs measured)."""
+    means = footprint_means(pred, colloc)
+    return {colloc.track_ids[ti]: error_stats(means[colloc.track_index == ti], colloc.value[colloc.track_index == ti])
+            for ti in np.unique(colloc.track_index)}
