@@ -18,6 +18,7 @@ footprint.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,6 +26,16 @@ from seaice_jax.altimetry.track import Track, to_seconds, to_unix_seconds
 from seaice_jax.data import geolocation as geo
 
 EARTH_RADIUS_M = 6_371_000.0
+
+
+class SceneLike(Protocol):
+    """What `collocate` needs of a scene (the data Scene once it carries tie points, or any stand-in)."""
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
+
+    tie_points: geo.TiePoints | None
+    start_time: Any  # unix seconds, datetime (naive = UTC), np.datetime64 or ISO / 'YYYYmmddTHHMMSS' string
 
 
 def _haversine(lat1, lon1, lat2, lon2):
@@ -145,7 +156,7 @@ def footprint_pixels(row, col, along_m, across_m, direction, shape, spacing_m, o
     return pix, counts / max(ri.size, 1)
 
 
-def collocate(scene, tracks, max_time_gap=None, *, quality_only: bool = True, max_pixels: int | None = None,
+def collocate(scene: SceneLike, tracks, max_time_gap=None, *, quality_only: bool = True, max_pixels: int | None = None,
               min_inside: float = 0.5, spacing_m: tuple[float, float] | None = None,
               oversample: int = 3) -> Collocation:
     """Collocates `tracks` (Tracks) with `scene` (anything with .shape, .tie_points, .start_time).
