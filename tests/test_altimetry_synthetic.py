@@ -69,6 +69,8 @@ def test_tracks_noise_classification_and_determinism():
     floe = cs.surface == alt.FLOE
     resid = cs.value[floe] - cs.attrs["true_value"][floe]
     assert 0.05 < resid.std() < 0.15
+    good = cs.good()
+    np.testing.assert_array_equal(good.attrs["true_value"], cs.attrs["true_value"][cs.quality])
     assert (cs.surface == alt.LEAD).any()  # the lead band at rows 40-42 (1.6 km across footprint)
     np.testing.assert_array_equal(syn.simulate_track(3, t, tp, T_SAR, "cryosat2", angle_deg=5.0,
                                                      lead_error=0.0, noise_m=0.1).value, cs.value)

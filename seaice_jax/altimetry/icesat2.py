@@ -264,7 +264,7 @@ def _float_with_fill(x):
     return np.where(np.isfinite(x), x, FLOAT_FILL)
 
 
-def _segment_types(track: Track, rng_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _segment_types(track: Track) -> tuple[np.ndarray, np.ndarray]:
     """ATL07/10 `height_segment_type` and `height_segment_ssh_flag` from Track surface classes."""
     seg_type = np.where(track.surface == LEAD, 2, np.where(track.surface == FLOE, 1, 0)).astype(np.int8)
     ssh_flag = (track.surface == LEAD).astype(np.int8)

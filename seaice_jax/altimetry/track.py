@@ -149,7 +149,10 @@ class Track:
         for name in ("time", "latitude", "longitude", "value", "uncertainty", "surface", "quality",
                      "footprint_along", "footprint_across"):
             fields[name] = fields[name][mask]
-        fields["attrs"] = dict(self.attrs)
+        n = len(self)
+        # per-point arrays in attrs (e.g. a simulator's true values) follow the selection
+        fields["attrs"] = {k: (v[mask] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v)
+                           for k, v in self.attrs.items()}
         return Track(**fields)
 
     def good(self) -> "Track":
