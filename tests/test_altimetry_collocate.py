@@ -6,7 +6,6 @@ import datetime as dt
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from seaice_jax import altimetry as alt
 from seaice_jax.altimetry import collocate as col

@@ -1,6 +1,5 @@
 """Elevation metrics on cases with known answers."""
 
-import dataclasses
 import json
 
 import numpy as np

@@ -180,7 +180,8 @@ def _hand_swot(path):
             v = g.createVariable("height_cor_xover", "i4", ("num_lines", "num_pixels"), fill_value=2147483647)
             v.scale_factor = 1e-4
             v[:] = np.full((2, 3), offset)
-            v = g.createVariable("ssh_karin_2_qual", "u4", ("num_lines", "num_pixels"), fill_value=np.uint32(4294967295))
+            v = g.createVariable("ssh_karin_2_qual", "u4", ("num_lines", "num_pixels"),
+                                 fill_value=np.uint32(4294967295))
             v.flag_masks = np.array([1, 2], np.uint32)
             v.flag_meanings = "suspect_large_ssh_delta suspect_large_ssh_std"
             v.set_auto_maskandscale(False)

@@ -4,8 +4,8 @@ ESA L2 (flat netCDF, docs/altimetry.md section 1): 20 Hz `time_20_ku` (seconds s
 `units` attribute), POCA `lat_poca_20_ku` / `lon_poca_20_ku`; freeboard `freeboard_20_ku` (Baseline D)
 or `radar_freeboard_20_ku` (Baseline E); `flag_prod_status_20_ku` error bits `freeboard_error` and
 `height_1_error` located by `flag_masks` / `flag_meanings` (without them the Baseline-E masks 65536 and
-16777216); other bits (other retrackers, warnings) are ignored. Lead / floe: `flag_surf_type_class_20_ku` by its `flag_meanings` where
-present (U in SIR_SAR_2), else whichever of `height_sea_ice_lead_20_ku` / `height_sea_ice_floe_20_ku`
+16777216); other bits (other retrackers, warnings) are ignored. Lead / floe:
+`flag_surf_type_class_20_ku` by its `flag_meanings` where present (U in SIR_SAR_2), else whichever of `height_sea_ice_lead_20_ku` / `height_sea_ice_floe_20_ku`
 is valid, else floe where the freeboard is valid. No per-point uncertainty: 0.10 m (AWI).
 L2P (pysiral): `time` (units attr), `latitude`/`longitude` (AWI) or `lat`/`lon` (CCI), `radar_freeboard`
 (+ `_uncertainty`) or `sea_ice_freeboard`; floe points only.
@@ -23,7 +23,8 @@ from seaice_jax.altimetry.track import (CRYOSAT2_FOOTPRINT_M, DEFAULT_UNCERTAINT
                                         SEA_SURFACE, UNKNOWN, AltimetryFormatError, Track, unix_to_datetime)
 
 BASELINE_E_ERROR_BITS = {"freeboard_error": 65536, "height_1_error": 16777216}
-_L2_RE = re.compile(r"CS_(OFFL|NRT_|RPRO|TEST|LTA_)_(SIR_SAR_2|SIR_SIN_2|SIR_LRM_2)__(\d{8}T\d{6})_(\d{8}T\d{6})_([A-Z])(\d{3})")
+_L2_RE = re.compile(r"CS_(OFFL|NRT_|RPRO|TEST|LTA_)_(SIR_SAR_2|SIR_SIN_2|SIR_LRM_2)__"
+                    r"(\d{8}T\d{6})_(\d{8}T\d{6})_([A-Z])(\d{3})")
 _ERROR_MEANINGS = ("freeboard_error", "height_1_error")
 
 
@@ -78,7 +79,7 @@ def read_cryosat2_l2(path) -> list[Track]:
         if "flag_surf_type_class_20_ku" in ds.variables:
             vals, valid = _nc.read_int(ds, "flag_surf_type_class_20_ku", fname)
             surface = _surface_from_class_flag(ds.variables["flag_surf_type_class_20_ku"], vals, valid)
-        if surface is None and "height_sea_ice_lead_20_ku" in ds.variables and "height_sea_ice_floe_20_ku" in ds.variables:
+        if surface is None and {"height_sea_ice_lead_20_ku", "height_sea_ice_floe_20_ku"} <= set(ds.variables):
             lead = np.isfinite(_nc.read_float(ds, "height_sea_ice_lead_20_ku", fname))
             floe = np.isfinite(_nc.read_float(ds, "height_sea_ice_floe_20_ku", fname))
             surface = np.where(lead & ~floe, LEAD, np.where(floe & ~lead, FLOE, UNKNOWN)).astype(np.uint8)

@@ -7,7 +7,8 @@ import os
 from seaice_jax.altimetry import cryosat2, icesat2, sentinel3, swot
 from seaice_jax.altimetry.track import AltimetryFormatError, Swath, Track
 
-SUPPORTED = "ICESat-2 ATL10/ATL07, CryoSat-2 SIR_SAR_2 (Baseline D/E), AWI/CCI L2P, Sentinel-3 SR_2_LAN_SI, SWOT L2 LR SSH Unsmoothed"
+SUPPORTED = ("ICESat-2 ATL10/ATL07, CryoSat-2 SIR_SAR_2 (Baseline D/E), AWI/CCI L2P, Sentinel-3 SR_2_LAN_SI, "
+             "SWOT L2 LR SSH Unsmoothed")
 
 
 def _signature(path) -> bytes:

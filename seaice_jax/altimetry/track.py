@@ -49,7 +49,8 @@ class AltimetryFormatError(ValueError):
         super().__init__(msg)
 
 
-_EPOCH_RE = re.compile(r"^\s*(seconds|days)\s+since\s+(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2}):(\d{1,2}(?:\.\d*)?))?")
+_EPOCH_RE = re.compile(r"^\s*(seconds|days)\s+since\s+(\d{4})-(\d{1,2})-(\d{1,2})"
+                       r"(?:[ T](\d{1,2}):(\d{1,2}):(\d{1,2}(?:\.\d*)?))?")
 
 
 def seconds_since_to_unix(values, units: str, path="<file>") -> np.ndarray:
