@@ -131,3 +131,25 @@ def test_masked_huber_loss_hand_computed():
     g = np.asarray(jax.grad(f)(pred))
     np.testing.assert_allclose(g, [[100 * 0.2 * 0.5 / 125, 100 * 0.2 * 0.5 / 125], [0.0, 25 * 0.5 / 125]],
                                rtol=1e-5)
+
+
+def test_footprint_oriented_across_a_diagonal_track():
+    tp = _tie_points(heading_deg=0.0)
+    s = np.arange(-20.0, 21.0, 4.0)
+    rows, cols = 60 + s * np.cos(np.pi / 4), 50 + s * np.sin(np.pi / 4)
+    tr = _track_through(tp, rows, cols, np.zeros(rows.size))
+    c = col.collocate(FakeScene((H, W), tp, T_SAR), [tr])
+    j = rows.size // 2
+    pix, wts = c.index[j][c.weight[j] > 0], c.weight[j][c.weight[j] > 0]
+    rc = np.stack([pix // W, pix % W], 1).astype(float)
+    mean = (rc * wts[:, None]).sum(0)
+    cov = ((rc - mean).T * wts) @ (rc - mean)
+    evals, evecs = np.linalg.eigh(cov)
+    major = evecs[:, -1]
+    along = np.array([1.0, 1.0]) / np.sqrt(2)
+    assert abs(major @ along) < 0.1  # the long (1.6 km) axis is across the track
+    np.testing.assert_allclose(mean, [c.row[j], c.col[j]], atol=0.3)
+    # a far-away point (other latitude band) and one outside the time window are skipped cheaply
+    far = _track_through(tp, np.array([60.0]), np.array([50.0]), np.array([0.0]))
+    far.latitude[:] = 60.0
+    assert len(col.collocate(FakeScene((H, W), tp, T_SAR), [far], max_time_gap=10)) == 0

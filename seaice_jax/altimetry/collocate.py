@@ -178,29 +178,37 @@ def collocate(scene: SceneLike, tracks, max_time_gap=None, *, quality_only: bool
     valid = getattr(scene, "valid", None)
     tracks = [tracks] if isinstance(tracks, Track) else list(tracks)
     rows_out, per_point = [], []
+    lat_lo, lat_hi = float(tp.latitude.min()) - 0.5, float(tp.latitude.max()) + 0.5
     for ti, tr in enumerate(tracks):
         if len(tr) == 0:
             continue
-        r, c = geo.latlon_to_pixel(tp, tr.latitude, tr.longitude)
+        dt_all = tr.time - t_start if t_start is not None else np.full(len(tr), np.nan)
+        # cheap prefilter (time, latitude band) before the tie-point inversion
+        pre = (tr.latitude >= lat_lo) & (tr.latitude <= lat_hi)
+        if gap is not None:
+            pre &= np.abs(dt_all) <= gap
+        sel = np.flatnonzero(pre)
+        if sel.size == 0:
+            continue
+        r, c = geo.latlon_to_pixel(tp, tr.latitude[sel], tr.longitude[sel])
         dr, dc = _directions(np.nan_to_num(r), np.nan_to_num(c), sp)
         keep = np.isfinite(r) & np.isfinite(c) & (r > -0.5) & (r < h - 0.5) & (c > -0.5) & (c < w - 0.5)
         if quality_only:
-            keep &= tr.quality
-        dt = tr.time - t_start if t_start is not None else np.full(len(tr), np.nan)
-        if gap is not None:
-            keep &= np.abs(dt) <= gap
+            keep &= tr.quality[sel]
+        dt = dt_all[sel]
         if valid is not None:
             ri = np.clip(np.rint(np.nan_to_num(r)), 0, h - 1).astype(int)
             ci = np.clip(np.rint(np.nan_to_num(c)), 0, w - 1).astype(int)
             keep &= np.asarray(valid)[ri, ci]
-        for i in np.flatnonzero(keep):
-            pix, frac = footprint_pixels(r[i], c[i], float(tr.footprint_along[i]), float(tr.footprint_across[i]),
-                                         (dr[i], dc[i]), (h, w), sp, oversample)
+        for j in np.flatnonzero(keep):
+            i = sel[j]
+            pix, frac = footprint_pixels(r[j], c[j], float(tr.footprint_along[i]), float(tr.footprint_across[i]),
+                                         (dr[j], dc[j]), (h, w), sp, oversample)
             total = frac.sum()
             if total < min_inside:
                 continue
             per_point.append((pix, frac / total))
-            rows_out.append((ti, i, r[i], c[i], dt[i], tr.value[i], tr.uncertainty[i], tr.surface[i],
+            rows_out.append((ti, i, r[j], c[j], dt[j], tr.value[i], tr.uncertainty[i], tr.surface[i],
                              tr.footprint_along[i], tr.footprint_across[i]))
     n = len(rows_out)
     index = np.zeros((n, max([p.size for p, _ in per_point], default=1)), np.int32)
