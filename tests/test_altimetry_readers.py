@@ -264,3 +264,19 @@ def test_swot_writer_round_trip(tmp_path):
         np.testing.assert_array_equal(a.quality, b.quality)
         np.testing.assert_allclose(a.longitude, b.longitude, atol=1e-6)
         np.testing.assert_allclose(a.anomaly(), b.height - 0.9, atol=3e-4)
+
+
+def test_transition_orientation_reads_all_beams_and_swot_without_xover_is_refused(tmp_path):
+    path = tmp_path / "ATL10-01_20190324002217_13070201_006_01.h5"
+    _hand_atl10(path, "006")
+    with h5py.File(path, "r+") as f:
+        f["orbit_info/sc_orient"][...] = 2
+    tracks = alt.read_icesat2(path)
+    assert sorted(t.beam for t in tracks) == ["gt1l", "gt1r"]
+    assert not any(t.attrs["strong"] for t in tracks)
+    swot = tmp_path / "SWOT_L2_LR_SSH_Unsmoothed_486_005_20230409T233402_20230410T002508_PIA1_01.nc"
+    _hand_swot(swot)
+    with netCDF4.Dataset(swot, "a") as root:
+        root.groups["left"].renameVariable("height_cor_xover", "something_else")
+    with pytest.raises(alt.AltimetryFormatError, match="missing variable /left/height_cor_xover"):
+        alt.open_altimetry(swot)
