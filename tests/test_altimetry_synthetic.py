@@ -156,3 +156,22 @@ def test_end_to_end_baselines_and_metrics_json():
         assert rows[name]["rmse_80m"] < 0.3 and rows[name]["loo_rmse"] is not None
     assert rows["quantile_mapping"]["rmse_400m"] <= rows["quantile_mapping"]["rmse_80m"] + 1e-9
     json.dumps({"pooled": {"methods": rows}})
+
+
+def test_simulate_altimetry_missions_deterministic(tmp_path):
+    stage, lead, deform = _maps()
+    t = syn.freeboard_truth(0, stage, lead, deform)
+    tp = _tie_points()
+    tracks, sw = syn.simulate_altimetry(7, t, tp, T_SAR, "all")
+    assert {tr.mission for tr in tracks} == {"icesat2", "cryosat2", "sentinel3a"}
+    again, sw2 = syn.simulate_altimetry(7, t, tp, T_SAR, "all")
+    for a, b in zip(tracks, again):
+        np.testing.assert_array_equal(a.value, b.value)
+        np.testing.assert_array_equal(a.latitude, b.latitude)
+    only, _ = syn.simulate_altimetry(7, t, tp, T_SAR, "sentinel3", swath=False)
+    assert {tr.mission for tr in only} == {"sentinel3a"}
+    start = T_SAR.replace(tzinfo=dt.timezone.utc).timestamp()
+    assert all(abs(tr.time.min() - start) <= 3 * 3600 + 60 for tr in tracks)
+    assert sw is not None and sw[0] and all(s.quality.any() for s in sw[0])
+    paths = syn.write_synthetic_altimetry(tmp_path, tracks, sw)
+    assert len(paths) == 5  # 1 ATL10 granule, 2 CS2, 1 S3, 1 SWOT

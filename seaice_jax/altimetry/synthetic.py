@@ -20,6 +20,9 @@ the value = footprint mean of the truth (same footprint code as collocation) + p
 fraction in the footprint with random classification errors, random quality dropouts.
 `simulate_swath`: a SWOT-like two-sided swath of 250 m pixels with 0.07 m noise, a mean sea surface
 and a per-side crossover tilt stored as `height_cor_xover`.
+`simulate_altimetry(seed, truth, tie_points, start_time, missions)` draws the passes of the chosen
+missions ('icesat2' | 'cryosat2' | 'sentinel3' | 'all') and a swath for one scene;
+`write_synthetic_altimetry(directory, tracks, swath)` writes them in the real layouts.
 """
 
 from __future__ import annotations
@@ -277,3 +280,49 @@ def write_synthetic_altimetry(directory, tracks: list[Track], swaths: tuple[list
     if swaths is not None and swaths[0]:
         paths.append(swot.write_swot(directory, swaths[0], xover=swaths[1]))
     return paths
+
+
+MISSION_CHOICES = ("icesat2", "cryosat2", "sentinel3", "all")
+
+
+def simulate_altimetry(seed: int, truth: FreeboardTruth, tie_points, start_time, missions: str = "all", *,
+                       passes: dict | None = None, max_time_offset_s: float = 3 * 3600.0, swath: bool = True,
+                       spacing_m=None) -> tuple[list[Track], tuple[list[Swath], dict] | None]:
+    """Passes of the chosen missions ('icesat2' | 'cryosat2' | 'sentinel3' | 'all') over one scene, with
+    random headings, across-track offsets (inside the scene) and time offsets within `max_time_offset_s`
+    of the SAR start; plus a SWOT-like swath when `swath`. Deterministic for `seed`.
+
+    passes: passes per mission (default icesat2 1, cryosat2 2, sentinel3a 1)."""
+    if missions not in MISSION_CHOICES:
+        raise ValueError(f"missions {missions!r} not one of {MISSION_CHOICES}")
+    chosen = {"icesat2": ["icesat2"], "cryosat2": ["cryosat2"], "sentinel3": ["sentinel3a"],
+              "all": ["icesat2", "cryosat2", "sentinel3a"]}[missions]
+    counts = {"icesat2": 1, "cryosat2": 2, "sentinel3a": 1}
+    counts.update(passes or {})
+    rng = np.random.default_rng(seed)
+    sp = spacing_m or col.pixel_spacing_m(tie_points)
+    h, w = truth.valid.shape
+    span = 0.35 * min(h, w)
+    tracks: list[Track] = []
+    for m_i, mission in enumerate(chosen):
+        for k in range(int(counts.get(mission, 0))):
+            angle = float(rng.uniform(0.0, 180.0))
+            offset = float(rng.uniform(-span, span))
+            dt = float(rng.uniform(-max_time_offset_s, max_time_offset_s))
+            sub_seed = int(rng.integers(0, 2**31 - 1))
+            if mission == "icesat2":
+                tracks += simulate_icesat2(sub_seed, truth, tie_points, start_time, angle_deg=angle, offset_px=offset,
+                                           time_offset_s=dt, spacing_m=sp)
+            else:
+                tracks.append(simulate_track(sub_seed, truth, tie_points, start_time, mission, angle_deg=angle,
+                                             offset_px=offset, time_offset_s=dt, spacing_m=sp,
+                                             track_id=f"synthetic_{mission}_{seed}_{k}"))
+    sw = None
+    if swath:
+        sub_seed = int(rng.integers(0, 2**31 - 1))
+        angle = float(rng.uniform(0.0, 180.0))
+        # put one side's middle over the scene centre
+        offset = float(rng.choice([-1.0, 1.0])) * 35_000.0 / float(np.mean(sp))
+        sw = simulate_swath(sub_seed, truth, tie_points, start_time, angle_deg=angle, offset_px=offset,
+                            time_offset_s=float(rng.uniform(-max_time_offset_s, max_time_offset_s)), spacing_m=sp)
+    return [t for t in tracks if len(t)], sw
