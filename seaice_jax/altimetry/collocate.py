@@ -1,0 +1,228 @@
+"""Collocation of altimeter tracks with a SAR scene, and each point's footprint on the SAR grid.
+
+`collocate(scene, tracks, max_time_gap)` needs only `scene.shape` (H, W), `scene.tie_points`
+(a `geolocation.TiePoints`) and `scene.start_time` (unix seconds, datetime, datetime64 or ISO string);
+`scene.valid` (bool [H, W]) is honoured when present. Latitude / longitude go to SAR (row, col) by
+inverting the tie-point geolocation (`latlon_to_pixel`); a point is kept when its centre lies inside
+the scene (and on a valid pixel), its time is within `max_time_gap` of the SAR start, and its quality
+is good.
+
+Each footprint is a rectangle of `footprint_along` x `footprint_across` metres oriented along the track
+(direction from neighbouring points of the same track), sampled on a sub-pixel lattice and binned
+to SAR pixels: the weight of a pixel is the fraction of the footprint area inside it (restricted to
+the scene, renormalised). The result is fixed-shape: per point `index` [N, K] flat pixel indices
+(row * W + col) and `weight` [N, K] (padding: index 0, weight 0), K = `max_pixels` or the largest
+footprint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+import numpy as np
+
+from seaice_jax.altimetry.track import Track, to_seconds, to_unix_seconds
+from seaice_jax.data import geolocation as geo
+
+EARTH_RADIUS_M = 6_371_000.0
+
+
+class SceneLike(Protocol):
+    """What `collocate` needs of a scene (the data Scene once it carries tie points, or any stand-in)."""
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
+
+    tie_points: geo.TiePoints | None
+    start_time: Any  # unix seconds, datetime (naive = UTC), np.datetime64 or ISO / 'YYYYmmddTHHMMSS' string
+
+
+def _haversine(lat1, lon1, lat2, lon2):
+    la1, la2 = np.deg2rad(lat1), np.deg2rad(lat2)
+    dla, dlo = la2 - la1, np.deg2rad(lon2 - lon1)
+    a = np.sin(dla / 2) ** 2 + np.cos(la1) * np.cos(la2) * np.sin(dlo / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+def pixel_spacing_m(tp: geo.TiePoints) -> tuple[float, float]:
+    """Mean ground distance (metres) of one line step and one sample step, from the tie points."""
+    lat, lon = tp.latitude, tp.longitude
+    d_line = _haversine(lat[:-1], lon[:-1], lat[1:], lon[1:]) / np.diff(tp.lines)[:, None]
+    d_samp = _haversine(lat[:, :-1], lon[:, :-1], lat[:, 1:], lon[:, 1:]) / np.diff(tp.samples)[None, :]
+    return float(d_line.mean()), float(d_samp.mean())
+
+
+@dataclasses.dataclass
+class Collocation:
+    """Collocated points of several tracks on one scene (N points, K pixels per footprint)."""
+
+    shape: tuple[int, int]
+    track_ids: list[str]
+    track_index: np.ndarray  # int32 [N] index into track_ids
+    point_index: np.ndarray  # int32 [N] index within its track
+    row: np.ndarray  # float64 [N]
+    col: np.ndarray
+    time_offset: np.ndarray  # float64 [N] seconds, point time - SAR start
+    value: np.ndarray  # float32 [N]
+    uncertainty: np.ndarray  # float32 [N]
+    surface: np.ndarray  # uint8 [N]
+    footprint_along: np.ndarray  # float32 [N] metres
+    footprint_across: np.ndarray
+    index: np.ndarray  # int32 [N, K]
+    weight: np.ndarray  # float32 [N, K]
+    missions: list[str] = dataclasses.field(default_factory=list)  # per track
+
+    def __len__(self) -> int:
+        return self.row.shape[0]
+
+    def select(self, mask) -> "Collocation":
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for k in ("track_index", "point_index", "row", "col", "time_offset", "value", "uncertainty", "surface",
+                  "footprint_along", "footprint_across", "index", "weight"):
+            out[k] = out[k][mask]
+        return Collocation(**out)
+
+    def of_track(self, i: int) -> "Collocation":
+        return self.select(self.track_index == i)
+
+    def pixel_rc(self) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest SAR pixel (int row, col) of each point centre."""
+        h, w = self.shape
+        return (np.clip(np.rint(self.row), 0, h - 1).astype(np.int64),
+                np.clip(np.rint(self.col), 0, w - 1).astype(np.int64))
+
+    def padded(self, n_points: int, max_pixels: int | None = None) -> dict[str, np.ndarray]:
+        """Fixed-shape arrays for a jitted loss: index, weight [n_points, K], value, sigma, mask [n_points]."""
+        n = len(self)
+        if n > n_points:
+            raise ValueError(f"{n} points do not fit in {n_points}")
+        index, weight = self.index, self.weight
+        if max_pixels is not None:
+            index, weight = _truncate(index, weight, max_pixels)
+        k = index.shape[1]
+        out = {"index": np.zeros((n_points, k), np.int32), "weight": np.zeros((n_points, k), np.float32),
+               "value": np.zeros(n_points, np.float32), "sigma": np.ones(n_points, np.float32),
+               "mask": np.zeros(n_points, bool)}
+        out["index"][:n], out["weight"][:n] = index, weight
+        out["value"][:n], out["mask"][:n] = self.value, True
+        out["sigma"][:n] = np.where(np.isfinite(self.uncertainty) & (self.uncertainty > 0), self.uncertainty, 1.0)
+        return out
+
+
+def _truncate(index, weight, k):
+    """Keep the k largest weights per point, renormalised (or pad to k)."""
+    if index.shape[1] <= k:
+        pad = k - index.shape[1]
+        return np.pad(index, ((0, 0), (0, pad))), np.pad(weight, ((0, 0), (0, pad)))
+    order = np.argsort(-weight, axis=1)[:, :k]
+    idx = np.take_along_axis(index, order, 1)
+    w = np.take_along_axis(weight, order, 1)
+    s = w.sum(1, keepdims=True)
+    return idx, (w / np.where(s > 0, s, 1)).astype(np.float32)
+
+
+def _directions(rows, cols, sp):
+    """Unit along-track direction in metric (row, col) space from neighbouring points."""
+    if rows.size < 2:
+        return np.ones_like(rows), np.zeros_like(rows)
+    dr, dc = np.gradient(rows) * sp[0], np.gradient(cols) * sp[1]
+    norm = np.hypot(dr, dc)
+    ok = np.isfinite(norm) & (norm > 0)
+    dr, dc = np.where(ok, dr / np.where(ok, norm, 1), 1.0), np.where(ok, dc / np.where(ok, norm, 1), 0.0)
+    return dr, dc
+
+
+def footprint_pixels(row, col, along_m, across_m, direction, shape, spacing_m, oversample: int = 3):
+    """Pixels (flat indices) and area fractions of one rectangular footprint, clipped to the scene.
+
+    direction: unit (d_row, d_col) of the along-track axis in metres; spacing_m: (line, sample) metres.
+    The rectangle is sampled every min(spacing)/oversample metres (at least one sample).
+    """
+    h, w = shape
+    step = min(spacing_m) / oversample
+    na = max(1, int(np.ceil(along_m / step)))
+    nc = max(1, int(np.ceil(across_m / step)))
+    u = (np.arange(na) + 0.5) / na * along_m - along_m / 2
+    v = (np.arange(nc) + 0.5) / nc * across_m - across_m / 2
+    uu, vv = np.meshgrid(u, v, indexing="ij")
+    ar, ac = direction
+    rr = row + (uu * ar - vv * ac) / spacing_m[0]
+    cc = col + (uu * ac + vv * ar) / spacing_m[1]
+    ri, ci = np.rint(rr).astype(np.int64).ravel(), np.rint(cc).astype(np.int64).ravel()
+    inside = (ri >= 0) & (ri < h) & (ci >= 0) & (ci < w)
+    flat = ri[inside] * w + ci[inside]
+    pix, counts = np.unique(flat, return_counts=True)
+    return pix, counts / max(ri.size, 1)
+
+
+def collocate(scene: SceneLike, tracks, max_time_gap=None, *, quality_only: bool = True, max_pixels: int | None = None,
+              min_inside: float = 0.5, spacing_m: tuple[float, float] | None = None,
+              oversample: int = 3) -> Collocation:
+    """Collocates `tracks` (Tracks) with `scene` (anything with .shape, .tie_points, .start_time).
+
+    max_time_gap: seconds or timedelta (None: no time limit); spacing_m: ground metres of one line /
+    sample step (default from the tie points); a point is dropped when under `min_inside` of its
+    footprint falls inside the scene.
+    """
+    h, w = scene.shape
+    tp = scene.tie_points
+    if tp is None:
+        raise ValueError("scene has no tie_points: cannot collocate")
+    sp = spacing_m or pixel_spacing_m(tp)
+    start = getattr(scene, "start_time", None)
+    t_start = to_unix_seconds(start) if start is not None else None
+    if max_time_gap is not None and t_start is None:
+        raise ValueError("scene has no start_time but max_time_gap is set")
+    gap = None if max_time_gap is None else to_seconds(max_time_gap)
+    valid = getattr(scene, "valid", None)
+    tracks = [tracks] if isinstance(tracks, Track) else list(tracks)
+    rows_out, per_point = [], []
+    lat_lo, lat_hi = float(tp.latitude.min()) - 0.5, float(tp.latitude.max()) + 0.5
+    for ti, tr in enumerate(tracks):
+        if len(tr) == 0:
+            continue
+        dt_all = tr.time - t_start if t_start is not None else np.full(len(tr), np.nan)
+        # cheap prefilter (time, latitude band) before the tie-point inversion
+        pre = (tr.latitude >= lat_lo) & (tr.latitude <= lat_hi)
+        if gap is not None:
+            pre &= np.abs(dt_all) <= gap
+        sel = np.flatnonzero(pre)
+        if sel.size == 0:
+            continue
+        r, c = geo.latlon_to_pixel(tp, tr.latitude[sel], tr.longitude[sel])
+        dr, dc = _directions(np.nan_to_num(r), np.nan_to_num(c), sp)
+        keep = np.isfinite(r) & np.isfinite(c) & (r > -0.5) & (r < h - 0.5) & (c > -0.5) & (c < w - 0.5)
+        if quality_only:
+            keep &= tr.quality[sel]
+        dt = dt_all[sel]
+        if valid is not None:
+            ri = np.clip(np.rint(np.nan_to_num(r)), 0, h - 1).astype(int)
+            ci = np.clip(np.rint(np.nan_to_num(c)), 0, w - 1).astype(int)
+            keep &= np.asarray(valid)[ri, ci]
+        for j in np.flatnonzero(keep):
+            i = sel[j]
+            pix, frac = footprint_pixels(r[j], c[j], float(tr.footprint_along[i]), float(tr.footprint_across[i]),
+                                         (dr[j], dc[j]), (h, w), sp, oversample)
+            total = frac.sum()
+            if total < min_inside:
+                continue
+            per_point.append((pix, frac / total))
+            rows_out.append((ti, i, r[j], c[j], dt[j], tr.value[i], tr.uncertainty[i], tr.surface[i],
+                             tr.footprint_along[i], tr.footprint_across[i]))
+    n = len(rows_out)
+    index = np.zeros((n, max([p.size for p, _ in per_point], default=1)), np.int32)
+    weight = np.zeros(index.shape, np.float32)
+    for j, (pix, wts) in enumerate(per_point):
+        index[j, :pix.size], weight[j, :pix.size] = pix, wts
+    if max_pixels is not None:
+        index, weight = _truncate(index, weight, max_pixels)
+    cols = list(zip(*rows_out)) if rows_out else [[]] * 10
+    return Collocation(shape=(h, w), track_ids=[t.track_id for t in tracks],
+                       track_index=np.asarray(cols[0], np.int32), point_index=np.asarray(cols[1], np.int32),
+                       row=np.asarray(cols[2], np.float64), col=np.asarray(cols[3], np.float64),
+                       time_offset=np.asarray(cols[4], np.float64), value=np.asarray(cols[5], np.float32),
+                       uncertainty=np.asarray(cols[6], np.float32), surface=np.asarray(cols[7], np.uint8),
+                       footprint_along=np.asarray(cols[8], np.float32),
+                       footprint_across=np.asarray(cols[9], np.float32), index=index, weight=weight,
+                       missions=[t.mission for t in tracks])

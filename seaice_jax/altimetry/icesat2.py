@@ -1,0 +1,386 @@
+"""ICESat-2 ATL10 (freeboard) and ATL07 (sea-ice height) HDF5 granules: readers and writers.
+
+Layouts (docs/altimetry.md section 2):
+  * ATL10 release 006 and later: `/gtx/freeboard_segment/{latitude, longitude, delta_time,
+    beam_fb_height, beam_fb_sigma, beam_fb_unc, beam_fb_quality_flag, height_segment_id}` and
+    `/gtx/freeboard_segment/heights/{height_segment_type, height_segment_ssh_flag,
+    height_segment_length_seg}`;
+  * ATL10 release <= 005: `/gtx/freeboard_beam_segment/beam_freeboard/{beam_fb_height, latitude,
+    longitude, delta_time, beam_fb_quality_flag, beam_fb_sigma}` and
+    `/gtx/freeboard_beam_segment/height_segments/{height_segment_type, ...}`;
+  * ATL07: `/gtx/sea_ice_segments/{latitude, longitude, delta_time}` and
+    `/gtx/sea_ice_segments/heights/{height_segment_height, height_segment_quality (1 good),
+    height_segment_type, height_segment_ssh_flag, height_segment_length_seg, height_segment_sigma}`.
+Strong beams from `/orbit_info/sc_orient`: 0 backward -> gt*l strong, 1 forward -> gt*r strong,
+2 transition -> all beams kept (strength undetermined). `delta_time` counts seconds from the ATLAS
+SDP epoch 2018-01-01T00:00Z; `/ancillary_data/atlas_sdp_gps_epoch` (1198800018 GPS s) is used when present.
+h5py does not mask: `_FillValue`, `scale_factor`, `add_offset`, `flag_values` / `flag_meanings` are read
+from each dataset's attributes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+
+import numpy as np
+
+from seaice_jax.altimetry.track import (FLOE, ICESAT2_SPOT_M, LEAD, UNKNOWN, AltimetryFormatError, Track,
+                                        unix_to_datetime)
+
+BEAMS = ("gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r")
+ATLAS_SDP_GPS_EPOCH = 1198800018.0  # GPS seconds of 2018-01-01T00:00:00Z
+GPS_EPOCH_UNIX = 315964800.0  # 1980-01-06T00:00:00Z
+GPS_UTC_LEAP_2018 = 18.0  # GPS - UTC on 2018-01-01 (no leap second since 2017-01-01)
+ATLAS_EPOCH_UNIX = ATLAS_SDP_GPS_EPOCH + GPS_EPOCH_UNIX - GPS_UTC_LEAP_2018  # = 1514764800
+FLOAT_FILL = np.float32(3.4028235e38)
+DEFAULT_SEGMENT_M = 60.0  # when a file has no segment length (150 photons: 27-200 m on strong beams)
+
+_NAME_RE = re.compile(r"(ATL0[7-9]|ATL10)-(\d\d)_(\d{14})_(\d{4})(\d\d)(\d\d)_(\d{3})_(\d\d)")
+
+
+def _h5py():
+    import h5py
+    return h5py
+
+
+def strong_beams(sc_orient: int) -> tuple[str, ...]:
+    if int(sc_orient) == 0:
+        return ("gt1l", "gt2l", "gt3l")
+    if int(sc_orient) == 1:
+        return ("gt1r", "gt2r", "gt3r")
+    return BEAMS
+
+
+def granule_name(product: str, start_time: float, rgt: int = 1307, cycle: int = 2, region: int = 1,
+                 release: int = 6, version: int = 1, hemisphere: str = "nh") -> str:
+    """e.g. `ATL10-01_20190324002217_13070201_006_01.h5` (`-01` north, `-02` south)."""
+    stamp = unix_to_datetime(start_time).strftime("%Y%m%d%H%M%S")
+    hemi = "01" if hemisphere.lower().startswith("n") else "02"
+    return f"{product}-{hemi}_{stamp}_{rgt:04d}{cycle:02d}{region:02d}_{release:03d}_{version:02d}.h5"
+
+
+# --------------------------------------------------------------------------------------- reading
+def _dataset(f, path, fname):
+    if path not in f:
+        raise AltimetryFormatError(fname, f"missing dataset /{path}")
+    return f[path]
+
+
+def _read_float(f, path, fname) -> np.ndarray:
+    """A dataset as float64 with its `_FillValue` (and values beyond +-1e30) as NaN, scaling applied."""
+    ds = _dataset(f, path, fname)
+    raw = ds[...]
+    out = raw.astype(np.float64)
+    bad = np.zeros(out.shape, bool)
+    fill = ds.attrs.get("_FillValue", None)
+    if fill is not None:
+        fill = np.asarray(fill).ravel()[0]
+        bad |= raw == np.asarray(fill, raw.dtype)
+    if np.issubdtype(raw.dtype, np.floating):
+        bad |= ~np.isfinite(out) | (np.abs(out) > 1e30)
+    scale = ds.attrs.get("scale_factor", None)
+    offset = ds.attrs.get("add_offset", None)
+    if scale is not None:
+        out = out * float(np.asarray(scale).ravel()[0])
+    if offset is not None:
+        out = out + float(np.asarray(offset).ravel()[0])
+    out[bad] = np.nan
+    return out
+
+
+def _read_int(f, path, fname) -> tuple[np.ndarray, np.ndarray]:
+    """An integer flag dataset: (values int64, valid bool), fill from `_FillValue`."""
+    ds = _dataset(f, path, fname)
+    raw = ds[...]
+    valid = np.ones(raw.shape, bool)
+    fill = ds.attrs.get("_FillValue", None)
+    if fill is not None:
+        valid &= raw != np.asarray(np.asarray(fill).ravel()[0]).astype(raw.dtype)
+    return raw.astype(np.int64), valid
+
+
+def _flag_meanings(ds) -> dict[int, str]:
+    values, meanings = ds.attrs.get("flag_values", None), ds.attrs.get("flag_meanings", None)
+    if values is None or meanings is None:
+        return {}
+    if isinstance(meanings, bytes):
+        meanings = meanings.decode()
+    names = str(meanings).split()
+    values = np.atleast_1d(values).tolist()
+    return {int(v): n for v, n in zip(values, names)} if len(names) == len(values) else {}
+
+
+_BAD_WORDS = ("bad", "invalid", "poor", "fill", "cloud")
+
+
+def _good_quality(f, path, fname, default_good: tuple[int, ...] | None) -> np.ndarray:
+    """Quality flag -> bool: from `flag_values` / `flag_meanings` (values whose meaning is not bad /
+    invalid / poor / fill / cloud), else the values in `default_good` (None: every non-fill value)."""
+    values, valid = _read_int(f, path, fname)
+    meanings = _flag_meanings(f[path])
+    if meanings:
+        good = [v for v, n in meanings.items() if not any(w in n.lower() for w in _BAD_WORDS)]
+    elif default_good is None:
+        return valid
+    else:
+        good = list(default_good)
+    return valid & np.isin(values, good)
+
+
+def _surface_class(seg_type, type_valid, ssh_flag, ssh_valid) -> np.ndarray:
+    """`height_segment_type`: 0 cloud, 1 sea ice, 2-5 specular leads, 6-9 dark leads;
+    `height_segment_ssh_flag`: 1 = lead used for the sea-surface reference."""
+    surface = np.full(seg_type.shape, UNKNOWN, np.uint8)
+    surface[type_valid & (seg_type == 1)] = FLOE
+    surface[type_valid & (seg_type >= 2) & (seg_type <= 9)] = LEAD
+    surface[ssh_valid & (ssh_flag == 1)] = LEAD
+    return surface
+
+
+def _atlas_epoch_unix(f) -> float:
+    path = "ancillary_data/atlas_sdp_gps_epoch"
+    if path in f:
+        gps = float(np.asarray(f[path][...]).ravel()[0])
+        return gps + GPS_EPOCH_UNIX - GPS_UTC_LEAP_2018
+    return ATLAS_EPOCH_UNIX
+
+
+def _beams_to_read(f, fname, beams) -> list[str]:
+    present = [b for b in BEAMS if b in f]
+    if not present:
+        raise AltimetryFormatError(fname, "no ICESat-2 beam groups (gt1l ... gt3r)")
+    if beams == "all":
+        return present
+    if beams == "strong":
+        if "orbit_info/sc_orient" not in f:
+            raise AltimetryFormatError(fname, "missing dataset /orbit_info/sc_orient (needed for strong beams)")
+        orient = int(np.asarray(f["orbit_info/sc_orient"][...]).ravel()[0])
+        return [b for b in strong_beams(orient) if b in present]
+    return [b for b in beams if b in present]
+
+
+def _layout(f, fname) -> str:
+    for b in BEAMS:
+        if b in f:
+            g = f[b]
+            if "freeboard_segment" in g:
+                return "atl10"
+            if "freeboard_beam_segment" in g:
+                return "atl10_r005"
+            if "sea_ice_segments" in g:
+                return "atl07"
+    raise AltimetryFormatError(fname, "no ICESat-2 ATL10 (freeboard_segment / freeboard_beam_segment) "
+                                      "or ATL07 (sea_ice_segments) beam group")
+
+
+def _sc_orient(f):
+    return int(np.asarray(f["orbit_info/sc_orient"][...]).ravel()[0]) if "orbit_info/sc_orient" in f else -1
+
+
+def read_icesat2(path, beams="strong") -> list[Track]:
+    """An ATL10 (either layout) or ATL07 granule -> one Track per beam.
+
+    beams: 'strong' (from `orbit_info/sc_orient`), 'all', or a list of beam names.
+    """
+    h5py = _h5py()
+    fname = os.fspath(path)
+    try:
+        f = h5py.File(fname, "r")
+    except (OSError, ValueError) as e:
+        raise AltimetryFormatError(fname, f"not an HDF5 file ({type(e).__name__})") from None
+    with f:
+        layout = _layout(f, fname)
+        epoch = _atlas_epoch_unix(f)
+        orient = _sc_orient(f)
+        strong = strong_beams(orient) if orient in (0, 1) else ()
+        granule = os.path.basename(fname)
+        out = []
+        for beam in _beams_to_read(f, fname, beams):
+            if layout == "atl10":
+                base, hs = f"{beam}/freeboard_segment", f"{beam}/freeboard_segment/heights"
+                value_path, product = f"{base}/beam_fb_height", "ATL10"
+            elif layout == "atl10_r005":
+                base = f"{beam}/freeboard_beam_segment/beam_freeboard"
+                hs = f"{beam}/freeboard_beam_segment/height_segments"
+                value_path, product = f"{base}/beam_fb_height", "ATL10"
+            else:
+                base, hs = f"{beam}/sea_ice_segments", f"{beam}/sea_ice_segments/heights"
+                value_path, product = f"{hs}/height_segment_height", "ATL07"
+            lat = _read_float(f, f"{base}/latitude", fname)
+            lon = _read_float(f, f"{base}/longitude", fname)
+            t = _read_float(f, f"{base}/delta_time", fname) + epoch
+            value = _read_float(f, value_path, fname)
+            n = value.shape[0]
+            if product == "ATL10":
+                # beam_fb_quality_flag values are U (docs): meanings from the attributes, else only fill is bad
+                quality = _good_quality(f, f"{base}/beam_fb_quality_flag", fname, default_good=None)
+                unc_name = next((p for p in (f"{base}/beam_fb_unc", f"{base}/beam_fb_sigma") if p in f), None)
+            else:
+                quality = _good_quality(f, f"{hs}/height_segment_quality", fname, default_good=(1,))
+                unc_name = next((p for p in (f"{hs}/height_segment_sigma", f"{hs}/height_segment_surface_error_est")
+                                 if p in f), None)
+            unc = _read_float(f, unc_name, fname) if unc_name else np.full(n, np.nan)
+            if f"{hs}/height_segment_type" in f:
+                st, sv = _read_int(f, f"{hs}/height_segment_type", fname)
+            else:
+                st, sv = np.ones(n, np.int64), np.ones(n, bool)
+            if f"{hs}/height_segment_ssh_flag" in f:
+                ssh, shv = _read_int(f, f"{hs}/height_segment_ssh_flag", fname)
+            else:
+                ssh, shv = np.zeros(n, np.int64), np.zeros(n, bool)
+            surface = _surface_class(st, sv, ssh, shv)
+            if f"{hs}/height_segment_length_seg" in f:
+                seg = _read_float(f, f"{hs}/height_segment_length_seg", fname)
+                seg = np.where(np.isfinite(seg) & (seg > 0), seg, DEFAULT_SEGMENT_M)
+            else:
+                seg = np.full(n, DEFAULT_SEGMENT_M)
+            quality = quality & np.isfinite(lat) & np.isfinite(lon) & np.isfinite(t) & (surface != UNKNOWN)
+            out.append(Track(time=t, latitude=np.nan_to_num(lat), longitude=np.nan_to_num(lon), value=value,
+                             uncertainty=unc, surface=surface, quality=quality,
+                             footprint_along=np.maximum(seg, ICESAT2_SPOT_M), footprint_across=ICESAT2_SPOT_M,
+                             kind="freeboard" if product == "ATL10" else "height", mission="icesat2",
+                             product=product, beam=beam, track_id=f"{granule}:{beam}", path=fname,
+                             attrs={"layout": layout, "strong": beam in strong, "sc_orient": orient,
+                                    "uncertainty_source": unc_name or "none"}))
+        return out
+
+
+# --------------------------------------------------------------------------------------- writing
+def _put(g, name, data, dtype, fill=None, **attrs):
+    data = np.asarray(data)
+    kw = {"fillvalue": np.asarray(fill, dtype)} if fill is not None else {}
+    ds = g.create_dataset(name, data=data.astype(dtype), **kw)
+    if fill is not None:
+        ds.attrs["_FillValue"] = np.asarray(fill, dtype)
+    for k, v in attrs.items():
+        ds.attrs[k] = v
+    return ds
+
+
+def _float_with_fill(x):
+    x = np.asarray(x, np.float64)
+    return np.where(np.isfinite(x), x, FLOAT_FILL)
+
+
+def _segment_types(track: Track) -> tuple[np.ndarray, np.ndarray]:
+    """ATL07/10 `height_segment_type` and `height_segment_ssh_flag` from Track surface classes."""
+    seg_type = np.where(track.surface == LEAD, 2, np.where(track.surface == FLOE, 1, 0)).astype(np.int8)
+    ssh_flag = (track.surface == LEAD).astype(np.int8)
+    return seg_type, ssh_flag
+
+
+def _write_common(f, start_time, end_time, sc_orient, release, product):
+    anc = f.create_group("ancillary_data")
+    _put(anc, "atlas_sdp_gps_epoch", [ATLAS_SDP_GPS_EPOCH], np.float64,
+         units="seconds since 1980-01-06T00:00:00.000000Z")
+    for key, t in (("data_start_utc", start_time), ("data_end_utc", end_time)):
+        anc.create_dataset(key, data=np.array([unix_to_datetime(t).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()]))
+    anc.create_dataset("release", data=np.array([f"{release:03d}".encode()]))
+    orbit = f.create_group("orbit_info")
+    _put(orbit, "sc_orient", [sc_orient], np.int8, flag_values=np.array([0, 1, 2], np.int8),
+         flag_meanings="backward forward transition")
+    f.attrs["short_name"] = product
+    f.attrs["release"] = f"{release:03d}"
+
+
+def _beam_dict(tracks) -> dict[str, Track]:
+    if isinstance(tracks, Track):
+        tracks = [tracks]
+    out = {}
+    for i, t in enumerate(tracks):
+        beam = t.beam or BEAMS[i]
+        if beam not in BEAMS:
+            raise ValueError(f"beam {beam!r} is not one of {BEAMS}")
+        out[beam] = t
+    return out
+
+
+def write_atl10(directory, tracks, *, sc_orient: int = 0, release: int = 6, rgt: int = 1307, cycle: int = 2,
+                region: int = 1, hemisphere: str = "nh", name: str | None = None) -> str:
+    """ATL10 granule from Tracks (freeboard, one per beam; `Track.beam` names the group).
+
+    release >= 6 writes the `freeboard_segment` layout, <= 5 the `freeboard_beam_segment/beam_freeboard`
+    one. Bad-quality points get `beam_fb_quality_flag` 5 (`invalid`); NaN values the float fill.
+    """
+    h5py = _h5py()
+    beams = _beam_dict(tracks)
+    t0 = min(float(t.time.min()) for t in beams.values())
+    t1 = max(float(t.time.max()) for t in beams.values())
+    name = name or granule_name("ATL10", t0, rgt, cycle, region, release, 1, hemisphere)
+    path = os.path.join(os.fspath(directory), name)
+    os.makedirs(os.fspath(directory), exist_ok=True)
+    with h5py.File(path, "w") as f:
+        _write_common(f, t0, t1, sc_orient, release, "ATL10")
+        for beam, tr in beams.items():
+            if release >= 6:
+                base = f.create_group(f"{beam}/freeboard_segment")
+                hs = base.create_group("heights")
+            else:
+                base = f.create_group(f"{beam}/freeboard_beam_segment/beam_freeboard")
+                hs = f.create_group(f"{beam}/freeboard_beam_segment/height_segments")
+            n = len(tr)
+            _put(base, "latitude", tr.latitude, np.float64, units="degrees_north")
+            _put(base, "longitude", tr.longitude, np.float64, units="degrees_east")
+            _put(base, "delta_time", tr.time - ATLAS_EPOCH_UNIX, np.float64,
+                 units="seconds since 2018-01-01")
+            _put(base, "beam_fb_height", _float_with_fill(tr.value), np.float32, FLOAT_FILL, units="meters")
+            _put(base, "beam_fb_sigma", _float_with_fill(tr.uncertainty), np.float32, FLOAT_FILL, units="meters")
+            if release >= 6:
+                _put(base, "beam_fb_unc", _float_with_fill(tr.uncertainty), np.float32, FLOAT_FILL, units="meters")
+            _put(base, "beam_fb_quality_flag", np.where(tr.quality, 0, 5), np.int8, np.int8(-1),
+                 flag_values=np.arange(6, dtype=np.int8),
+                 flag_meanings="best_quality high_quality medium_quality low_quality poor_quality invalid")
+            _put(base, "height_segment_id", np.arange(1, n + 1), np.int32)
+            seg_type, ssh_flag = _segment_types(tr)
+            _put(hs, "height_segment_type", seg_type, np.int8, np.int8(-1))
+            _put(hs, "height_segment_ssh_flag", ssh_flag, np.int8, np.int8(-1),
+                 flag_values=np.array([0, 1], np.int8), flag_meanings="sea_ice sea_surface")
+            _put(hs, "height_segment_length_seg", _float_with_fill(tr.footprint_along), np.float32, FLOAT_FILL,
+                 units="meters")
+    return path
+
+
+def write_atl07(directory, tracks, *, sc_orient: int = 0, release: int = 6, rgt: int = 1307, cycle: int = 2,
+                region: int = 1, hemisphere: str = "nh", name: str | None = None) -> str:
+    """ATL07 granule from Tracks (surface heights, one per beam)."""
+    h5py = _h5py()
+    beams = _beam_dict(tracks)
+    t0 = min(float(t.time.min()) for t in beams.values())
+    t1 = max(float(t.time.max()) for t in beams.values())
+    name = name or granule_name("ATL07", t0, rgt, cycle, region, release, 1, hemisphere)
+    path = os.path.join(os.fspath(directory), name)
+    os.makedirs(os.fspath(directory), exist_ok=True)
+    with h5py.File(path, "w") as f:
+        _write_common(f, t0, t1, sc_orient, release, "ATL07")
+        for beam, tr in beams.items():
+            base = f.create_group(f"{beam}/sea_ice_segments")
+            hs = base.create_group("heights")
+            n = len(tr)
+            _put(base, "latitude", tr.latitude, np.float64, units="degrees_north")
+            _put(base, "longitude", tr.longitude, np.float64, units="degrees_east")
+            _put(base, "delta_time", tr.time - ATLAS_EPOCH_UNIX, np.float64, units="seconds since 2018-01-01")
+            _put(base, "height_segment_id", np.arange(1, n + 1), np.int32)
+            _put(hs, "height_segment_height", _float_with_fill(tr.value), np.float32, FLOAT_FILL, units="meters")
+            _put(hs, "height_segment_sigma", _float_with_fill(tr.uncertainty), np.float32, FLOAT_FILL, units="meters")
+            _put(hs, "height_segment_quality", tr.quality.astype(np.int8), np.int8, np.int8(-1),
+                 flag_values=np.array([0, 1], np.int8), flag_meanings="bad_quality good_quality")
+            seg_type, ssh_flag = _segment_types(tr)
+            _put(hs, "height_segment_type", seg_type, np.int8, np.int8(-1))
+            _put(hs, "height_segment_ssh_flag", ssh_flag, np.int8, np.int8(-1),
+                 flag_values=np.array([0, 1], np.int8), flag_meanings="sea_ice sea_surface")
+            _put(hs, "height_segment_length_seg", _float_with_fill(tr.footprint_along), np.float32, FLOAT_FILL,
+                 units="meters")
+    return path
+
+
+def parse_granule_name(name: str) -> dict | None:
+    m = _NAME_RE.search(os.path.basename(name))
+    if not m:
+        return None
+    product, hemi, stamp, rgt, cycle, region, release, version = m.groups()
+    return {"product": product, "hemisphere": "nh" if hemi == "01" else "sh",
+            "start": _dt.datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=_dt.timezone.utc),
+            "rgt": int(rgt), "cycle": int(cycle), "region": int(region), "release": int(release),
+            "version": int(version)}
