@@ -201,7 +201,7 @@ def explain_scene(
     (the downsampled, centre-cropped window the model saw)."""
     from seaice_jax.data.scene import open_scene
     from seaice_jax.data.shards import downsample_scene
-    from seaice_jax.train import input_channels, restore_for_inference
+    from seaice_jax.trained_model import input_channels, restore_for_inference
 
     config, fns, params, batch_stats, step = restore_for_inference(workdir)
     channels = input_channels(config)

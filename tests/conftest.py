@@ -13,3 +13,37 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="seaice_jax_test_cache_")
     atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+import pytest  # noqa: E402  (after the environment above: JAX must not start before it)
+
+TRAINED_CHANNELS = ("nersc_sar_primary", "nersc_sar_secondary", "btemp_36_5v")
+
+
+def trained_config(shards: str = ""):
+    """The tiny model of `trained_workdir`: 3 input channels, filters [4, 8], ice + SIC (classes) +
+    SOD + FLOE heads, 2 steps on one device."""
+    from tests.test_train import tiny_config
+
+    c = tiny_config(shards, [], num_steps=2, checkpoint_every=2, num_devices=1)
+    c.model.heads.sic = "classification"
+    c.model.heads.sod = True
+    c.model.heads.floe = True
+    return c
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tmp_path_factory):
+    """One trained workdir (config.json + a checkpoint at step 2) for every test that needs a trained
+    model from disk: the inference, Grad-CAM and CLI tests. Training compiles a step, so it runs
+    once per session instead of once per test module."""
+    from seaice_jax.data import synthetic
+    from seaice_jax.data.shards import PatchSpec, convert_scenes
+    from seaice_jax.train import train_and_evaluate
+
+    root = tmp_path_factory.mktemp("trained")
+    scenes = synthetic.write_synthetic_scenes(str(root / "scenes"), 1, "rtt", "winter", (64, 64), 1)
+    spec = PatchSpec(32, 32, 1, 16, TRAINED_CHANNELS + ("sar_incidenceangle", "distance_map"))
+    _, errors = convert_scenes(scenes, str(root / "shards"), spec, progress=False)
+    assert not errors
+    train_and_evaluate(trained_config(str(root / "shards")), str(root / "work"))
+    return str(root / "work")

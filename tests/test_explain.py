@@ -25,7 +25,7 @@ def tiny_model_config():
 @pytest.fixture(scope="module")
 def model():
     """A randomly initialised tiny model with non-zero head biases, and one input [40, 48, 3]."""
-    from seaice_jax.train import create_model
+    from seaice_jax.trained_model import create_model
 
     fns, params, batch_stats = create_model(tiny_model_config())
     params["heads"]["ice"]["bias"][...] = jnp.array([0.3], jnp.float32)
@@ -81,36 +81,22 @@ def test_unknown_layer_and_bad_class_raise_one_line_errors(model):
 
 
 @pytest.fixture(scope="module")
-def trained_workdir(tmp_path_factory):
-    """Two training steps on one tiny synthetic scene, and a second scene to explain."""
+def workdir_and_scene(trained_workdir, tmp_path_factory):
+    """The session's trained tiny model (conftest: same channels, an SOD head among others, two
+    steps) and a second scene to explain."""
     from seaice_jax.data import synthetic
-    from seaice_jax.data.shards import PatchSpec, convert_scenes
-    from seaice_jax.train import train_and_evaluate
 
     root = tmp_path_factory.mktemp("explain")
-    train = synthetic.write_synthetic_scenes(str(root / "train"), 1, "rtt", "winter", (64, 64), 1)
     scene = synthetic.write_synthetic_scenes(str(root / "scene"), 1, "rtt", "winter", (72, 80), 2)[0]
-    spec = PatchSpec(32, 32, 1, 16, tuple(CHANNELS))
-    _, errors = convert_scenes(train, str(root / "shards"), spec, progress=False)
-    assert not errors
-    c = tiny_model_config()
-    c.data.shards = str(root / "shards")
-    c.train.batch_size = 4
-    c.train.num_steps = 2
-    c.train.log_every = 1
-    c.train.checkpoint_every = 2
-    c.optim.warmup_steps = 1
-    workdir = str(root / "run")
-    train_and_evaluate(c, workdir)
-    return workdir, scene
+    return trained_workdir, scene
 
 
-def test_cli_writes_a_png_and_reports_an_unknown_layer(trained_workdir, tmp_path):
+def test_cli_writes_a_png_and_reports_an_unknown_layer(workdir_and_scene, tmp_path):
     import matplotlib.image
 
     from seaice_jax.explain import explain_scene
 
-    workdir, scene = trained_workdir
+    workdir, scene = workdir_and_scene
     out = tmp_path / "cam.png"
     run = subprocess.run(
         [sys.executable, os.path.join(ROOT, "launch", "explain.py"), f"--workdir={workdir}", f"--scene={scene}",

@@ -19,13 +19,9 @@ CHANNELS = ("nersc_sar_primary", "nersc_sar_secondary", "btemp_36_5v")
 
 
 def tiny_config(shards: str = ""):
-    from tests.test_train import tiny_config as train_tiny_config
+    from tests.conftest import trained_config
 
-    c = train_tiny_config(shards, [], num_steps=2, checkpoint_every=2, num_devices=1)
-    c.model.heads.sic = "classification"
-    c.model.heads.sod = True
-    c.model.heads.floe = True
-    return c
+    return trained_config(shards)
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +40,9 @@ def scenes(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A tiny model with ice, SIC, SOD and FLOE heads, trained 2 steps: a workdir with a checkpoint."""
-    from seaice_jax.data import synthetic
-    from seaice_jax.data.shards import PatchSpec, convert_scenes
-    from seaice_jax.train import train_and_evaluate
-
-    root = tmp_path_factory.mktemp("train")
-    train = synthetic.write_synthetic_scenes(str(root / "scenes"), 1, "rtt", "winter", (64, 64), 1)
-    spec = PatchSpec(32, 32, 1, 16, CHANNELS + ("sar_incidenceangle", "distance_map"))
-    _, errors = convert_scenes(train, str(root / "shards"), spec, progress=False)
-    assert not errors
-    train_and_evaluate(tiny_config(str(root / "shards")), str(root / "work"))
-    return str(root / "work")
+def workdir(trained_workdir):
+    """A tiny model with ice, SIC, SOD and FLOE heads, trained 2 steps (conftest, shared)."""
+    return trained_workdir
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +102,7 @@ def test_tiled_equals_untiled_away_from_borders():
     """
     import jax.numpy as jnp
 
-    from seaice_jax.train import create_model
+    from seaice_jax.trained_model import create_model
 
     config = tiny_config()
     config.model.upsample = "transpose"
@@ -144,7 +130,7 @@ def test_single_tile_scene_is_one_forward_pass_finished_on_device(margin):
     zero-padded tile (argmax classes, ice logit), cropped to the scene."""
     import jax.numpy as jnp
 
-    from seaice_jax.train import create_model
+    from seaice_jax.trained_model import create_model
 
     config = tiny_config()
     fns, params, batch_stats = create_model(config)
@@ -342,11 +328,13 @@ def test_evaluation_in_training_runs_on_one_device_outside_the_mesh(scenes, monk
     device; evaluate_scenes hands the evaluation one local copy and no mesh, with the same numbers."""
     import jax
 
-    from seaice_jax import train
+    from seaice_jax.inference import validate
+    from seaice_jax.parallel import make_mesh
+    from seaice_jax.trained_model import create_model
 
     config = tiny_config()
-    fns, params, batch_stats = train.create_model(config)
-    mesh = train.make_mesh(4)
+    fns, params, batch_stats = create_model(config)
+    mesh = make_mesh(4)
     replicated = jax.device_put((params, batch_stats), jax.NamedSharding(mesh, jax.P()))
     seen = []
     evaluate = inference.evaluate_binary_maps
@@ -355,9 +343,9 @@ def test_evaluation_in_training_runs_on_one_device_outside_the_mesh(scenes, monk
         seen.append({d for leaf in jax.tree.leaves(params) for d in leaf.sharding.device_set})
         return evaluate(config, fns, params, batch_stats, paths)
 
-    monkeypatch.setattr(inference, "evaluate_binary_maps", spy)
+    monkeypatch.setattr(validate, "evaluate_binary_maps", spy)
     with jax.set_mesh(mesh):
-        in_mesh = train.evaluate_scenes(config, fns, *replicated, [scenes["rtt"]])
+        in_mesh = validate.evaluate_scenes(config, fns, *replicated, [scenes["rtt"]])
     assert len(mesh.devices.flat) == 4 and seen == [{jax.local_devices()[0]}]
     plain = evaluate(config, fns, params, batch_stats, [scenes["rtt"]])
     assert in_mesh == pytest.approx(plain, rel=1e-6, abs=1e-6)

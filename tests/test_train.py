@@ -57,7 +57,7 @@ def losses_of(workdir):
 def final_params(workdir):
     import jax
 
-    from seaice_jax.train import restore_for_inference
+    from seaice_jax.trained_model import restore_for_inference
 
     _, _, params, batch_stats, step = restore_for_inference(workdir)
     return step, [np.asarray(x) for x in jax.tree.leaves((params, batch_stats))]

@@ -12,14 +12,14 @@ import time
 
 import numpy as np
 
-from seaice_jax import inference, train
+from seaice_jax import inference, trained_model
 
 
 def run(config, size: int = 1024, repeats: int = 5, tile: int | None = None, stride: int | None = None,
         margin: int = 0) -> dict:
     """{'inference': {'mpix_per_s', ...}} for the config's network on a size x size scene (fp32)."""
-    fns, params, batch_stats = train.create_model(config)
-    c = len(train.input_channels(config))
+    fns, params, batch_stats = trained_model.create_model(config)
+    c = len(trained_model.input_channels(config))
     align = inference.tile_alignment(config.model)
     scene = np.random.default_rng(0).standard_normal((size, size, c), np.float32)
     tile = tile or -(-(size + 2 * margin) // align) * align

@@ -8,12 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seaice_jax import train
+from seaice_jax import parallel, trained_model
+from seaice_jax.train_step import make_train_step
 
 
 def random_batch(config, batch_size: int, size: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    c = len(train.input_channels(config))
+    c = len(trained_model.input_channels(config))
     k = config.data.max_regions
     return {
         "inputs": rng.standard_normal((batch_size, size, size, c), np.float32),
@@ -29,14 +30,14 @@ def random_batch(config, batch_size: int, size: int, seed: int = 0) -> dict:
 
 def run(config, batch_size: int = 8, size: int = 256, steps: int = 10) -> dict:
     """{'train': {'images_per_s', 'compile_s', 'batch_size', 'devices', ...}} for the config's network."""
-    mesh = train.make_mesh(train.mesh_device_count(config.train.get("num_devices", 0), batch_size))
+    mesh = parallel.make_mesh(parallel.mesh_device_count(config.train.get("num_devices", 0), batch_size))
     with jax.set_mesh(mesh):  # scoped: later benchmarks in this process run without it
-        fns, params, batch_stats = train.create_model(config)
-        tx = train.make_optimizer(config)
-        state = train.TrainState(jnp.zeros((), jnp.int32), params, batch_stats, tx.init(params))
+        fns, params, batch_stats = trained_model.create_model(config)
+        tx = trained_model.make_optimizer(config)
+        state = trained_model.TrainState(jnp.zeros((), jnp.int32), params, batch_stats, tx.init(params))
         state = jax.device_put(state, jax.NamedSharding(mesh, jax.P()))
-        batch = train.global_batch(random_batch(config, batch_size, size), mesh)
-        step = jax.jit(train.make_train_step(fns, tx, config.loss), donate_argnums=(0,))
+        batch = parallel.global_batch(random_batch(config, batch_size, size), mesh)
+        step = jax.jit(make_train_step(fns, tx, config.loss), donate_argnums=(0,))
         t0 = time.perf_counter()
         compiled = step.lower(state, batch).compile()
         compile_s = time.perf_counter() - t0

@@ -1,0 +1,62 @@
+"""Training data for a run: the configured shards, or synthetic scenes written and converted once.
+
+With `config.data.shards` set, those shards and `config.data.val_scenes`. Otherwise
+`config.data.synthetic` scenes go into `<root>/train_scenes` (and `<root>/val_scenes`), converted to
+`<root>/shards`; a rerun reuses what is there (conversion skips scenes already done).
+"""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+
+from seaice_jax.data import channels as ch
+
+
+def count_scenes(folder: str) -> int:
+    """Scene files in `folder` (prediction files `*_pred.nc` not counted)."""
+    if not os.path.isdir(folder):
+        return 0
+    return len([f for f in os.listdir(folder) if f.endswith(".nc") and not f.endswith("_pred.nc")])
+
+
+def synthesize_and_convert(config: ml_collections.ConfigDict, root: str, *, val_scenes: bool) -> tuple[str, str]:
+    """(shard folder, validation scene folder): the synthetic scenes of `config.data.synthetic`
+    written under `root` (validation ones from seed + 10 000 when `val_scenes`) and the training
+    ones converted. No JAX: the sweep's parent process calls it too."""
+    from seaice_jax.data import synthetic
+    from seaice_jax.data.shards import PatchSpec, convert_scenes
+
+    d, s = config.data, config.data.synthetic
+    train_dir, val_dir, shard_dir = (os.path.join(root, n) for n in ("train_scenes", "val_scenes", "shards"))
+    todo = [(train_dir, s.train_scenes, s.seed)] + ([(val_dir, s.val_scenes, s.seed + 10_000)] if val_scenes else [])
+    for folder, n, seed in todo:
+        if count_scenes(folder) < n:
+            os.makedirs(folder, exist_ok=True)
+            synthetic.write_synthetic_scenes(folder, n, s.product, s.season, tuple(s.size), seed)
+    spec = PatchSpec(d.patch_size, d.stride, d.downsample, d.max_regions, ch.ALL_CHANNELS)
+    _, errors = convert_scenes([train_dir], shard_dir, spec, workers=1, progress=False)
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return shard_dir, val_dir
+
+
+def prepare_data(config: ml_collections.ConfigDict, workdir: str) -> tuple[str, list[str]]:
+    """(shard folder, validation scene files) of a training run; process 0 writes, the others wait."""
+    import jax
+
+    d = config.data
+    if d.shards:
+        return d.shards, list(d.val_scenes)
+    root = os.path.join(workdir, "data")
+    val_dir = os.path.join(root, "val_scenes")
+    shard_dir = os.path.join(root, "shards")
+    if jax.process_index() == 0:
+        shard_dir, val_dir = synthesize_and_convert(config, root, val_scenes=True)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("prepare_data")
+    val = sorted(os.path.join(val_dir, f) for f in os.listdir(val_dir) if f.endswith(".nc"))
+    return shard_dir, val

@@ -1,0 +1,13 @@
+"""`python -m seaice_jax.sweep POINT_DIR`: one sweep point, the child process `sweep.run` starts.
+
+An entry point like the launchers in launch/: argv in, one library call (`point.point_main` with the
+training loop), exit code out.
+"""
+
+import sys
+
+from seaice_jax.sweep.point import point_main
+from seaice_jax.train import train_and_evaluate
+
+if __name__ == "__main__":
+    sys.exit(point_main(sys.argv[1:], train_and_evaluate))

@@ -1,0 +1,165 @@
+"""The model as a trained object: config -> network, split into pure functions, checkpoint layout, restore.
+
+Everything that holds or reads a trained model imports this module: training (`train.py`), inference
+(`inference/`), Grad-CAM (`explain.py`), sweeps and the benchmarks. The NNX model is split once into
+(graphdef, params, batch statistics) so that jitted code is a pure function of arrays (`ModelFns`).
+
+A training workdir holds
+  config.json           the full config of the run (`save_config` / `load_config`)
+  checkpoints/<step>/   Orbax items 'state' (a `TrainState`: step, params, batch_stats, opt_state)
+                        and 'data' (the grain iterator position)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import grain
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx, struct
+
+from seaice_jax import fileio
+from seaice_jax.data import channels as ch
+from seaice_jax.models import build_model
+
+CHECKPOINT_DIR = "checkpoints"
+CONFIG_JSON = "config.json"
+STATE_ITEM = "state"  # TrainState
+DATA_ITEM = "data"  # grain iterator position
+
+
+@struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+
+
+@dataclasses.dataclass
+class ModelFns:
+    """The split model: pure functions of (params, batch_stats, inputs)."""
+
+    graphdef_train: Any
+    graphdef_eval: Any
+
+    def apply_train(self, params, batch_stats, x):
+        # copy: fresh Variables at this trace level (merge would reuse the outer-trace ones).
+        model = nnx.merge(self.graphdef_train, params, batch_stats, copy=True)
+        out = model(x)
+        return out, nnx.state(model, nnx.BatchStat)
+
+    def apply_eval(self, params, batch_stats, x):
+        return nnx.merge(self.graphdef_eval, params, batch_stats, copy=True)(x)
+
+
+def input_channels(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The model's input channel names, in input order."""
+    return ch.resolve_channels(list(config.data.channels))
+
+
+def create_model(config: ml_collections.ConfigDict, seed: int | None = None):
+    """(ModelFns, params, batch_stats) for the config; parameters live in float32."""
+    model = build_model(config.model, len(input_channels(config)), nnx.Rngs(config.seed if seed is None else seed))
+    model.train()
+    graphdef_train, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+    model.eval()
+    graphdef_eval, _, _ = nnx.split(model, nnx.Param, nnx.BatchStat)
+    return ModelFns(graphdef_train, graphdef_eval), params, batch_stats
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    o = config.optim
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=o.lr, warmup_steps=o.warmup_steps,
+        decay_steps=max(config.train.num_steps, o.warmup_steps + 1), end_value=o.lr * o.final_lr_fraction)
+    return optax.chain(
+        optax.clip_by_global_norm(o.clip_norm),
+        optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay),
+    )
+
+
+def initial_state(config: ml_collections.ConfigDict) -> tuple[ModelFns, optax.GradientTransformation, TrainState]:
+    """(ModelFns, optimizer, TrainState at step 0) for the config."""
+    fns, params, batch_stats = create_model(config)
+    tx = make_optimizer(config)
+    return fns, tx, TrainState(jnp.zeros((), jnp.int32), params, batch_stats, tx.init(params))
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoint layout
+
+
+def checkpoint_dir(workdir: str) -> str:
+    return os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
+
+
+def _handler_registry(with_data: bool) -> ocp.handlers.DefaultCheckpointHandlerRegistry:
+    """Which Orbax handler writes and reads each item of a step folder."""
+    registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+    registry.add(STATE_ITEM, ocp.args.StandardSave, ocp.StandardCheckpointHandler)
+    registry.add(STATE_ITEM, ocp.args.StandardRestore, ocp.StandardCheckpointHandler)
+    if with_data:
+        registry.add(DATA_ITEM, grain.checkpoint.CheckpointSave, grain.checkpoint.CheckpointHandler)
+        registry.add(DATA_ITEM, grain.checkpoint.CheckpointRestore, grain.checkpoint.CheckpointHandler)
+    return registry
+
+
+def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+    """The training run's manager: keeps the latest `config.train.keep_checkpoints` steps."""
+    policy = ocp.checkpoint_managers.LatestN(n=config.train.keep_checkpoints)
+    options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True)
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                                 handler_registry=_handler_registry(with_data=True))
+
+
+def save_checkpoint(mngr: ocp.CheckpointManager, step: int, state: TrainState, data_iter) -> None:
+    """State and iterator position in one step folder: a resume then continues both together."""
+    mngr.save(step, args=ocp.args.Composite(**{
+        STATE_ITEM: ocp.args.StandardSave(state),
+        DATA_ITEM: grain.checkpoint.CheckpointSave(data_iter)}))
+
+
+def restore_checkpoint(mngr: ocp.CheckpointManager, step: int, template: TrainState, data_iter=None) -> TrainState:
+    """The state of `step` shaped, typed and sharded like `template`; with `data_iter`, the iterator's
+    position is restored into it too."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    items = {STATE_ITEM: ocp.args.StandardRestore(abstract)}
+    if data_iter is not None:
+        items[DATA_ITEM] = grain.checkpoint.CheckpointRestore(data_iter)
+    return mngr.restore(step, args=ocp.args.Composite(**items))[STATE_ITEM]
+
+
+def save_config(config, workdir: str) -> None:
+    if jax.process_index() == 0:
+        fileio.write_text(os.path.join(workdir, CONFIG_JSON), config.to_json_best_effort(indent=1))
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    path = os.path.join(workdir, CONFIG_JSON)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no config.json; is this a training workdir?")
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_for_inference(workdir: str, step: int | None = None):
+    """(config, ModelFns, params, batch_stats, step) from the latest (or given) checkpoint of workdir."""
+    config = load_config(workdir)
+    fns, _, template = initial_state(config)
+    # Read-only: no folder is created and no step deleted; the iterator item is not read.
+    options = ocp.CheckpointManagerOptions(read_only=True)
+    with ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                               handler_registry=_handler_registry(with_data=False)) as mngr:
+        step = mngr.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"{workdir}: no checkpoint to load")
+        state = restore_checkpoint(mngr, step, template)
+    return config, fns, state.params, state.batch_stats, int(step)
