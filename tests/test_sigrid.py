@@ -23,7 +23,8 @@ def polygon(**codes):
     [
         (0, 0.0, 0), (1, 0.0, 0), (2, 0.0, 0), (55, 0.0, 0),
         (10, 0.1, 1), (20, 0.2, 2), (50, 0.5, 5), (90, 0.9, 9),
-        (91, 1.0, 10), (92, 1.0, 10),
+        (91, 0.95, 10), (92, 1.0, 10),
+        (21, 0.6, 6), (51, 0.75, 8), (81, 0.9, 9),  # X1: X/10 to 10/10
         (57, 0.6, 6), (68, 0.7, 7), (79, 0.8, 8), (89, 0.85, 9),  # 0.85 rounds half up
         (12, 0.15, 2), (13, 0.2, 2), (24, 0.3, 3), (35, 0.4, 4), (46, 0.5, 5), (19, 0.5, 5),
     ],
@@ -33,7 +34,7 @@ def test_concentration_codes(ct, conc, sic):
     assert sigrid.sic_class_from_ct(ct) == sic
 
 
-@pytest.mark.parametrize("ct", [-9, 99, 3, 33, 100, 21, 98])
+@pytest.mark.parametrize("ct", [-9, 99, 3, 33, 100, 11, 98, 77, 93])
 def test_unknown_concentration_codes_are_nan_never_water(ct):
     assert math.isnan(sigrid.concentration_from_ct(ct))
     assert sigrid.sic_class_from_ct(ct) == 255
@@ -141,7 +142,7 @@ def test_parse_polygon_codes_and_lookup():
     np.testing.assert_array_equal(floe, [[0, 3, 255], [255, 255, 255]])
     conc = lookup.conc[lookup.index_of(raster)]
     np.testing.assert_allclose(conc[0, :2], [0.0, 0.6])
-    assert np.isnan(conc[0, 2]) and conc[1, 0] == 1.0 and np.isnan(conc[1, 1:]).all()
+    assert np.isnan(conc[0, 2]) and conc[1, 0] == pytest.approx(0.95) and np.isnan(conc[1, 1:]).all()
     # Integer rasters work the same way.
     np.testing.assert_array_equal(lookup.index_of(np.array([[4, -1, 99]])), [[4, 8, 8]])
 
