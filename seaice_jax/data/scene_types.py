@@ -66,6 +66,17 @@ class Scene:
     def shape(self) -> tuple[int, int]:
         return self.sic.shape
 
+    def channel(self, name: str) -> np.ndarray:
+        """One input channel float32 [H, W]: read, or derived on request (channels.DERIVED_CHANNELS)."""
+        if name in self.channels:
+            return self.channels[name]
+        from seaice_jax.data.channels import DERIVED_CHANNELS
+        from seaice_jax.data.scene import derived_channel
+
+        if name not in DERIVED_CHANNELS:
+            raise KeyError(f"{self.name}: channel {name!r} was not read")
+        return derived_channel(name, self.tie_points, self.start_time, self.shape)
+
     def stack(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
-        """Inputs as float32 [H, W, C] in the order of `names`."""
-        return np.stack([self.channels[n] for n in names], axis=-1).astype(np.float32, copy=False)
+        """Inputs as float32 [H, W, C] in the order of `names` (derived channels computed if not read)."""
+        return np.stack([self.channel(n) for n in names], axis=-1).astype(np.float32, copy=False)

@@ -36,7 +36,7 @@ class PatchSpec:
     stride: int = 256
     downsample: int = 1
     max_regions: int = 64
-    channels: tuple[str, ...] = ch.ALL_CHANNELS
+    channels: tuple[str, ...] = ch.STORED_CHANNELS  # the 24 standard channels + the derived ones
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -70,8 +70,14 @@ def downsample_scene(scene: Scene, factor: int) -> Scene:
     def sample(a):
         return a[c : hc * factor : factor, c : wc * factor : factor]
 
+    tie_points = scene.tie_points
+    if tie_points is not None:  # block i's centre is source pixel f i + (f - 1) / 2
+        tie_points = dataclasses.replace(
+            tie_points, lines=(tie_points.lines - (factor - 1) / 2) / factor,
+            samples=(tie_points.samples - (factor - 1) / 2) / factor)
     return dataclasses.replace(
         scene,
+        tie_points=tie_points,
         channels={k: mean(v).astype(np.float32) for k, v in scene.channels.items()},
         sic=sample(scene.sic), sod=sample(scene.sod), floe=sample(scene.floe),
         region_ids=sample(scene.region_ids), valid=sample(scene.valid),
@@ -195,7 +201,7 @@ def convert_scene(path: str, output: str, spec: PatchSpec) -> dict:
     """Write one scene's shard and sidecar; returns the sidecar dict. Raises SceneError on bad input."""
     from seaice_jax.data.scene import open_scene
 
-    scene = open_scene(path)
+    scene = open_scene(path, channels=spec.channels)
     shard = os.path.join(output, scene.name + SHARD_SUFFIX)
     for stale in os.listdir(output):  # left by a run that was killed while writing this scene
         if stale.startswith(scene.name + SHARD_SUFFIX + ".tmp."):
@@ -269,12 +275,13 @@ def _normalisation(sides: list[dict], names: list[str]) -> dict:
     n = sum(s["channel_stats"]["count"] for s in sides)
     total = np.sum([s["channel_stats"]["sum"] for s in sides], axis=0)
     totsq = np.sum([s["channel_stats"]["sumsq"] for s in sides], axis=0)
-    out = {"published": {k: list(ch.NORM_STATS[k]) for k in names}, "measured": {}, "pixels": n}
+    # Derived channels (latitude, sin / cos) report the scaling this project gives them.
+    out = {"published": {k: list(ch.channel_stats(k)) for k in names}, "measured": {}, "pixels": n}
     if n:
         m = total / n
         sd = np.sqrt(np.maximum(totsq / n - m * m, 0.0))
         for i, k in enumerate(names):
-            pm, ps = ch.NORM_STATS[k]
+            pm, ps = ch.channel_stats(k)
             out["measured"][k] = [float(pm + ps * m[i]), float(ps * sd[i])]
     return out
 
