@@ -31,12 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--shard-index", type=int, default=0)
     parser.add_argument("--num-shards", type=int, default=1)
+    parser.add_argument("--strict", action="store_true",
+                        help="a chart code the rules cannot use is an error (default: a warning line)")
     args = parser.parse_args(argv)
     try:
         spec = PatchSpec(args.patch_size, args.stride, args.downsample, args.max_regions,
                          ch.resolve_channels(args.channels))
         done, errors = convert_scenes(args.input, args.output, spec, workers=args.workers,
-                                      shard_index=args.shard_index, num_shards=args.num_shards)
+                                      shard_index=args.shard_index, num_shards=args.num_shards,
+                                      strict=args.strict)
     except (SceneError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -531,6 +531,8 @@ def _scene_from_dataset(
         mean, std = NORM_STATS[DISTANCE]
         land = np.abs(distance_file * np.float32(std) + np.float32(mean)) < 0.1
     del hh_file, distance_file
+    if no_data.all():
+        raise _fail(name, f"no SAR data: {HH!r} is no-data (NaN{'' if product == 'raw' else ' or 0'}) at every pixel")
 
     channels = {var: _read_channel(ds, var, product, sar_shape, interp, tie_points, name)
                 for var in file_channels}
