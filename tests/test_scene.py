@@ -353,3 +353,28 @@ def test_list_scene_files(tmp_path):
     assert files == [str(single), str(folder / "a.nc"), str(folder / "b.nc")]
     with pytest.raises(SceneError, match="nowhere"):
         scene_lib.list_scene_files([str(tmp_path / "nowhere")])
+
+
+def test_derived_channels_on_request_and_lazily(tmp_path):
+    from tests.test_real_layout import RTT_NAME, write_rtt
+
+    path = tmp_path / RTT_NAME
+    write_rtt(path)
+    eager = scene_lib.open_scene(str(path), channels=["sar", "derived"])
+    lazy = scene_lib.open_scene(str(path), channels=["sar"])
+    assert "latitude" not in lazy.channels
+    names = ("nersc_sar_primary", "latitude", "longitude_cos", "month_sin", "doy_cos")
+    np.testing.assert_array_equal(eager.stack(names), lazy.stack(names))
+    lat, lon = eager.latlon(step=7)
+    assert lat.shape == lon.shape == (math.ceil(eager.shape[0] / 7), math.ceil(eager.shape[1] / 7))
+
+
+def test_derived_channels_need_tie_points(tmp_path):
+    path = tmp_path / "20190430T101830_cis_prep.nc"
+    make_rtt(path)  # no tie points
+    scene = scene_lib.open_scene(str(path), channels=["sar", "month_cos"])  # time from the file name
+    assert scene.tie_points is None and scene.start_time == np.datetime64("2019-04-30T10:18:30")
+    with pytest.raises(SceneError, match="'latitude' needs tie points"):
+        scene_lib.open_scene(str(path), channels=["latitude"])
+    with pytest.raises(ValueError, match="no tie points"):
+        scene.latlon()

@@ -421,7 +421,7 @@ def derived_channel(name: str, tie_points, start_time, shape: tuple[int, int]) -
             raise ValueError(f"channel {name!r} needs tie points (geolocation) and the scene has none")
         if name == "latitude":
             return _standard_scaled(geolocation.grid_field(tie_points, tie_points.latitude, shape), name)
-        lon = np.deg2rad(geolocation.grid_field(tie_points, tie_points.longitude, shape, dtype=np.float64))
+        lon = np.deg2rad(geolocation.grid_field(tie_points, tie_points.longitude, shape))  # float32
         return (np.sin(lon) if name == "longitude_sin" else np.cos(lon)).astype(np.float32)
     if start_time is None:
         raise ValueError(f"channel {name!r} needs the acquisition time and the scene has none")

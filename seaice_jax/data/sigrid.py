@@ -25,7 +25,8 @@ NOT_FILLED = -9
 UNKNOWN = 99
 WATER_CT_CODES = frozenset({0, 1, 2, 55})
 NINE_PLUS_CT = 91
-FAST_ICE_CT = 92
+FULL_CT = 92  # 10/10 (also how fast ice is charted)
+FAST_ICE_CT = FULL_CT
 FAST_ICE_FLOE_CODE = 8
 DOMINANCE_FRACTION = 0.65  # share of CT the ice types of one class must reach
 

@@ -134,14 +134,17 @@ def _analyst_habits(seed: int, num: int, analyst_error: float) -> AnalystHabits:
 def concentration_code(fraction: float, *, water_code: int = 1, unsure: bool = False) -> int:
     """SIGRID CT code of an ice fraction in [0, 1].
 
-    < 5 % -> water_code (0, 1 or 2); > 95 % -> 91; else the nearest tenth 10..90, or where the
+    < 5 % -> water_code (0, 1 or 2); >= 99.5 % -> 92 (10/10); > 95 % -> 91 (9+/10, read as 0.95);
+    else the nearest tenth 10..90, or where the
     analyst is unsure and the tenth is 2..8 the range code around it (0.6 -> 57). The code's
     concentration is always within 0.05 of `fraction`.
     """
     if fraction < 0.05:
         return int(water_code)
+    if fraction >= 0.995:
+        return sigrid.FULL_CT  # 92: 10/10
     if fraction > 0.95:
-        return 91
+        return sigrid.NINE_PLUS_CT
     tenths = int(math.floor(fraction * 10.0 + 0.5))
     if unsure and 2 <= tenths <= 8:
         return 10 * (tenths - 1) + (tenths + 1)
