@@ -1,6 +1,11 @@
 """AI4Arctic NetCDF scenes (files or folders) -> ArrayRecord shards of training patches.
 
   python data_prep/convert.py --input scenes/ --output shards/ --patch-size 256 --workers 2
+
+Inputs: folders or files of AI4Arctic scenes in the real layouts (raw, ready-to-train, the RTT test
+split's `_prep.nc` with its `_prep_reference.nc` beside it) or this project's synthetic scenes.
+By default every patch stores the 24 standard channels and the derived ones (latitude, sin / cos of
+longitude, month and day of year), so training can select any of them by name.
 """
 
 from __future__ import annotations
@@ -21,16 +26,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stride", type=int, default=256)
     parser.add_argument("--downsample", type=int, default=1, help="block-average factor before cutting")
     parser.add_argument("--max-regions", type=int, default=64, help="region slots kept per patch")
-    parser.add_argument("--channels", nargs="+", default=["all"], help="channel names or groups (sar, amsr2, ...)")
+    parser.add_argument("--channels", nargs="+", default=["stored"],
+                        help="channel names or groups (sar, amsr2, all = the 24 standard, derived, stored = both)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--shard-index", type=int, default=0)
     parser.add_argument("--num-shards", type=int, default=1)
+    parser.add_argument("--strict", action="store_true",
+                        help="a chart code the rules cannot use is an error (default: a warning line)")
     args = parser.parse_args(argv)
     try:
         spec = PatchSpec(args.patch_size, args.stride, args.downsample, args.max_regions,
                          ch.resolve_channels(args.channels))
         done, errors = convert_scenes(args.input, args.output, spec, workers=args.workers,
-                                      shard_index=args.shard_index, num_shards=args.num_shards)
+                                      shard_index=args.shard_index, num_shards=args.num_shards,
+                                      strict=args.strict)
     except (SceneError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
-"""Write synthetic AI4Arctic scenes (RTT or raw format) with pixel-level ice truth.
+"""Write synthetic AI4Arctic scenes (RTT or raw, in the real layouts) with pixel-level ice truth.
 
   python data_prep/synthesize.py --out DIR --scenes 8 --product rtt --season winter --size 1000 1000 --seed 0
+  --split test writes RTT scenes as the real test split: <id>_prep.nc without charts + <id>_prep_reference.nc
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--analyst-error", type=float, default=0.0,
                         help="std of the error added to each polygon's ice fraction before coding CT")
     parser.add_argument("--service", choices=("cis", "dmi", "mixed"), default="mixed")
+    parser.add_argument("--split", choices=("train", "test"), default="train",
+                        help="test: RTT charts in a companion _prep_reference.nc, as the real test split")
     args = parser.parse_args(argv)
     try:
         paths = write_synthetic_scenes(args.out, args.scenes, args.product, args.season,
                                        tuple(args.size), args.seed, service=args.service,
-                                       analyst_error=args.analyst_error)
+                                       analyst_error=args.analyst_error, split=args.split)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -163,6 +163,8 @@ def test_raw_scene(tmp_path, polygon_dtype):
     for var in SAR_GRID_CHANNELS:
         expected = _scale(var, ds[var].values)
         expected = np.nan_to_num(expected, nan=0.0)
+        if var == "sar_incidenceangle":  # no incidence angle where there is no SAR, as in RTT files
+            expected[10, 10] = 0.0
         np.testing.assert_allclose(scene.channels[var], expected, rtol=1e-5, atol=1e-5)
     assert scene.channels[HH][10, 10] == 0.0
     # 2 km channels are scaled too: pixel (0, 0) lies before the first centre, so it holds cell (0, 0).
@@ -185,7 +187,7 @@ def test_raw_scene(tmp_path, polygon_dtype):
     assert (ids[1:, :25][scene.valid[1:, :25]] == 0).all()
     assert (ids[1:, 25:50] == 1).all() and (ids[1:, 75:] == 2).all()
     assert (ids[0] == -1).all() and (ids[:, 50:75] == -1).all() and ids[10, 10] == -1
-    np.testing.assert_allclose(scene.region_conc, [0.0, 0.6, 1.0])
+    np.testing.assert_allclose(scene.region_conc, [0.0, 0.6, 0.95])
 
 
 def test_raw_polygon_without_concentration_has_no_region(tmp_path):
@@ -200,7 +202,7 @@ def test_raw_polygon_without_concentration_has_no_region(tmp_path):
     ds.to_netcdf(other)
     scene = scene_lib.open_scene(str(other))
     assert (scene.region_ids[:, 25:50] == -1).all() and (scene.sic[:, 25:50] == 255).all()
-    np.testing.assert_allclose(scene.region_conc, [0.0, 1.0])
+    np.testing.assert_allclose(scene.region_conc, [0.0, 0.95])
 
 
 @pytest.mark.parametrize("product, f, make", [("rtt", 25, make_rtt), ("raw", 50, make_raw)])
@@ -351,3 +353,28 @@ def test_list_scene_files(tmp_path):
     assert files == [str(single), str(folder / "a.nc"), str(folder / "b.nc")]
     with pytest.raises(SceneError, match="nowhere"):
         scene_lib.list_scene_files([str(tmp_path / "nowhere")])
+
+
+def test_derived_channels_on_request_and_lazily(tmp_path):
+    from tests.test_real_layout import RTT_NAME, write_rtt
+
+    path = tmp_path / RTT_NAME
+    write_rtt(path)
+    eager = scene_lib.open_scene(str(path), channels=["sar", "derived"])
+    lazy = scene_lib.open_scene(str(path), channels=["sar"])
+    assert "latitude" not in lazy.channels
+    names = ("nersc_sar_primary", "latitude", "longitude_cos", "month_sin", "doy_cos")
+    np.testing.assert_array_equal(eager.stack(names), lazy.stack(names))
+    lat, lon = eager.latlon(step=7)
+    assert lat.shape == lon.shape == (math.ceil(eager.shape[0] / 7), math.ceil(eager.shape[1] / 7))
+
+
+def test_derived_channels_need_tie_points(tmp_path):
+    path = tmp_path / "20190430T101830_cis_prep.nc"
+    make_rtt(path)  # no tie points
+    scene = scene_lib.open_scene(str(path), channels=["sar", "month_cos"])  # time from the file name
+    assert scene.tie_points is None and scene.start_time == np.datetime64("2019-04-30T10:18:30")
+    with pytest.raises(SceneError, match="'latitude' needs tie points"):
+        scene_lib.open_scene(str(path), channels=["latitude"])
+    with pytest.raises(ValueError, match="no tie points"):
+        scene.latlon()

@@ -23,7 +23,8 @@ def polygon(**codes):
     [
         (0, 0.0, 0), (1, 0.0, 0), (2, 0.0, 0), (55, 0.0, 0),
         (10, 0.1, 1), (20, 0.2, 2), (50, 0.5, 5), (90, 0.9, 9),
-        (91, 1.0, 10), (92, 1.0, 10),
+        (91, 0.95, 10), (92, 1.0, 10),
+        (21, 0.6, 6), (51, 0.75, 8), (81, 0.9, 9),  # X1: X/10 to 10/10
         (57, 0.6, 6), (68, 0.7, 7), (79, 0.8, 8), (89, 0.85, 9),  # 0.85 rounds half up
         (12, 0.15, 2), (13, 0.2, 2), (24, 0.3, 3), (35, 0.4, 4), (46, 0.5, 5), (19, 0.5, 5),
     ],
@@ -33,7 +34,7 @@ def test_concentration_codes(ct, conc, sic):
     assert sigrid.sic_class_from_ct(ct) == sic
 
 
-@pytest.mark.parametrize("ct", [-9, 99, 3, 33, 100, 21, 98])
+@pytest.mark.parametrize("ct", [-9, 99, 3, 33, 100, 11, 98, 77, 93])
 def test_unknown_concentration_codes_are_nan_never_water(ct):
     assert math.isnan(sigrid.concentration_from_ct(ct))
     assert sigrid.sic_class_from_ct(ct) == 255
@@ -141,7 +142,7 @@ def test_parse_polygon_codes_and_lookup():
     np.testing.assert_array_equal(floe, [[0, 3, 255], [255, 255, 255]])
     conc = lookup.conc[lookup.index_of(raster)]
     np.testing.assert_allclose(conc[0, :2], [0.0, 0.6])
-    assert np.isnan(conc[0, 2]) and conc[1, 0] == 1.0 and np.isnan(conc[1, 1:]).all()
+    assert np.isnan(conc[0, 2]) and conc[1, 0] == pytest.approx(0.95) and np.isnan(conc[1, 1:]).all()
     # Integer rasters work the same way.
     np.testing.assert_array_equal(lookup.index_of(np.array([[4, -1, 99]])), [[4, 8, 8]])
 
@@ -163,3 +164,30 @@ def test_bad_polygon_codes_raise_naming_the_file(lines, problem):
         sigrid.parse_polygon_codes(lines, "bad_scene.nc")
     message = str(err.value)
     assert message.startswith("bad_scene.nc: ") and problem in message and "\n" not in message
+
+
+def test_real_layout_rows_zero_padded_codes_and_compound_cf():
+    lines = [POLYGON_CODES_HEADER,
+             "76;02;-9;98;10;-9;-9;-9;-9;-9;-9;-9;-9;10-9;W",
+             "3;08;-9;87;04;-9;-9;-9;-9;-9;-9;-9;-9;08-9;I"]
+    assert POLYGON_CODES_HEADER.startswith("poly_id;")
+    table = sigrid.parse_polygon_codes(lines, "real.nc")
+    assert table[76]["CT"] == 2 and table[76]["CF"] == "10-9" and table[76]["POLY_TYPE"] == "W"
+    assert table[3]["CT"] == 8 and table[3]["FA"] == 4 and table[3]["CF"] == "08-9"
+    # The writer side: the same row strings come back.
+    assert sigrid.polygon_code_line(76, table[76]) == lines[1]
+    assert sigrid.polygon_code_line(3, table[3]) == lines[2]
+    # The older synthetic header `id;...` still parses.
+    legacy = sigrid.parse_polygon_codes(["id" + POLYGON_CODES_HEADER[len("poly_id"):], lines[2]], "old.nc")
+    assert legacy[3]["CT"] == 8
+
+
+def test_unknown_codes_are_named():
+    assert sigrid.unknown_codes(polygon(CT=77, SA=42, FA=4)) == ["CT=77", "SA=42"]
+    assert sigrid.unknown_codes(polygon(CT=90, CA=60, SA=87, FA=4, CB=30, SB=95, FB=13)) == ["FB=13"]
+    # Codes in the tables, masked or not, are not unknown; water rows are not checked.
+    assert sigrid.unknown_codes(polygon(CT=99, SA=98, FA=22)) == []
+    assert sigrid.unknown_codes(polygon(CT=81, SA=86, FA=8)) == []
+    assert sigrid.unknown_codes(polygon(POLY_TYPE="W", CT=2, SA=98, FA=10)) == []
+    lookup = sigrid.polygon_tables_to_lookup({5: polygon(CT=77, SA=87, FA=4), 6: polygon(CT=90, SA=87, FA=4)})
+    assert lookup.unknown == {5: ["CT=77"]} and math.isnan(lookup.conc[5])

@@ -41,53 +41,83 @@ def raw_scene(tmp_path_factory):
     return _written(tmp_path_factory, "raw", "summer", 5)
 
 
-def _check_common_format(ds: xr.Dataset, product: str) -> None:
+# The real layouts, field by field (shared docs ai4arctic-format.md): variable -> (dims, dtype).
+SAR, GRID, TIE_RAW = ("sar_lines", "sar_samples"), ("2km_grid_lines", "2km_grid_samples"), ("sar_grid_points",)
+RTT_TIE = ("sar_sample_2dgrid_points", "sar_line_2dgrid_points")
+REAL_RTT = {
+    **{v: (SAR, np.float32) for v in ("nersc_sar_primary", "nersc_sar_secondary", "sar_incidenceangle",
+                                       "distance_map")},
+    **{v: (SAR, np.uint8) for v in ("SIC", "SOD", "FLOE")},
+    "sar_grid2d_latitude": (RTT_TIE, np.float64), "sar_grid2d_longitude": (RTT_TIE, np.float64),
+    **{v: (GRID, np.float32) for v in ch.AMSR2_CHANNELS + ch.ERA5_CHANNELS},
+}
+REAL_RAW = {
+    **{v: (SAR, np.float32) for v in ("nersc_sar_primary", "nersc_sar_secondary", "distance_map",
+                                       "polygon_icechart")},
+    **{v: (TIE_RAW, np.float64) for v in ("sar_grid_line", "sar_grid_sample", "sar_grid_latitude",
+                                           "sar_grid_longitude", "sar_grid_height", "sar_grid_incidenceangle")},
+    **{v: (GRID, np.float64) for v in ch.AMSR2_CHANNELS + ch.ERA5_CHANNELS},
+    "amsr2_swath_map": (GRID, np.uint8), "swath_segmentation": (GRID, np.uint8),
+}
+SYNTHETIC_EXTRAS = {"ice_truth"}
+
+
+def _check_real_layout(ds: xr.Dataset, product: str) -> None:
+    """Exactly the variables, dims and dtypes of the real product (plus the synthetic truth)."""
+    spec = REAL_RTT if product == "rtt" else REAL_RAW
+    names = set(ds.data_vars) - SYNTHETIC_EXTRAS
+    assert names == set(spec), (names ^ set(spec))
+    for name, (dims, dtype) in spec.items():
+        assert ds[name].dims == dims and ds[name].dtype == dtype, (name, ds[name].dims, ds[name].dtype)
     factor = ch.PIXELS_PER_2KM[product]
     assert (ds.sizes["sar_lines"], ds.sizes["sar_samples"]) == SIZE
-    assert ds.sizes["2km_grid_lines"] == math.ceil(SIZE[0] / factor)
-    assert ds.sizes["2km_grid_samples"] == math.ceil(SIZE[1] / factor)
-    for name in ch.SAR_GRID_CHANNELS:
-        assert ds[name].dims == ch.SAR_DIMS and ds[name].dtype == np.float32, name
-        assert "variable_fill_value" in ds[name].attrs, name
+    assert ds.sizes["2km_grid_lines"] == SIZE[0] // factor  # floor, not ceil
+    assert ds.sizes["2km_grid_samples"] == SIZE[1] // factor
     for name in ch.AMSR2_CHANNELS:
-        assert ds[name].dims == ch.GRID_2KM_DIMS and ds[name].dtype == np.float32, name
         assert ds[name].attrs["units"] == "K"
-    for name in ch.ERA5_CHANNELS:
-        assert ds[name].dims == ch.GRID_2KM_DIMS and ds[name].dtype == np.float32, name
-        assert ds[name].attrs["units"] == ch.ERA5_UNITS[name]
-    for name in ("sar_grid2d_latitude", "sar_grid2d_longitude"):
-        assert ds[name].dims == ch.TIEPOINT_DIMS and ds[name].dtype == np.float64
-        assert ds[name].shape == (min(21, SIZE[0]), min(21, SIZE[1]))
-    lat, lon = ds["sar_grid2d_latitude"].values, ds["sar_grid2d_longitude"].values
-    assert 45 < lat.min() and lat.max() < 85 and -180 <= lon.min() and lon.max() <= 180
-    assert ds["ice_truth"].dtype == np.uint8 and ds["ice_truth"].dims == ch.SAR_DIMS
+    assert ds["ice_truth"].dtype == np.uint8 and ds["ice_truth"].dims == SAR
     assert set(np.unique(ds["ice_truth"].values)) <= {0, 1, 255}
-    assert ds.attrs["ice_service"] in ("cis", "dmi")
-    assert "original_id" in ds.attrs
+    if product == "rtt":
+        assert ds.sizes["sar_sample_2dgrid_points"] == 21 and ds.sizes["sar_line_2dgrid_points"] == 21
+        lat, lon = ds["sar_grid2d_latitude"].values, ds["sar_grid2d_longitude"].values
+        assert {"kg/m2", "m/s", "K"} >= {ds[n].attrs["units"] for n in ch.ERA5_CHANNELS}
+    else:
+        assert ds.sizes["sar_grid_points"] == 441
+        lat, lon = ds["sar_grid_latitude"].values, ds["sar_grid_longitude"].values
+        assert "polygon_codes" in ds.coords and ds["polygon_codes"].dims == ("polygon_codes",)
+        for key in ("title", "geometric_info", "sar_denoise_by_nersc_documentation"):
+            assert key in ds.attrs
+    assert 45 < lat.min() and lat.max() < 85 and -180 <= lon.min() and lon.max() <= 180
 
 
 def test_rtt_format(rtt_scene):
     path, ds = rtt_scene
-    _check_common_format(ds, "rtt")
+    _check_real_layout(ds, "rtt")
     assert RTT_NAME.match(os.path.basename(path)), path
-    assert ds.attrs["scene_id"] == os.path.basename(path)[:-3]
+    assert ds.attrs["scene_id"] == os.path.basename(path)  # with the .nc, as real files
+    assert ds.attrs["ice_service"] in ("cis", "dmi") and ds.attrs["flip"] == 0
+    assert ds.attrs["pixel_spacing"] == 80 and not isinstance(ds.attrs["pixel_spacing"], str)
+    assert RAW_NAME.match(ds.attrs["original_id"] + ".nc")
+    for name in ("nersc_sar_primary", "nersc_sar_secondary", "sar_incidenceangle"):
+        assert ds[name].attrs["variable_fill_value"] == 0
+    polygon = {"SIC": "Sea Ice Concentration [%]", "SOD": "Stage of Development", "FLOE": "Floe Size"}
     for name in ch.CHART_NAMES:
-        assert ds[name].dtype == np.uint8 and ds[name].dims == ch.SAR_DIMS
-        assert ds[name].attrs["chart_fill_value"] == 255 and "polygon" in ds[name].attrs
+        assert ds[name].attrs["chart_fill_value"] == 255 and ds[name].attrs["polygon"] == polygon[name]
     for name, n in ch.NUM_CLASSES.items():
         values = ds[name].values
         assert set(np.unique(values)) <= set(range(n)) | {255}, name
     assert "polygon_icechart" not in ds and "polygon_codes" not in ds
     # every input is standard-scaled: unscaled values lie in physical ranges
     unscaled = lambda n: ds[n].values * ch.NORM_STATS[n][1] + ch.NORM_STATS[n][0]  # noqa: E731
-    theta = unscaled("sar_incidenceangle")
+    hh = ds["nersc_sar_primary"].values
+    no_data = hh == 0
+    theta = unscaled("sar_incidenceangle")[~no_data]
     assert 18 < theta.min() < 20 and 46 < theta.max() < 48
+    assert np.all(ds["sar_incidenceangle"].values[no_data] == 0)  # NaN masks aligned, then 0
     np.testing.assert_allclose(unscaled("distance_map"), np.round(unscaled("distance_map")), atol=1e-3)
     assert 200 < unscaled("btemp_36_5v").mean() < 270
     assert 230 < unscaled("t2m").mean() < 280
     # SAR no-data is exactly 0 and thin; charts are masked there
-    hh = ds["nersc_sar_primary"].values
-    no_data = hh == 0
     assert 0 < no_data.mean() < 0.1
     assert np.all(ds["SIC"].values[no_data] == 255)
 
@@ -113,8 +143,8 @@ def _backscatter_of_split_scene(season: str, wind_speed: float) -> tuple[np.ndar
     truth = sy.Surface(surface, zeros, zeros + (0.2 if season == "summer" else 0.0), zeros + 50.0,
                        np.zeros(shape, bool))
     rng = np.random.default_rng(0)
-    theta = sy._incidence_angle(rng, shape)
-    hh, hv = sy._sar_backscatter(rng, truth, theta, np.full(shape, wind_speed, np.float32), season, "rtt")
+    theta = sy.incidence_angle(rng, shape)
+    hh, hv = sy.sar_backscatter(rng, truth, theta, np.full(shape, wind_speed, np.float32), season, "rtt")
     return hh, hv, theta
 
 
@@ -139,26 +169,31 @@ def test_hh_water_darker_than_ice_at_far_range_brighter_with_wind_at_near_range(
 
 def test_raw_format_and_physical_ranges(raw_scene):
     path, ds = raw_scene
-    _check_common_format(ds, "raw")
-    m = RAW_NAME.match(os.path.basename(path))
-    assert m, path
-    assert ds.attrs["scene_id"] == os.path.basename(path)[:-3]
-    for name in ch.CHART_NAMES:
+    _check_real_layout(ds, "raw")
+    assert RAW_NAME.match(os.path.basename(path)), path
+    for name in ch.CHART_NAMES + ("sar_incidenceangle",):  # no full-resolution incidence angle
         assert name not in ds
-    assert ds["polygon_icechart"].dims == ch.SAR_DIMS
-    assert np.issubdtype(ds["polygon_icechart"].dtype, np.integer)
     lines = [str(x) for x in ds["polygon_codes"].values]
-    assert lines[0] == ch.POLYGON_CODES_HEADER
+    assert lines[0] == "poly_id;CT;CA;SA;FA;CB;SB;FB;CC;SC;FC;CN;CD;CF;POLY_TYPE"
+    for line in lines[1:]:
+        fields = line.split(";")
+        assert fields[-1] in ("I", "W") and len(fields) == 15
+        assert all(f == "-9" or re.fullmatch(r"\d\d", f) for f in fields[1:13]), line  # zero-padded
+        assert re.fullmatch(r"-9|\d\d-9", fields[13]), line  # CF compound
     table = sigrid.parse_polygon_codes(lines, path)
-    assert set(np.unique(ds["polygon_icechart"].values)) == set(table)
+    raster = ds["polygon_icechart"].values
+    assert set(np.unique(raster[np.isfinite(raster)]).astype(int)) == set(table)
+    land = ds["ice_truth"].values == 255
+    assert np.array_equal(np.isnan(raster), land)  # off-chart = land
     hh, hv = ds["nersc_sar_primary"].values, ds["nersc_sar_secondary"].values
     nan = np.isnan(hh)
     assert 0 < nan.mean() < 0.1 and np.array_equal(nan, np.isnan(hv))
-    assert np.isnan(ds["nersc_sar_primary"].attrs["variable_fill_value"])
     assert -45 < np.nanmin(hh) and np.nanmax(hh) < 15 and -40 < np.nanmin(hv) and np.nanmax(hv) < 0
-    theta = ds["sar_incidenceangle"].values
+    theta = ds["sar_grid_incidenceangle"].values.reshape(21, 21)
     assert 18 < theta.min() < 20 and 46 < theta.max() < 48
     assert np.all(np.diff(theta[0]) > 0)  # near range at sample 0
+    line, sample = ds["sar_grid_line"].values, ds["sar_grid_sample"].values
+    assert line.min() == 0 and line.max() == SIZE[0] - 1 and sample.max() == SIZE[1] - 1
     dist = ds["distance_map"].values
     assert dist.min() >= 0 and dist.max() <= 41 and np.array_equal(dist, np.round(dist))
     for freq in ("6_9", "10_7", "18_7", "36_5", "89_0"):
@@ -166,6 +201,20 @@ def test_raw_format_and_physical_ranges(raw_scene):
         assert 60 < h.min() and v.max() < 290 and h.mean() < v.mean(), freq
     assert 260 < ds["t2m"].values.mean() < 280  # summer
     assert ds["tcwv"].values.min() >= 0 and ds["tclw"].values.min() >= 0
+
+
+def test_test_split_pair(tmp_path):
+    [path] = sy.write_synthetic_scenes(str(tmp_path), 1, "rtt", "winter", (60, 70), 2, split="test")
+    assert path.endswith("_prep.nc")
+    reference = path[:-3] + "_reference.nc"
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(path), os.path.basename(reference)])
+    with xr.open_dataset(path) as prep, xr.open_dataset(reference) as ref:
+        assert not set(ch.CHART_NAMES) & set(prep.data_vars)
+        assert set(ref.data_vars) == set(ch.CHART_NAMES)
+        for name in ch.CHART_NAMES:
+            assert ref[name].dtype == np.uint8 and ref[name].dims == SAR
+    with pytest.raises(ValueError, match="ready-to-train"):
+        sy.write_synthetic_scenes(str(tmp_path), 1, "raw", "winter", (60, 70), 2, split="test")
 
 
 def _truth_vs_ct(ids: np.ndarray, truth: np.ndarray, table: dict[int, dict]) -> list[float]:
@@ -223,8 +272,8 @@ def test_land_has_distance_zero_and_masked_charts():
     raw = sy.synthesize_scene("raw", "winter", SIZE, seed, service="dmi")
     table = sigrid.parse_polygon_codes([str(x) for x in raw["polygon_codes"].values], "raw")
     raw_land = raw["ice_truth"].values == 255
-    land_ids = set(np.unique(raw["polygon_icechart"].values[raw_land]))
-    assert land_ids and all(table[i]["POLY_TYPE"] == "L" for i in land_ids)
+    assert raw_land.any() and np.isnan(raw["polygon_icechart"].values[raw_land]).all()  # off-chart
+    assert {row["POLY_TYPE"] for row in table.values()} <= {"I", "W"}
     assert np.all(raw["distance_map"].values[raw_land] == 0)
 
 
@@ -243,8 +292,9 @@ def test_amsr2_cell_tracks_ice_fraction_of_its_own_block():
     truth = ds["ice_truth"].values
     assert not (truth == 255).any()
     fraction = sy.block_mean((truth == 1).astype(np.float32), 25)  # [10, 12]
-    # hand check of block_mean on a partial last block
-    np.testing.assert_allclose(sy.block_mean(np.arange(6, dtype=np.float32)[None], 4), [[1.5, 4.5]])
+    # hand check of block_mean: whole blocks only, the partial last block has no cell (floor)
+    np.testing.assert_allclose(sy.block_mean(np.arange(14, dtype=np.float32).reshape(2, 7), 2),
+                               [[4.0, 6.0, 8.0]])
     assert fraction.shape == (10, 12) and 0.2 < fraction.mean() < 0.98
     for name in ("btemp_18_7h", "btemp_36_5h", "btemp_89_0h"):
         tb = ds[name].values
@@ -273,7 +323,7 @@ def test_scene_file_names():
 
 def test_distinct_times_even_when_drawn_equal(tmp_path, monkeypatch):
     fixed = dt.datetime(2020, 1, 5, 12, 0, 0)
-    monkeypatch.setattr(sy, "default_start_time", lambda seed, season: fixed)
+    monkeypatch.setattr(sy.layout, "default_start_time", lambda seed, season: fixed)
     paths = sy.write_synthetic_scenes(str(tmp_path), 3, "rtt", "winter", (32, 40), 0, service="cis")
     names = sorted(os.path.basename(p) for p in paths)
     assert len(set(names)) == 3 and sorted(os.listdir(tmp_path)) == names

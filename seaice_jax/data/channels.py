@@ -24,10 +24,25 @@ CHART_NAMES = ("SIC", "SOD", "FLOE")
 CHART_FILL = 255
 NUM_CLASSES = {"SIC": 11, "SOD": 6, "FLOE": 7}
 
-# Dimension names of the three grids.
+# Optional inputs derived from the scene's geolocation and acquisition time (not file variables):
+# latitude standard-scaled with LATITUDE_STATS, sin / cos of longitude, of the month and of the day
+# of year (month angle 2 pi (month - 1) / 12, day angle 2 pi (day of year - 1) / 365.25; ours).
+DERIVED_CHANNELS = ("latitude", "longitude_sin", "longitude_cos", "month_sin", "month_cos",
+                    "doy_sin", "doy_cos")
+LATITUDE_STATS = (70.0, 8.0)  # ours: the charted Arctic seas of the data set span about 55..85 N
+# What convert.py stores by default: the 24 standard channels, then the derived ones.
+STORED_CHANNELS = ALL_CHANNELS + DERIVED_CHANNELS
+
+# Dimension names of the grids.
 SAR_DIMS = ("sar_lines", "sar_samples")
 GRID_2KM_DIMS = ("2km_grid_lines", "2km_grid_samples")
-TIEPOINT_DIMS = ("sar_line_2dgrid_points", "sar_sample_2dgrid_points")
+# RTT tie points: (samples, lines), samples first, as real files hold them.
+RTT_TIEPOINT_DIMS = ("sar_sample_2dgrid_points", "sar_line_2dgrid_points")
+TIEPOINT_DIMS = ("sar_line_2dgrid_points", "sar_sample_2dgrid_points")  # legacy (lines first)
+RAW_TIEPOINT_DIM = "sar_grid_points"
+RAW_TIEPOINT_VARIABLES = ("sar_grid_line", "sar_grid_sample", "sar_grid_latitude",
+                          "sar_grid_longitude", "sar_grid_height", "sar_grid_incidenceangle")
+RAW_AUX_2KM = ("amsr2_swath_map", "swath_segmentation")
 
 # SAR pixels per 2 km cell side, per product (cell (0, 0) starts at pixel (0, 0)).
 PIXELS_PER_2KM = {"rtt": 25, "raw": 50}
@@ -61,6 +76,17 @@ NORM_STATS: dict[str, tuple[float, float]] = {
     "sar_incidenceangle": (33.9980, 8.3223),
 }
 
+# Scaling of the derived channels (what normalisation.json reports for them): sin / cos are unscaled.
+DERIVED_STATS: dict[str, tuple[float, float]] = {
+    name: (LATITUDE_STATS if name == "latitude" else (0.0, 1.0)) for name in DERIVED_CHANNELS
+}
+
+
+def channel_stats(name: str) -> tuple[float, float]:
+    """(mean, std) by which channel `name` is scaled: published for file channels, ours for derived."""
+    return NORM_STATS[name] if name in NORM_STATS else DERIVED_STATS[name]
+
+
 ERA5_UNITS = {
     "u10m_rotated": "m s**-1",
     "v10m_rotated": "m s**-1",
@@ -70,23 +96,27 @@ ERA5_UNITS = {
     "tclw": "kg m**-2",
 }
 
-POLYGON_CODES_HEADER = "id;CT;CA;SA;FA;CB;SB;FB;CC;SC;FC;CN;CD;CF;POLY_TYPE"
+POLYGON_CODES_HEADER = "poly_id;CT;CA;SA;FA;CB;SB;FB;CC;SC;FC;CN;CD;CF;POLY_TYPE"
+LEGACY_POLYGON_CODES_HEADER = "id;CT;CA;SA;FA;CB;SB;FB;CC;SC;FC;CN;CD;CF;POLY_TYPE"  # older synthetic
 
 
 def resolve_channels(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Expand group aliases ('sar', 'sar_aux', 'amsr2', 'era5', 'all') and validate names."""
+    """Expand group aliases ('sar', 'sar_aux', 'amsr2', 'era5', 'all', 'derived', 'stored') and
+    validate names. 'all' is the 24 standard channels; 'derived' the geolocation / time channels."""
     groups = {
         "sar": SAR_CHANNELS,
         "sar_aux": SAR_AUX_CHANNELS,
         "amsr2": AMSR2_CHANNELS,
         "era5": ERA5_CHANNELS,
         "all": ALL_CHANNELS,
+        "derived": DERIVED_CHANNELS,
+        "stored": STORED_CHANNELS,
     }
     out: list[str] = []
     for name in names:
         for n in groups.get(name, (name,)):
-            if n not in ALL_CHANNELS:
-                raise ValueError(f"unknown input channel {n!r}; known: {', '.join(ALL_CHANNELS)}")
+            if n not in STORED_CHANNELS:
+                raise ValueError(f"unknown input channel {n!r}; known: {', '.join(STORED_CHANNELS)}")
             if n not in out:
                 out.append(n)
     return tuple(out)

@@ -152,6 +152,30 @@ def _axis_weights(axis: np.ndarray, x: np.ndarray) -> np.ndarray:
     return w
 
 
+def raw_tie_grid(line, sample, values) -> np.ndarray:
+    """A 1-D raw tie-point variable (e.g. `sar_grid_incidenceangle`) as the [n_lines, n_samples] grid
+    of `tie_points_from_raw` (same ordering: by line, then sample)."""
+    line, sample = np.ravel(np.asarray(line, np.float64)), np.ravel(np.asarray(sample, np.float64))
+    values = np.ravel(np.asarray(values, np.float64))
+    n = np.unique(np.round(line, 0)).size
+    if values.size != line.size or line.size % n:
+        raise GeolocationError("tie-point variable does not match sar_grid_line / sar_grid_sample")
+    return values[np.lexsort((sample, line))].reshape(n, line.size // n)
+
+
+def grid_field(tp: TiePoints, field: np.ndarray, shape: tuple[int, int], step: int = 1,
+               dtype=np.float32) -> np.ndarray:
+    """Any field on the tie-point grid [n, m] interpolated bilinearly onto every `step`-th pixel.
+
+    Two matrix products (rows, then columns); the full-size product is computed in `dtype`.
+    """
+    rows = np.arange(0, shape[0], step, dtype=np.float64)
+    cols = np.arange(0, shape[1], step, dtype=np.float64)
+    wr, wc = _axis_weights(tp.lines, rows), _axis_weights(tp.samples, cols)
+    by_rows = (wr @ np.asarray(field, np.float64)).astype(dtype)
+    return by_rows @ wc.T.astype(dtype)
+
+
 def latlon_grid(tp: TiePoints, shape: tuple[int, int], step: int = 1,
                 dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Latitude, longitude on every `step`-th pixel of a scene of SAR `shape`: [ceil(H/step), ceil(W/step)].

@@ -36,7 +36,15 @@ class PatchSpec:
     stride: int = 256
     downsample: int = 1
     max_regions: int = 64
-    channels: tuple[str, ...] = ch.ALL_CHANNELS
+    channels: tuple[str, ...] = ch.STORED_CHANNELS  # the 24 standard channels + the derived ones
+
+    def __post_init__(self):
+        for flag, value in (("--patch-size", self.patch_size), ("--stride", self.stride),
+                            ("--downsample", self.downsample), ("--max-regions", self.max_regions)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{flag} must be a whole number >= 1, got {value!r}")
+        if not self.channels:
+            raise ValueError("--channels selects no channel")
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -70,8 +78,14 @@ def downsample_scene(scene: Scene, factor: int) -> Scene:
     def sample(a):
         return a[c : hc * factor : factor, c : wc * factor : factor]
 
+    tie_points = scene.tie_points
+    if tie_points is not None:  # block i's centre is source pixel f i + (f - 1) / 2
+        tie_points = dataclasses.replace(
+            tie_points, lines=(tie_points.lines - (factor - 1) / 2) / factor,
+            samples=(tie_points.samples - (factor - 1) / 2) / factor)
     return dataclasses.replace(
         scene,
+        tie_points=tie_points,
         channels={k: mean(v).astype(np.float32) for k, v in scene.channels.items()},
         sic=sample(scene.sic), sod=sample(scene.sod), floe=sample(scene.floe),
         region_ids=sample(scene.region_ids), valid=sample(scene.valid),
@@ -181,21 +195,35 @@ def write_shard(path: str, patches, num_channels: int) -> tuple[int, dict]:
     return count, {"count": stats["count"], "sum": stats["sum"].tolist(), "sumsq": stats["sumsq"].tolist()}
 
 
+def unusable_message(source: str, report: dict) -> str:
+    """One line naming what a scene's chart held that could not be used (see scene.chart_report)."""
+    codes = ", ".join(f"{code} ({n} polygon{'s' if n != 1 else ''})" for code, n in report["codes"].items())
+    dropped = len(report["unused_polygons"])
+    return (f"{os.path.basename(source)}: unknown SIGRID codes {codes}: {len(report['polygons'])} polygon(s), "
+            f"{report['pixels']} pixel(s) affected, {dropped} polygon(s) without a concentration dropped "
+            "from the regions")
+
+
 def write_sidecar(output: str, scene: Scene, source: str, count: int, stats: dict, spec: PatchSpec) -> dict:
     sidecar = {
         "scene": scene.name, "source": os.path.basename(source), "product": scene.product,
         "shape": list(scene.shape), "num_patches": count, "shard": scene.name + SHARD_SUFFIX,
         "has_truth": scene.ice_truth is not None, "spec": spec.as_dict(), "channel_stats": stats,
+        # What the chart held that could not be used: {} or codes / polygons / pixels.
+        "unusable": scene.chart_report,
     }
     write_json_atomic(os.path.join(output, scene.name + ".json"), sidecar)
     return sidecar
 
 
-def convert_scene(path: str, output: str, spec: PatchSpec) -> dict:
-    """Write one scene's shard and sidecar; returns the sidecar dict. Raises SceneError on bad input."""
+def convert_scene(path: str, output: str, spec: PatchSpec, strict: bool = False) -> dict:
+    """Write one scene's shard and sidecar; returns the sidecar dict. Raises SceneError on bad input,
+    and with `strict` for a chart with codes the rules cannot use (then nothing is written)."""
     from seaice_jax.data.scene import open_scene
 
-    scene = open_scene(path)
+    scene = open_scene(path, channels=spec.channels)
+    if strict and scene.chart_report:
+        raise SceneError(unusable_message(path, scene.chart_report) + " (--strict)")
     shard = os.path.join(output, scene.name + SHARD_SUFFIX)
     for stale in os.listdir(output):  # left by a run that was killed while writing this scene
         if stale.startswith(scene.name + SHARD_SUFFIX + ".tmp."):
@@ -218,9 +246,9 @@ def is_converted(path: str, output: str, spec: PatchSpec) -> bool:
 
 
 def _convert_worker(args):
-    path, output, spec = args
+    path, output, spec, strict = args
     try:
-        return path, convert_scene(path, output, spec), None
+        return path, convert_scene(path, output, spec, strict), None
     except SceneError as e:
         return path, None, str(e)
     except Exception as e:  # noqa: BLE001 - any unreadable scene is reported and skipped
@@ -269,12 +297,13 @@ def _normalisation(sides: list[dict], names: list[str]) -> dict:
     n = sum(s["channel_stats"]["count"] for s in sides)
     total = np.sum([s["channel_stats"]["sum"] for s in sides], axis=0)
     totsq = np.sum([s["channel_stats"]["sumsq"] for s in sides], axis=0)
-    out = {"published": {k: list(ch.NORM_STATS[k]) for k in names}, "measured": {}, "pixels": n}
+    # Derived channels (latitude, sin / cos) report the scaling this project gives them.
+    out = {"published": {k: list(ch.channel_stats(k)) for k in names}, "measured": {}, "pixels": n}
     if n:
         m = total / n
         sd = np.sqrt(np.maximum(totsq / n - m * m, 0.0))
         for i, k in enumerate(names):
-            pm, ps = ch.NORM_STATS[k]
+            pm, ps = ch.channel_stats(k)
             out["measured"][k] = [float(pm + ps * m[i]), float(ps * sd[i])]
     return out
 
@@ -288,8 +317,12 @@ def convert_scenes(
     shard_index: int = 0,
     num_shards: int = 1,
     progress: bool = True,
+    strict: bool = False,
 ) -> tuple[list[dict], list[str]]:
     """Convert scenes (files or folders) to shards in `output`.
+
+    A scene whose chart holds codes the rules cannot use is converted with one `warning:` line on
+    stderr (its sidecar's `unusable` says what); with `strict` it is an error and is not written.
 
     Scenes are split round-robin by `shard_index` / `num_shards` for cluster fan-out; scenes already
     converted with the same spec are skipped. Returns (sidecars of this run's scenes, error lines);
@@ -307,7 +340,7 @@ def convert_scenes(
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="scenes", unit="scene", disable=not progress, file=sys.stderr)
-    jobs = [(p, output, spec) for p in todo]
+    jobs = [(p, output, spec, strict) for p in todo]
     if workers > 1 and len(jobs) > 1:
         ctx = multiprocessing.get_context("spawn")  # fork is unsafe once JAX threads exist
         with ctx.Pool(min(workers, len(jobs))) as pool:
@@ -321,6 +354,9 @@ def convert_scenes(
             (done.append(side) if side else errors.append(err))
             bar.update()
     bar.close()
+    for side in done:
+        if side.get("unusable"):
+            print(f"warning: {unusable_message(side['source'], side['unusable'])}", file=sys.stderr)
     if skipped and progress:
         print(f"skipped {skipped} scene(s) already converted", file=sys.stderr)
     write_manifest(output)

@@ -1,9 +1,9 @@
 """SIGRID-3 ice-chart codes -> concentrations and SIC / SOD / FLOE classes (AI4Arctic rules).
 
 The rules are those of shared docs ai4arctic-format.md, section "Ice-chart codes":
-  * CT / CA / CB / CC concentration codes: 0, 1, 2, 55 water; 10..90 tens of percent; 91 100 %;
-    92 fast ice (100 %); two-digit range codes `ab` with a < b mean "a0 % to b0 %" (mid value used);
-    -9 not filled, 99 unknown (NaN).
+  * CT / CA / CB / CC concentration codes: 0, 1, 2, 55 water; 10..90 tens of percent; 91 9+/10
+    (0.95, SIC class 10); 92 10/10; range codes `XY` (X < Y) "X/10 to Y/10" and `X1` "X/10 to 10/10"
+    give the interval's mid value; -9 not filled, 99 unknown (NaN).
   * SOD from stage codes SA/SB/SC, FLOE from form codes FA/FB/FC; a polygon gets a class only when
     the partial concentrations of the ice types that map to it reach 65 % of CT.
 
@@ -18,13 +18,15 @@ import math
 
 import numpy as np
 
-from seaice_jax.data.channels import CHART_FILL, POLYGON_CODES_HEADER
+from seaice_jax.data.channels import CHART_FILL, LEGACY_POLYGON_CODES_HEADER, POLYGON_CODES_HEADER
 from seaice_jax.data.scene_types import SceneError
 
 NOT_FILLED = -9
 UNKNOWN = 99
 WATER_CT_CODES = frozenset({0, 1, 2, 55})
-FAST_ICE_CT = 92
+NINE_PLUS_CT = 91
+FULL_CT = 92  # 10/10 (also how fast ice is charted)
+FAST_ICE_CT = FULL_CT
 FAST_ICE_FLOE_CODE = 8
 DOMINANCE_FRACTION = 0.65  # share of CT the ice types of one class must reach
 
@@ -47,30 +49,42 @@ FLOE_CLASS_OF_FORM: dict[int, int] = {
 
 
 def _range_code_bounds(code: int) -> tuple[int, int] | None:
-    """(low, high) tens of a two-digit range code `ab` with 1 <= a < b <= 9, else None.
+    """(low, high) tenths of a range code, else None.
 
-    Multiples of ten (10..90), 91 and 92 are never range codes: their second digit is 0, or their
-    first digit is 9 with no larger tens digit possible.
+    `XY` with 1 <= X < Y <= 9 means X/10 to Y/10 (12 .. 89); `X1` with 2 <= X <= 8 means X/10 to
+    10/10 (a second digit 1 stands for 10/10: 21 .. 81). Multiples of ten (10..90), 91 and 92 are
+    never range codes.
     """
     if not 12 <= code <= 89:
         return None
     low, high = divmod(code, 10)
+    if high == 1 and 2 <= low <= 8:
+        return low, 10
     if high == 0 or low >= high:
         return None
     return low, high
 
 
+def is_known_concentration_code(code: int) -> bool:
+    """Whether a CT / CA / CB / CC code is in the SIGRID table (-9 and 99 count as known)."""
+    code = int(code)
+    return (code in (NOT_FILLED, UNKNOWN) or not math.isnan(concentration_from_ct(code)))
+
+
 def concentration_from_ct(ct: int) -> float:
     """Ice concentration in [0, 1] of a SIGRID concentration code (CT, CA, CB or CC).
 
-    Water codes (0, 1, 2, 55) -> 0; 10..90 -> 0.1..0.9; 91 and 92 (fast ice) -> 1; a range code `ab`
-    (a < b) -> its mid value (a + b) / 20, e.g. 57 -> 0.6; -9 (not filled), 99 (unknown) and any code
-    outside the SIGRID table -> NaN (unknown, never water).
+    Water codes (0, 1, 2, 55) -> 0; 10..90 -> 0.1..0.9; 91 (9+/10) -> 0.95; 92 (10/10) -> 1; a range
+    code -> its interval's mid value: `XY` (X < Y) -> (X + Y) / 20, e.g. 57 -> 0.6; `X1` -> (X/10 + 1)
+    / 2, e.g. 81 -> 0.9. -9 (not filled), 99 (unknown) and any code outside the table -> NaN
+    (unknown, never water).
     """
     ct = int(ct)
     if ct in WATER_CT_CODES:
         return 0.0
-    if ct in (91, FAST_ICE_CT):
+    if ct == NINE_PLUS_CT:
+        return 0.95
+    if ct == FAST_ICE_CT:
         return 1.0
     if 10 <= ct <= 90 and ct % 10 == 0:
         return ct / 100.0
@@ -89,8 +103,10 @@ def sic_class_from_ct(ct: int) -> int:
     """SIC class of a CT code: 0 water, 1..9 for 10..90 %, 10 for 91 / 92, 255 unknown.
 
     A range code gets the class of its mid value rounded half up (57 -> 0.6 -> 6, 89 -> 0.85 -> 9,
-    12 -> 0.15 -> 2).
+    12 -> 0.15 -> 2, 81 -> 0.9 -> 9).
     """
+    if int(ct) == NINE_PLUS_CT:
+        return 10
     conc = concentration_from_ct(ct)
     if math.isnan(conc):
         return CHART_FILL
@@ -174,7 +190,7 @@ def _as_text(line) -> str:
 
 
 def _parse_code(field: str) -> int:
-    """One integer code; empty -> -9; '57.0' -> 57."""
+    """One integer code; empty -> -9; zero-padded '02' -> 2; '57.0' -> 57."""
     field = field.strip()
     if field == "" or field.lower() == "nan":
         return NOT_FILLED
@@ -184,20 +200,50 @@ def _parse_code(field: str) -> int:
     return int(value)
 
 
+# Stage / form codes that are in the table but give no class (glacier, unknown, shuga, ...).
+MASKED_STAGE_CODES = frozenset({98, UNKNOWN, NOT_FILLED})
+MASKED_FORM_CODES = frozenset({1, 8, 21, 22, UNKNOWN, NOT_FILLED})
+STRING_COLUMNS = ("CF",)  # a compound such as `08-9`: kept as text, not used by the rules
+
+
+def unknown_codes(row: dict) -> list[str]:
+    """Codes of one polygon row that are outside the SIGRID tables, as `COLUMN=code` strings.
+
+    Concentrations CT, CA, CB, CC; stages SA, SB, SC; forms FA, FB, FC (CN, CD, CF are not used).
+    """
+    if str(row.get("POLY_TYPE", "I")).strip().upper() != "I":
+        return []
+    out = []
+    for col in ("CT", "CA", "CB", "CC"):
+        if not is_known_concentration_code(int(row.get(col, NOT_FILLED))):
+            out.append(f"{col}={int(row[col])}")
+    for col in ("SA", "SB", "SC"):
+        code = int(row.get(col, NOT_FILLED))
+        if code not in SOD_CLASS_OF_STAGE and code not in MASKED_STAGE_CODES:
+            out.append(f"{col}={code}")
+    for col in ("FA", "FB", "FC"):
+        code = int(row.get(col, NOT_FILLED))
+        if code not in FLOE_CLASS_OF_FORM and code not in MASKED_FORM_CODES:
+            out.append(f"{col}={code}")
+    return out
+
+
 def parse_polygon_codes(lines: list[str], path: str) -> dict[int, dict]:
     """Parse the `polygon_codes` table of a raw scene.
 
-    lines: row 0 the header `id;CT;...;POLY_TYPE`, then one `;`-separated row per polygon (str or bytes).
-    Returns polygon id -> {code column: int, 'POLY_TYPE': str}. Raises SceneError naming `path` for a
-    bad header, a row with the wrong number of fields, a non-integer code, an unknown POLY_TYPE or a
-    duplicate id.
+    lines: row 0 the header `poly_id;CT;...;CF;POLY_TYPE` (the older synthetic `id;...` is accepted),
+    then one `;`-separated row per polygon (str or bytes). Codes may be zero-padded (`02`); `CF` is a
+    compound such as `08-9` and is kept as text.
+    Returns polygon id -> {code column: int (CF: str), 'POLY_TYPE': str}. Raises SceneError naming
+    `path` for a bad header, a row with the wrong number of fields, a non-integer code, an unknown
+    POLY_TYPE or a duplicate id.
     """
     name = path
     if not lines:
         raise SceneError(f"{name}: polygon_codes is empty (no header)")
     header = [h.strip() for h in _as_text(lines[0]).split(";")]
     expected = POLYGON_CODES_HEADER.split(";")
-    if header != expected:
+    if header != expected and header != LEGACY_POLYGON_CODES_HEADER.split(";"):
         raise SceneError(
             f"{name}: polygon_codes header {';'.join(header)!r} != expected {POLYGON_CODES_HEADER!r}"
         )
@@ -214,7 +260,8 @@ def parse_polygon_codes(lines: list[str], path: str) -> dict[int, dict]:
             )
         try:
             poly_id = _parse_code(fields[0])
-            codes = {col: _parse_code(f) for col, f in zip(CODE_COLUMNS, fields[1:-1])}
+            codes = {col: (f.strip() if col in STRING_COLUMNS else _parse_code(f))
+                     for col, f in zip(CODE_COLUMNS, fields[1:-1])}
         except ValueError as err:
             raise SceneError(f"{name}: polygon_codes row {row_index} {text!r}: {err}") from None
         poly_type = fields[-1].strip().upper()
@@ -231,6 +278,20 @@ def parse_polygon_codes(lines: list[str], path: str) -> dict[int, dict]:
     return table
 
 
+def format_code(code) -> str:
+    """A code as real files write it: zero-padded to two digits, `-9` for not filled."""
+    if isinstance(code, str):
+        return code
+    code = int(code)
+    return str(code) if code < 0 else f"{code:02d}"
+
+
+def polygon_code_line(poly_id: int, row: dict) -> str:
+    """One `polygon_codes` row in the real layout, e.g. `76;02;-9;98;10;-9;...;10-9;W`."""
+    return ";".join([str(int(poly_id))] + [format_code(row.get(c, NOT_FILLED)) for c in CODE_COLUMNS]
+                    + [str(row["POLY_TYPE"])])
+
+
 @dataclasses.dataclass(frozen=True)
 class PolygonLookup:
     """Per-polygon values indexed by polygon id (length max id + 2; the last entry = unknown id).
@@ -245,6 +306,7 @@ class PolygonLookup:
     conc: np.ndarray
     poly_type: np.ndarray
     known: np.ndarray
+    unknown: dict[int, list[str]] = dataclasses.field(default_factory=dict)  # id -> unknown codes
 
     @property
     def missing_index(self) -> int:
@@ -275,12 +337,17 @@ def polygon_tables_to_lookup(table: dict[int, dict]) -> PolygonLookup:
     conc = np.full(size, np.nan, np.float32)
     poly_type = np.full(size, "", "<U1")
     known = np.zeros(size, bool)
+    unknown: dict[int, list[str]] = {}
     for poly_id, row in table.items():
         sic[poly_id], sod[poly_id], floe[poly_id] = polygon_classes(row)
         conc[poly_id] = polygon_concentration(row)
         poly_type[poly_id] = row["POLY_TYPE"]
         known[poly_id] = True
-    return PolygonLookup(sic=sic, sod=sod, floe=floe, conc=conc, poly_type=poly_type, known=known)
+        bad = unknown_codes(row)
+        if bad:
+            unknown[poly_id] = bad
+    return PolygonLookup(sic=sic, sod=sod, floe=floe, conc=conc, poly_type=poly_type, known=known,
+                         unknown=unknown)
 
 
 def charts_from_polygons(

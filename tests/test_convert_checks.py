@@ -1,0 +1,93 @@
+"""convert.py says what it could not use: unknown SIGRID codes (warning, or error with --strict),
+scenes without any SAR data, patch settings that cut nothing."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from tests.test_real_layout import RAW_NAME, write_raw
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def convert(*args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "data_prep", "convert.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture()
+def raw_folder(tmp_path):
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    write_raw(folder / RAW_NAME)  # holds CT 77 and SA 42, which no SIGRID table knows
+    return folder
+
+
+def test_unknown_codes_warn_in_one_line_and_in_the_sidecar(raw_folder, tmp_path):
+    out = tmp_path / "out"
+    proc = convert("--input", raw_folder, "--output", out, "--patch-size", "32", "--stride", "32")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {RAW_NAME}: unknown SIGRID codes CT=77 (1 polygon), SA=42 (1 polygon): 2 polygon(s), "
+        "1200 pixel(s) affected, 1 polygon(s) without a concentration dropped from the regions"]
+    side = json.load(open(out / (RAW_NAME[:-3] + ".json")))
+    assert side["unusable"] == {"codes": {"CT=77": 1, "SA=42": 1}, "polygons": [19, 20], "pixels": 1200,
+                                "unused_polygons": [19]}
+    assert side["num_patches"] > 0
+
+
+def test_strict_makes_unknown_codes_an_error_and_writes_nothing(raw_folder, tmp_path):
+    out = tmp_path / "out"
+    proc = convert("--input", raw_folder, "--output", out, "--patch-size", "32", "--strict")
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {RAW_NAME}: unknown SIGRID codes CT=77")
+    assert errors[0].endswith("(--strict)")
+    assert not [f for f in os.listdir(out) if f.startswith(RAW_NAME[:-3])]
+    assert json.load(open(out / "manifest.json"))["scenes"] == []
+
+
+def test_a_scene_without_sar_data_is_an_error_naming_it(tmp_path):
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    path = folder / RAW_NAME
+    ds = write_raw(tmp_path / "full.nc")
+    ds["nersc_sar_primary"][:] = np.nan
+    ds.to_netcdf(path)
+    out = tmp_path / "out"
+    proc = convert("--input", folder, "--output", out, "--patch-size", "32")
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {RAW_NAME}: no SAR data: 'nersc_sar_primary' is no-data (NaN) at every pixel"]
+    assert not [f for f in os.listdir(out) if f.startswith(RAW_NAME[:-3])]
+
+
+@pytest.mark.parametrize("flag", ["--patch-size", "--stride"])
+def test_zero_patch_size_or_stride_is_refused_up_front(raw_folder, tmp_path, flag):
+    out = tmp_path / "out"
+    proc = convert("--input", raw_folder, "--output", out, flag, "0")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {flag} must be a whole number >= 1, got 0"
+    assert not out.exists()
+
+
+def test_reader_refuses_all_no_data_rtt(tmp_path):
+    from seaice_jax.data.scene import open_scene
+    from seaice_jax.data.scene_types import SceneError
+    from tests.test_real_layout import RTT_NAME, write_rtt
+
+    path = tmp_path / RTT_NAME
+    write_rtt(path)
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    ds["nersc_sar_primary"][:] = 0.0
+    other = tmp_path / ("2" + RTT_NAME[1:])
+    ds.to_netcdf(other)
+    with pytest.raises(SceneError, match=r"no SAR data: 'nersc_sar_primary' is no-data \(NaN or 0\)"):
+        open_scene(str(other))
