@@ -71,7 +71,7 @@ class Scene:
         if name in self.channels:
             return self.channels[name]
         from seaice_jax.data.channels import DERIVED_CHANNELS
-        from seaice_jax.data.scene import derived_channel
+        from seaice_jax.data.derived import derived_channel
 
         if name not in DERIVED_CHANNELS:
             raise KeyError(f"{self.name}: channel {name!r} was not read")
