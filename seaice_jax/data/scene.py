@@ -24,10 +24,10 @@ from collections.abc import Iterable
 
 import numpy as np
 import xarray as xr
-from scipy import ndimage
 
 from seaice_jax.data import geolocation, sigrid
 from seaice_jax.data.derived import derived_channel
+from seaice_jax.data.regions import chart_regions, chart_report, polygon_regions  # noqa: F401 (re-exported)
 from seaice_jax.data.channels import (
     ALL_CHANNELS,
     CHART_FILL,
@@ -115,94 +115,6 @@ def upsample_2km(
     out *= 1.0 - wc
     out += wc * np.take(by_rows, c1, axis=1)
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Regions
-
-
-def _compact_ids(index: np.ndarray, usable: np.ndarray, num_ids: int) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber the ids used by usable pixels to 0..R-1 (in id order); other pixels -1.
-
-    index: int [H, W] ids in [0, num_ids); usable: bool [H, W].
-    Returns (region_ids int32 [H, W], used_ids int64 [R]).
-    """
-    used = np.bincount(index[usable].ravel(), minlength=num_ids) > 0
-    new_id = np.cumsum(used, dtype=np.int64) - 1
-    region_ids = np.where(usable, new_id[index], -1).astype(np.int32)
-    return region_ids, np.flatnonzero(used)
-
-
-def polygon_regions(
-    index: np.ndarray, usable: np.ndarray, polygon_conc: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw-scene regions: one per polygon that has usable pixels and a known concentration.
-
-    index: int [H, W] polygon lookup index; usable: bool [H, W]; polygon_conc: float32 [N] by index.
-    Returns (region_ids int32 [H, W], region_conc float32 [R]).
-    """
-    usable = usable & np.isfinite(polygon_conc)[index]
-    region_ids, used = _compact_ids(index, usable, len(polygon_conc))
-    return region_ids, polygon_conc[used].astype(np.float32)
-
-
-def _state_table(num_classes: int) -> np.ndarray:
-    """uint16 [256] map of a class value to its state: itself, 255 -> num_classes (one past)."""
-    table = np.full(256, num_classes, np.uint16)
-    table[:num_classes] = np.arange(num_classes)
-    return table
-
-
-def _chart_key(
-    sic: np.ndarray, sod: np.ndarray, floe: np.ndarray, usable: np.ndarray
-) -> tuple[np.ndarray, int]:
-    """One small int per (SIC, SOD, FLOE) triple on usable pixels; `num_keys` on the others.
-
-    Returns (key uint16 [H, W], num_keys). 256-entry tables keep this to a few byte-sized passes.
-    """
-    sod_states = NUM_CLASSES["SOD"] + 1
-    floe_states = NUM_CLASSES["FLOE"] + 1
-    num_keys = (NUM_CLASSES["SIC"] + 1) * sod_states * floe_states
-    key = _state_table(NUM_CLASSES["SIC"])[sic]
-    key *= sod_states
-    key += _state_table(NUM_CLASSES["SOD"])[sod]
-    key *= floe_states
-    key += _state_table(NUM_CLASSES["FLOE"])[floe]
-    key[~usable] = num_keys
-    return key, num_keys
-
-
-def chart_regions(
-    sic: np.ndarray, sod: np.ndarray, floe: np.ndarray, usable: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """RTT regions: 4-connected components of usable pixels with identical (SIC, SOD, FLOE).
-
-    sic, sod, floe: uint8 [H, W] (values already validated); usable: bool [H, W] (SIC != 255 there).
-    Returns (region_ids int32 [H, W], region_conc float32 [R] = SIC class / 10).
-    """
-    key, num_keys = _chart_key(sic, sod, floe, usable)
-    present = np.bincount(key.ravel(), minlength=num_keys + 1)[:num_keys] > 0
-    # Present keys -> 1..K, unusable -> 0: a label image, so find_objects gives each key's box.
-    rank_of_key = np.zeros(num_keys + 1, np.uint16)
-    rank_of_key[:num_keys][present] = np.arange(1, int(present.sum()) + 1)
-    key_image = rank_of_key[key]
-    del key
-    region_ids = np.full(sic.shape, -1, np.int32)
-    region_conc: list[np.ndarray] = []
-    num_regions = 0
-    four_connected = ndimage.generate_binary_structure(2, 1)
-    for rank, box in enumerate(ndimage.find_objects(key_image)):
-        if box is None:
-            continue
-        in_key = key_image[box] == rank + 1
-        labels, count = ndimage.label(in_key, structure=four_connected)
-        region_ids[box][in_key] = labels[in_key] - 1 + num_regions
-        first_pixel = np.argmax(in_key)  # any pixel of this key gives its SIC class
-        sic_class = sic[box].ravel()[first_pixel]
-        region_conc.append(np.full(count, sic_class / 10.0, np.float32))
-        num_regions += count
-    conc = np.concatenate(region_conc) if region_conc else np.zeros(0, np.float32)
-    return region_ids, conc
 
 
 # ----------------------------------------------------------------------------------------------
@@ -422,25 +334,6 @@ def _read_raw_charts(ds: xr.Dataset, name: str):
     lookup = sigrid.polygon_tables_to_lookup(table)
     index = lookup.index_of(ds[POLYGON_RASTER].values)
     return lookup.sic[index], lookup.sod[index], lookup.floe[index], index, lookup
-
-
-def chart_report(lookup: sigrid.PolygonLookup, index: np.ndarray, valid: np.ndarray) -> dict:
-    """What a raw chart held that could not be used: unknown codes, the polygons and valid pixels.
-
-    Returns {} when everything was usable, else {'codes': {code: polygons}, 'polygons': [ids],
-    'pixels': n, 'unused_polygons': [ids without a concentration, dropped from the regions]}.
-    """
-    if not lookup.unknown:
-        return {}
-    ids = sorted(lookup.unknown)
-    counts = np.bincount(index[valid].ravel(), minlength=len(lookup.known))
-    codes: dict[str, int] = {}
-    for poly_id in ids:
-        for code in lookup.unknown[poly_id]:
-            codes[code] = codes.get(code, 0) + 1
-    unused = [i for i in ids if not np.isfinite(lookup.conc[i])]
-    return {"codes": dict(sorted(codes.items())), "polygons": ids,
-            "pixels": int(counts[ids].sum()), "unused_polygons": unused}
 
 
 def _reference_charts(path: str, name: str, sar_shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
