@@ -47,6 +47,7 @@ def base_config() -> ml_collections.ConfigDict:
     l.region_weighting = "uniform"  # uniform | pixel_share
     l.min_region_pixels = 16  # regions with fewer pixels in a patch are skipped
     l.entropy_weight = 0.01  # lambda of the term that pushes pixels to 0 or 1 (ALS authors: 0.01)
+    l.sic_regression_target = "fraction"  # fraction (class / 10) | class_index (MMSeaIce: MSE on 0..10)
     l.entropy_form = "p_one_minus_p"  # p_one_minus_p (ALS authors' older code) | binary_entropy (their current)
     l.weights = w = ml_collections.ConfigDict()
     w.ice = 1.0

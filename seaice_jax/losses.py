@@ -131,16 +131,26 @@ def masked_cross_entropy(logits: jax.Array, labels: jax.Array, ignore_index: int
     return _safe_mean(jnp.sum(mask * per_pixel), mask.sum())
 
 
-def sic_regression_loss(pred: jax.Array, sic: jax.Array, ignore: int = CHART_FILL) -> jax.Array:
-    """MSE between the predicted concentration and SIC class / 10 over non-masked pixels.
+SIC_REGRESSION_TARGETS = {"fraction": 1.0, "class_index": 10.0}
 
-    pred: [B, H, W] (0..1 scale); sic: uint8 [B, H, W] classes 0..10, `ignore` masked.
+
+def sic_regression_loss(pred: jax.Array, sic: jax.Array, ignore: int = CHART_FILL,
+                        target: str = "fraction") -> jax.Array:
+    """MSE between the predicted concentration and the SIC class over non-masked pixels.
+
+    pred: [B, H, W] (0..1 scale, the head's output everywhere); sic: uint8 [B, H, W] classes 0..10,
+    `ignore` masked. target 'fraction': against class / 10; 'class_index': on the class scale
+    0..10 (MMSeaIce), i.e. 100 x the fraction form, which sets the term's weight against the others.
     """
+    if target not in SIC_REGRESSION_TARGETS:
+        raise ValueError(f"SIC regression target must be one of {tuple(SIC_REGRESSION_TARGETS)}, got {target!r}")
+    scale = SIC_REGRESSION_TARGETS[target]
     sic = sic.astype(jnp.int32)
     keep = sic != ignore
-    target = jnp.where(keep, sic, 0).astype(jnp.float32) / 10.0
+    sic_fraction = jnp.where(keep, sic, 0).astype(jnp.float32) / 10.0
     mask = keep.astype(jnp.float32)
-    return _safe_mean(jnp.sum(mask * jnp.square(pred.astype(jnp.float32) - target)), mask.sum())
+    error = scale * (pred.astype(jnp.float32) - sic_fraction)
+    return _safe_mean(jnp.sum(mask * jnp.square(error)), mask.sum())
 
 
 def total_loss(
@@ -151,7 +161,7 @@ def total_loss(
     outputs: the model's dict ('ice' [B, H, W], 'SIC' [B, H, W] regression or [B, H, W, 11],
     'SOD' [B, H, W, 6], 'FLOE' [B, H, W, 7]); batch: the pipeline's dict; cfg: ConfigDict with
     region_form, region_weighting, min_region_pixels, entropy_weight, entropy_form,
-    weights.{ice, sic, sod, floe}.
+    sic_regression_target, weights.{ice, sic, sod, floe}.
 
         loss = weights.ice * (region + entropy_weight * entropy)
              + weights.sic * sic + weights.sod * sod + weights.floe * floe
@@ -172,7 +182,7 @@ def total_loss(
     if "SIC" in outputs:
         sic_out = outputs["SIC"]
         if sic_out.ndim == 3:
-            sic = sic_regression_loss(sic_out, batch["sic"])
+            sic = sic_regression_loss(sic_out, batch["sic"], target=cfg.sic_regression_target)
         else:
             sic = masked_cross_entropy(sic_out, batch["sic"])
         loss += cfg.weights.sic * sic

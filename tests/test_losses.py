@@ -133,6 +133,8 @@ def test_sic_regression_loss_hand_value_and_ignore():
     pred = jnp.array([[[0.5, 0.2, 0.9]]])
     sic = jnp.array([[[5, 0, 255]]], jnp.uint8)
     assert float(losses.sic_regression_loss(pred, sic)) == pytest.approx((0.0 + 0.04) / 2, rel=1e-5)
+    # On the class scale (MMSeaIce): errors of 0 and 2 classes.
+    assert float(losses.sic_regression_loss(pred, sic, target="class_index")) == pytest.approx(4.0 / 2, rel=1e-5)
     value, grad = jax.value_and_grad(losses.sic_regression_loss)(pred, jnp.full_like(sic, 255))
     assert float(value) == 0.0 and np.all(np.isfinite(grad))
 
@@ -140,7 +142,7 @@ def test_sic_regression_loss_hand_value_and_ignore():
 def loss_config(**weights) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         region_form="mse", region_weighting="uniform", min_region_pixels=1, entropy_weight=0.01,
-        entropy_form="p_one_minus_p",
+        entropy_form="p_one_minus_p", sic_regression_target="fraction",
         weights=dict(ice=1.0, sic=1.0, sod=3.0, floe=3.0) | weights,
     ))
 

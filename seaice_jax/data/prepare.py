@@ -35,7 +35,7 @@ def synthesize_and_convert(config: ml_collections.ConfigDict, root: str, *, val_
         if count_scenes(folder) < n:
             os.makedirs(folder, exist_ok=True)
             synthetic.write_synthetic_scenes(folder, n, s.product, s.season, tuple(s.size), seed)
-    spec = PatchSpec(d.patch_size, d.stride, d.downsample, d.max_regions, ch.ALL_CHANNELS)
+    spec = PatchSpec(d.patch_size, d.stride, d.downsample, d.max_regions, ch.STORED_CHANNELS)
     _, errors = convert_scenes([train_dir], shard_dir, spec, workers=1, progress=False)
     if errors:
         raise RuntimeError("; ".join(errors))
