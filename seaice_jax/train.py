@@ -32,6 +32,16 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
+def held_out_summary(result: dict, workdir: str) -> str | None:
+    """The line launch/train.py prints after a run that evaluated on scenes with ice_truth, else None."""
+    if result.get("pixel_accuracy_als") is None:
+        return None
+    return ("held-out pixel accuracy of the binary ice map vs ice_truth: "
+            f"ALS {result['pixel_accuracy_als']:.4f}, concentration-preserving {result['pixel_accuracy_conc']:.4f}, "
+            f"sigmoid>=0.5 {result['pixel_accuracy_sigmoid']:.4f} (all-ice baseline "
+            f"{result['pixel_accuracy_all_ice']:.4f}); checkpoint in {workdir}/checkpoints")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Train per config, checkpointing and evaluating as it goes; returns the final metrics."""
     # ---- Data on disk, the mesh -------------------------------------------------------------
