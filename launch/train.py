@@ -25,22 +25,20 @@ def main(argv):
     del argv
     import jax
 
-    if _COORDINATOR.value:
-        jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    elif _DISTRIBUTED.value:
-        jax.distributed.initialize()
-    from seaice_jax.train import NonFiniteLossError, train_and_evaluate
+    from seaice_jax.parallel import initialize_distributed
+
+    # Before anything else touches JAX: the backend must not start before the processes are joined.
+    initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _DISTRIBUTED.value)
+    from seaice_jax.train import NonFiniteLossError, held_out_summary, train_and_evaluate
 
     try:
         result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except (NonFiniteLossError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if result.get("pixel_accuracy_als") is not None and jax.process_index() == 0:
-        print("held-out pixel accuracy of the binary ice map vs ice_truth: "
-              f"ALS {result['pixel_accuracy_als']:.4f}, concentration-preserving {result['pixel_accuracy_conc']:.4f}, "
-              f"sigmoid>=0.5 {result['pixel_accuracy_sigmoid']:.4f} (all-ice baseline "
-              f"{result['pixel_accuracy_all_ice']:.4f}); checkpoint in {_WORKDIR.value}/checkpoints")
+    summary = held_out_summary(result, _WORKDIR.value)
+    if summary and jax.process_index() == 0:
+        print(summary)
     return 0
 
 

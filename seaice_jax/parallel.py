@@ -9,6 +9,16 @@ from __future__ import annotations
 import jax
 
 
+def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None, from_environment: bool = False) -> None:
+    """Join a multi-host run: explicitly (`coordinator` HOST:PORT of process 0, the process count and
+    this process's index) or from the cluster's environment (SLURM, TPU pods, ...). Neither: one host."""
+    if coordinator:
+        jax.distributed.initialize(coordinator, num_processes, process_id)
+    elif from_environment:
+        jax.distributed.initialize()
+
+
 def mesh_device_count(num_devices: int, batch_size: int) -> int:
     """Devices for a run: `num_devices`, or 0 = all of them. On CPU, where the devices are only a way
     to use every core (see runtime.one_cpu_device_per_core), the largest count dividing the batch."""

@@ -32,28 +32,48 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
+def held_out_summary(result: dict, workdir: str) -> str | None:
+    """The line launch/train.py prints after a run that evaluated on scenes with ice_truth, else None."""
+    if result.get("pixel_accuracy_als") is None:
+        return None
+    return ("held-out pixel accuracy of the binary ice map vs ice_truth: "
+            f"ALS {result['pixel_accuracy_als']:.4f}, concentration-preserving {result['pixel_accuracy_conc']:.4f}, "
+            f"sigmoid>=0.5 {result['pixel_accuracy_sigmoid']:.4f} (all-ice baseline "
+            f"{result['pixel_accuracy_all_ice']:.4f}); checkpoint in {workdir}/checkpoints")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Train per config, checkpointing and evaluating as it goes; returns the final metrics."""
+    # ---- Data on disk, the mesh -------------------------------------------------------------
     os.makedirs(workdir, exist_ok=True)
     trained_model.save_config(config, workdir)
     shard_dir, val_scenes = prepare_data(config, workdir)
     mesh = make_mesh(mesh_device_count(config.train.num_devices, config.train.batch_size))
-    jax.set_mesh(mesh)
     n_dev, n_proc = mesh.size, jax.process_count()
     gb = config.train.batch_size
     if gb % n_dev:
         raise ValueError(f"train.batch_size {gb} must be a multiple of the device count {n_dev}")
+    # Scoped: the mesh is gone when this returns (evaluation and benchmarks after it run without).
+    with jax.set_mesh(mesh):
+        return _train(config, workdir, mesh, shard_dir, val_scenes)
 
+
+def _train(config: ml_collections.ConfigDict, workdir: str, mesh, shard_dir: str, val_scenes: list[str]) -> dict:
+    # ---- Model, optimizer and input pipeline -------------------------------------------------
+    n_proc = jax.process_count()
+    gb = config.train.batch_size
     fns, tx, state = trained_model.initial_state(config)
-    replicated = jax.NamedSharding(mesh, jax.P())
-    state = jax.device_put(state, replicated)
+    state = jax.device_put(state, jax.NamedSharding(mesh, jax.P()))  # replicated on every device
 
     channels = trained_model.input_channels(config)
+    # Each process reads its own slice of every global batch.
     dataset = make_dataset(shard_dir, channels=channels, batch_size=gb // n_proc, seed=config.seed,
                            augment=config.data.augment, worker_count=config.data.worker_count,
                            process_index=jax.process_index(), process_count=n_proc)
     data_iter = iter(dataset)
 
+    # ---- Resume -------------------------------------------------------------------------------
+    # The iterator is restored in place with the state: both continue from the same step.
     mngr = trained_model.checkpoint_manager(workdir, config)
     start = mngr.latest_step()
     if start is not None:
@@ -61,16 +81,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         print(f"resumed from step {start}", file=sys.stderr)
     start = int(start or 0)
 
+    # ---- Main loop ----------------------------------------------------------------------------
     step_fn = jax.jit(make_train_step(fns, tx, config.loss), donate_argnums=(0,))
     writer = MetricsWriter(workdir)
     num_steps = config.train.num_steps
+    # Metrics stay on device until a log step, so no step waits for the previous one to finish.
     pending: list[dict] = []
     t_last, step_last = time.perf_counter(), start
+    # Time in next(data_iter), logged per step as data_wait_s: says when device prefetch would pay.
+    data_wait = 0.0
     final: dict = {}
     try:
         for step in range(start + 1, num_steps + 1):
-            batch = global_batch(next(data_iter), mesh)
-            state, metrics = step_fn(state, batch)
+            t_data = time.perf_counter()
+            local = next(data_iter)
+            data_wait += time.perf_counter() - t_data
+            state, metrics = step_fn(state, global_batch(local, mesh))
             pending.append(metrics)
             if step % config.train.log_every == 0 or step == num_steps:
                 means = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]}
@@ -81,16 +107,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 pending = []
                 now = time.perf_counter()
                 sps = (step - step_last) / (now - t_last)
-                t_last, step_last = now, step
-                means.update(steps_per_s=sps, images_per_s=sps * gb)
+                means.update(steps_per_s=sps, images_per_s=sps * gb, data_wait_s=data_wait / (step - step_last))
+                t_last, step_last, data_wait = now, step, 0.0
                 writer.write(step, means)
                 if jax.process_index() == 0:
                     print(f"step {step}/{num_steps} loss {means['loss']:.4f} "
                           f"{sps:.2f} steps/s {sps * gb:.1f} images/s", flush=True)
+            # ---- Checkpoint, evaluate --------------------------------------------------------
+            # Saved after the step that consumed the batch, so state and iterator position agree.
             if step % config.train.checkpoint_every == 0 or step == num_steps:
                 trained_model.save_checkpoint(mngr, step, state, data_iter)
             if val_scenes and (step % config.train.eval_every == 0 or step == num_steps):
-                mngr.wait_until_finished()
+                mngr.wait_until_finished()  # this step's checkpoint complete on disk before the evaluation
                 final = evaluate_scenes(config, fns, state.params, state.batch_stats, val_scenes)
                 writer.write(step, final, prefix="eval")
                 if jax.process_index() == 0:

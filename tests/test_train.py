@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -63,6 +64,31 @@ def final_params(workdir):
     return step, [np.asarray(x) for x in jax.tree.leaves((params, batch_stats))]
 
 
+@pytest.fixture(scope="module")
+def six_steps_on_four_devices(data, tmp_path_factory):
+    """One 6-step run on all four devices, the reference of both the 1-vs-4-devices and the resume test."""
+    from seaice_jax.train import train_and_evaluate
+
+    workdir = str(tmp_path_factory.mktemp("six_steps"))
+    train_and_evaluate(tiny_config(data[0], [], num_devices=4), workdir)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def three_steps(data, tmp_path_factory):
+    """A run stopped after step 3 (its checkpoint), copied by the tests that continue it."""
+    from seaice_jax.train import train_and_evaluate
+
+    workdir = str(tmp_path_factory.mktemp("three_steps"))
+    train_and_evaluate(tiny_config(data[0], [], num_steps=3), workdir)
+    return workdir
+
+
+def continued(workdir: str, to: str) -> str:
+    shutil.copytree(workdir, to)
+    return to
+
+
 def test_quickstart_style_run_trains_evaluates_and_leaves_a_checkpoint(data, tmp_path):
     from seaice_jax.train import train_and_evaluate
 
@@ -80,7 +106,7 @@ def test_quickstart_style_run_trains_evaluates_and_leaves_a_checkpoint(data, tmp
     assert os.path.exists(tmp_path / "tensorboard")
 
 
-def test_one_device_and_four_devices_give_the_same_losses(data, tmp_path):
+def test_one_device_and_four_devices_give_the_same_losses(data, six_steps_on_four_devices, tmp_path):
     import jax
 
     from seaice_jax.train import train_and_evaluate
@@ -88,39 +114,38 @@ def test_one_device_and_four_devices_give_the_same_losses(data, tmp_path):
     assert jax.device_count() == 4
     shards, val = data
     train_and_evaluate(tiny_config(shards, [], num_devices=1), str(tmp_path / "one"))
-    train_and_evaluate(tiny_config(shards, [], num_devices=4), str(tmp_path / "four"))
-    one, four = losses_of(str(tmp_path / "one")), losses_of(str(tmp_path / "four"))
+    one, four = losses_of(str(tmp_path / "one")), losses_of(six_steps_on_four_devices)
     # Same global batch, BatchNorm over the global batch: only reduction order differs.
     np.testing.assert_allclose([four[s] for s in sorted(four)], [one[s] for s in sorted(one)], rtol=2e-4)
 
 
-def test_interrupted_run_resumed_equals_uninterrupted(data, tmp_path):
+def test_interrupted_run_resumed_equals_uninterrupted(data, six_steps_on_four_devices, three_steps, tmp_path):
     from seaice_jax.train import train_and_evaluate
 
     shards, val = data
-    train_and_evaluate(tiny_config(shards, [], num_steps=6), str(tmp_path / "straight"))
+    straight = six_steps_on_four_devices  # num_devices 4 = all of them, as the default 0 gives here
     # "Interrupted" after step 3 (a checkpoint), then the same command resumes to step 6.
-    train_and_evaluate(tiny_config(shards, [], num_steps=3), str(tmp_path / "resumed"))
-    train_and_evaluate(tiny_config(shards, [], num_steps=6), str(tmp_path / "resumed"))
-    a, b = final_params(str(tmp_path / "straight")), final_params(str(tmp_path / "resumed"))
+    resumed = continued(three_steps, str(tmp_path / "resumed"))
+    train_and_evaluate(tiny_config(shards, [], num_steps=6), resumed)
+    a, b = final_params(straight), final_params(resumed)
     assert a[0] == b[0] == 6
     for x, y in zip(a[1], b[1]):
         np.testing.assert_array_equal(x, y)
-    la, lb = losses_of(str(tmp_path / "straight")), losses_of(str(tmp_path / "resumed"))
+    la, lb = losses_of(straight), losses_of(resumed)
     np.testing.assert_array_equal([la[s] for s in range(4, 7)], [lb[s] for s in range(4, 7)])
 
 
-def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_good_checkpoint(data, tmp_path):
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_good_checkpoint(data, three_steps, tmp_path):
     from seaice_jax.train import NonFiniteLossError, train_and_evaluate
 
     shards, val = data
-    train_and_evaluate(tiny_config(shards, [], num_steps=3), str(tmp_path))
-    before = final_params(str(tmp_path))
+    workdir = continued(three_steps, str(tmp_path / "run"))
+    before = final_params(workdir)
     cfg = tiny_config(shards, [], num_steps=6)
     cfg.optim.lr = float("nan")  # every update is NaN from step 4 on
     with pytest.raises(NonFiniteLossError, match="non-finite"):
-        train_and_evaluate(cfg, str(tmp_path))
-    after = final_params(str(tmp_path))
+        train_and_evaluate(cfg, workdir)
+    after = final_params(workdir)
     for x, y in zip(before[1], after[1]):
         np.testing.assert_array_equal(x, y)
 
@@ -142,16 +167,27 @@ def test_two_processes_joined_by_jax_distributed_match_one_process(data, tmp_pat
                XLA_FLAGS="--xla_force_host_platform_device_count=2")
     port = free_port()
     cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), f"--config={cfg_path}"]
+    logs = [tmp_path / f"process_{i}.log" for i in range(2)]
+    files = [open(log, "w") for log in logs]
     procs = [subprocess.Popen(cmd + [f"--workdir={tmp_path / 'multi'}", f"--coordinator=127.0.0.1:{port}",
                                      "--num-processes=2", f"--process-id={i}"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+                              env=env, stdout=files[i], stderr=subprocess.STDOUT, cwd=ROOT)
              for i in range(2)]
-    outs = [p.communicate(timeout=400)[0].decode() for p in procs]
+    # The one-process reference runs here, on this process's four devices, while the pair trains.
+    from seaice_jax.train import train_and_evaluate
+
+    try:
+        train_and_evaluate(tiny_config(shards, [], num_steps=4, checkpoint_every=2), str(tmp_path / "single"))
+        for p in procs:
+            p.wait(timeout=400)
+    finally:
+        for p, f in zip(procs, files):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            f.close()
+    outs = [log.read_text() for log in logs]
     assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
-    single_env = dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    out = subprocess.run(cmd + [f"--workdir={tmp_path / 'single'}"], env=single_env, cwd=ROOT,
-                         capture_output=True, timeout=400)
-    assert out.returncode == 0, out.stderr.decode()[-3000:]
     multi, single = losses_of(str(tmp_path / "multi")), losses_of(str(tmp_path / "single"))
     assert sorted(multi) == sorted(single) == [1, 2, 3, 4]
     np.testing.assert_allclose([multi[s] for s in range(1, 5)], [single[s] for s in range(1, 5)], rtol=2e-4)
