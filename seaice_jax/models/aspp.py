@@ -114,7 +114,9 @@ class ConvNormReLU(nnx.Module):
             norm = None
         y = self._conv(parts, kernel.astype(conv.dtype))
         if bias is not None:
-            y = y + bias.astype(y.dtype)
+            # The add in fp32 (fused into the conv's epilogue): in bf16 compute, the bias gradient is a
+            # sum over every pixel, which a bf16 accumulation gets badly wrong (see test_bf16.py).
+            y = (y.astype(jnp.float32) + bias.astype(jnp.float32)).astype(y.dtype)
         if norm is not None:
             y = norm(y)
         return jax.nn.relu(y)
