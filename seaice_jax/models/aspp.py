@@ -138,7 +138,8 @@ class ConvNormReLU(nnx.Module):
         concatenation, one plain conv)."""
         if not any(isinstance(part, Upsampled) for part in parts):
             return self._plain_conv(parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1), kernel)
-        arrays = [part.low if isinstance(part, Upsampled) else part for part in parts]
+        # In the compute dtype (the kernel's) on every path, as nnx.Conv casts its input.
+        arrays = [(part.low if isinstance(part, Upsampled) else part).astype(kernel.dtype) for part in parts]
 
         def rebuild(arrays):
             return [part._replace(low=a) if isinstance(part, Upsampled) else a for part, a in zip(parts, arrays)]
