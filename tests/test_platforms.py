@@ -168,3 +168,22 @@ def test_unet_cpu_forms_equal_plain_forms_in_fp32(default_switches, monkeypatch,
     for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(grads_cpu)[0], jax.tree.leaves(grads_plain)):
         scale = np.abs(np.asarray(b)).max()
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * scale, err_msg=jax.tree_util.keystr(path))
+
+
+def test_platform_choice_under_a_data_parallel_mesh(default_switches, monkeypatch):
+    """The train step is jitted over a batch-sharded mesh: the platform conditionals partition like
+    any op (same loss and gradients as on one device)."""
+    monkeypatch.setattr(conv, "GEMM_MIN_OUT_FEATURES", 1)
+    monkeypatch.setattr(upsample, "FUSE_MIN_PIXELS", 0)
+    devices = jax.devices()[:2]
+    if len(devices) < 2:
+        pytest.skip("needs 2 devices")
+    mesh = jax.make_mesh((2,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices)
+    model = build_model(tiny_config(), in_channels=3, rngs=nnx.Rngs(0))
+    x = random((2, 20, 16, 3), 4)
+    (loss_one, _), grads_one = loss_and_grads(model, x, True)
+    x = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
+    (loss_mesh, _), grads_mesh = loss_and_grads(model, x, True)
+    np.testing.assert_allclose(loss_mesh, loss_one, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(grads_mesh), jax.tree.leaves(grads_one)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(np.asarray(b)).max())
