@@ -187,3 +187,22 @@ def test_platform_choice_under_a_data_parallel_mesh(default_switches, monkeypatc
     np.testing.assert_allclose(loss_mesh, loss_one, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(grads_mesh), jax.tree.leaves(grads_one)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(np.asarray(b)).max())
+
+
+def test_unet_train_step_on_accelerators_has_no_cpu_forms(default_switches):
+    """The whole model's loss and gradients lowered for GPU / TPU: no gather or scatter anywhere
+    (the upsampling is matmuls); for CPU the gathers are there."""
+    model = build_model(tiny_config(), in_channels=3, rngs=nnx.Rngs(0))
+    model.train()
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    x = random((2, 20, 16, 3), 4)
+
+    def loss(params, rest):
+        out = nnx.merge(graphdef, params, rest, copy=True)(x)
+        return sum(jnp.sum(v) for v in out.values())
+
+    traced = jax.jit(jax.grad(loss)).trace(params, rest)
+    assert op_counts(traced, "cpu")["gather"] > 0
+    for platform in ("cuda", "tpu"):
+        counts = op_counts(traced, platform)
+        assert counts["gather"] == counts["scatter"] == 0, (platform, counts)
