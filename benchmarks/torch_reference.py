@@ -1,9 +1,9 @@
 """The AutoICE challenge baseline in PyTorch, timed the way launch/benchmark.py times ours.
 
 Not part of the package and not a dependency: run it in a separate environment that has torch
-(`python -m venv /tmp/tv && /tmp/tv/bin/pip install torch numpy`), on the same machine:
+(`python -m venv torch-env && torch-env/bin/pip install torch numpy`), on the same machine:
 
-  /tmp/tv/bin/python benchmarks/torch_reference.py --batch-size 8 --size 256 --scene 1024
+  torch-env/bin/python benchmarks/torch_reference.py --batch-size 8 --size 256 --scene 1024
 
 and on a GPU, in the setting an accelerator comparison wants (bf16 autocast, NHWC memory layout):
 
