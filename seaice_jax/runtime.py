@@ -1,8 +1,17 @@
-"""Process set-up for the command-line entry points."""
+"""Process set-up for the command-line entry points.
+
+Both tweaks here were measured on XLA:CPU only and are applied only when the process will run JAX
+on the CPU (`jax_will_run_on_cpu`, decided without importing JAX or initialising a backend, since
+the huge-page tunable needs a re-exec before anything is loaded).
+"""
 
 from __future__ import annotations
 
+import glob
+import importlib.metadata
+import importlib.util
 import os
+import pkgutil
 import platform
 import sys
 
@@ -46,7 +55,72 @@ def one_cpu_device_per_core() -> None:
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
 
 
+# Device nodes an accelerator plugin needs to find a device (cheap to test, no driver call).
+DEVICE_NODES = {
+    "cuda": ("/dev/nvidia[0-9]*",),
+    "rocm": ("/dev/kfd",),
+    "tpu": ("/dev/accel[0-9]*", "/dev/vfio/[0-9]*"),
+}
+
+
+def _installed_accelerator_plugins() -> set[str]:
+    """Accelerator platforms whose JAX plugin is installed, by package metadata only (nothing is
+    imported): PJRT plugins registered under the `jax_plugins` entry points or namespace
+    (jax-cuda12/13-plugin, jax-rocm*-plugin, ...), and libtpu for TPUs. A plugin whose platform
+    cannot be told from its name counts as "unknown"."""
+    names = [entry.name for entry in importlib.metadata.entry_points(group="jax_plugins")]
+    try:
+        spec = importlib.util.find_spec("jax_plugins")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        names += [module.name for module in pkgutil.iter_modules(spec.submodule_search_locations)]
+    for tpu_package in ("libtpu", "libtpu_nightly"):
+        try:
+            if importlib.util.find_spec(tpu_package) is not None:
+                names.append(tpu_package)
+        except (ImportError, ValueError):
+            pass
+    found = set()
+    for name in names:
+        name = name.lower()
+        found.add(next((p for p in ("cuda", "rocm", "tpu") if p in name), "unknown"))
+    return found
+
+
+def _has_device_node(accelerator: str) -> bool:
+    return any(glob.glob(pattern) for pattern in DEVICE_NODES.get(accelerator, ()))
+
+
+def jax_will_run_on_cpu(environ=None) -> bool:
+    """Whether JAX in this process will compute on the CPU, decided before JAX is imported.
+
+    JAX_PLATFORMS (or the older JAX_PLATFORM_NAME) decides when set: JAX's default backend is its
+    first entry. Otherwise JAX picks an accelerator when one is usable, so: the CPU unless an
+    accelerator plugin is installed *and* its device nodes exist (and, for CUDA, CUDA_VISIBLE_DEVICES
+    does not hide every GPU). A plugin of unknown platform counts as an accelerator: the CPU tweaks
+    are only applied where the CPU is certain.
+    """
+    environ = os.environ if environ is None else environ
+    requested = environ.get("JAX_PLATFORMS") or environ.get("JAX_PLATFORM_NAME") or ""
+    requested = [name.strip().lower() for name in requested.split(",") if name.strip()]
+    if requested:
+        return requested[0] == "cpu"
+    for accelerator in _installed_accelerator_plugins():
+        if accelerator == "unknown":
+            return False
+        if accelerator == "cuda" and environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1"):
+            continue
+        if _has_device_node(accelerator):
+            return False
+    return True
+
+
 def prepare_process() -> None:
-    """What every command-line entry point does first, before importing JAX."""
+    """What every command-line entry point does first, before importing JAX: the CPU tweaks, only
+    when JAX will run on the CPU (on GPU / TPU neither was measured, and the host side of an
+    accelerator run is left as it is)."""
+    if not jax_will_run_on_cpu():
+        return
     reexec_with_hugepage_malloc()
     one_cpu_device_per_core()

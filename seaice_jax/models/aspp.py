@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from seaice_jax.models import platforms, upsample
 from seaice_jax.models.conv import conv_general_dilated
-from seaice_jax.models import upsample
 from seaice_jax.models.upsample import Upsampled, upsampled_conv3x3
 
 NORMS = ("batch", "group", "none")
@@ -95,9 +95,10 @@ class ConvNormReLU(nnx.Module):
 
     def __call__(self, x: jax.Array | Sequence) -> jax.Array:
         """x: an array, or parts whose channel concatenation is the input (a decoder's `Upsampled`
-        coarse map and its skip). A large enough Upsampled part is convolved at low resolution
-        (`upsampled_conv3x3`) and the other parts' conv added; otherwise the parts are materialised,
-        concatenated and convolved once (what splitting alone gives was measured slower on CPU).
+        coarse map and its skip). On CPU a large enough Upsampled part is convolved at low
+        resolution (`upsampled_conv3x3`) and the other parts' conv added; otherwise (and on every
+        other platform, see `_conv`) the parts are materialised, concatenated and convolved once
+        (what splitting alone gives was measured slower on CPU).
 
         In eval mode BatchNorm on running statistics is affine per channel and is folded into the
         kernel and a bias: one conv + bias + ReLU, equal to conv -> norm -> ReLU up to rounding.
@@ -113,7 +114,9 @@ class ConvNormReLU(nnx.Module):
             norm = None
         y = self._conv(parts, kernel.astype(conv.dtype))
         if bias is not None:
-            y = y + bias.astype(y.dtype)
+            # The add in fp32 (fused into the conv's epilogue): in bf16 compute, the bias gradient is a
+            # sum over every pixel, which a bf16 accumulation gets badly wrong (see test_bf16.py).
+            y = (y.astype(jnp.float32) + bias.astype(jnp.float32)).astype(y.dtype)
         if norm is not None:
             y = norm(y)
         return jax.nn.relu(y)
@@ -123,11 +126,38 @@ class ConvNormReLU(nnx.Module):
                 and part.height * part.width >= upsample.FUSE_MIN_PIXELS
                 and self.conv.kernel_size == (3, 3) and tuple(self.conv.kernel_dilation) == (1, 1))
 
-    def _conv(self, parts: list, kernel: jax.Array) -> jax.Array:
-        def plain(x, k):
-            return conv_general_dilated(x.astype(k.dtype), k, (1, 1), "SAME", rhs_dilation=self.conv.kernel_dilation,
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    def _plain_conv(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+        return conv_general_dilated(x.astype(kernel.dtype), kernel, (1, 1), "SAME",
+                                    rhs_dilation=self.conv.kernel_dilation,
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
+    def _conv(self, parts: list, kernel: jax.Array) -> jax.Array:
+        """The conv of the channel concatenation of `parts`. With an `Upsampled` part, the
+        formulation is chosen per platform ("fused_upsampling", see models/platforms.py):
+        `_conv_fused` where it was measured (CPU), else `_conv_materialized` (dense upsampling,
+        concatenation, one plain conv)."""
+        if not any(isinstance(part, Upsampled) for part in parts):
+            return self._plain_conv(parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1), kernel)
+        # In the compute dtype (the kernel's) on every path, as nnx.Conv casts its input.
+        arrays = [(part.low if isinstance(part, Upsampled) else part).astype(kernel.dtype) for part in parts]
+
+        def rebuild(arrays):
+            return [part._replace(low=a) if isinstance(part, Upsampled) else a for part, a in zip(parts, arrays)]
+
+        return platforms.choose(
+            "fused_upsampling", arrays, kernel,
+            special=lambda arrays, k: self._conv_fused(rebuild(arrays), k),
+            plain=lambda arrays, k: self._conv_materialized(rebuild(arrays), k),
+        )
+
+    def _conv_materialized(self, parts: list, kernel: jax.Array) -> jax.Array:
+        """Plain: every Upsampled part by the dense interpolation matrices, one conv of the concatenation."""
+        arrays = [part.by_dense_matrices() if isinstance(part, Upsampled) else part for part in parts]
+        return self._plain_conv(arrays[0] if len(arrays) == 1 else jnp.concatenate(arrays, axis=-1), kernel)
+
+    def _conv_fused(self, parts: list, kernel: jax.Array) -> jax.Array:
+        """CPU: a large enough Upsampled part convolved at low resolution (`upsampled_conv3x3`),
+        the rest upsampled by gathers, concatenated and convolved once, and the two added."""
         fused, rest, start = [], [], 0
         for part in parts:
             channels = (part.low if isinstance(part, Upsampled) else part).shape[-1]
@@ -136,11 +166,11 @@ class ConvNormReLU(nnx.Module):
             if self._fusable(part):
                 fused.append(upsampled_conv3x3(part, k))
             else:
-                rest.append((part.materialize() if isinstance(part, Upsampled) else part, k))
+                rest.append((part.by_gathers() if isinstance(part, Upsampled) else part, k))
         if rest:
             x = rest[0][0] if len(rest) == 1 else jnp.concatenate([p for p, _ in rest], axis=-1)
             k = rest[0][1] if len(rest) == 1 else jnp.concatenate([k for _, k in rest], axis=2)
-            fused.append(plain(x, k))
+            fused.append(self._plain_conv(x, k))
         return sum(fused[1:], fused[0])
 
 

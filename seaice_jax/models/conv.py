@@ -3,9 +3,13 @@
 XLA:CPU computes the gradient of a convolution w.r.t. its kernel as a convolution whose "kernel" is
 the whole output-gradient image, which its CPU backend runs several times slower than the forward
 pass (a 3x3, 32 -> 32 conv on 8 x 256 x 256: ~5x). Written instead as one GEMM per kernel tap over a
-flattened, padded image, it becomes plain matrix products, which XLA:CPU runs near peak. The forward
-pass and the input gradient are XLA's own; on GPU / TPU the kernel gradient is XLA's own too
-(`lax.platform_dependent`), so the accelerator path is untouched.
+flattened, padded image, it becomes plain matrix products, which XLA:CPU runs near peak.
+
+The forward pass and the input gradient are always XLA's own. The kernel gradient is the tap-GEMM
+form only on the platforms of `platforms.platforms_for("tap_gemm_kernel_grad")` (default: CPU,
+the only place it was measured), chosen by `lax.platform_dependent` inside the traced function;
+on GPU / TPU it is XLA's own conv gradient (`jax.vjp` of `lax.conv_general_dilated`), so the
+accelerator program is the one plain autodiff gives. See models/platforms.py to change that.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-# Read at trace time; the benchmark turns it off to measure what it gives.
+from seaice_jax.models import platforms
+
+# Read at trace time; the benchmark turns it off to measure what it gives (on every platform).
 FAST_CPU_KERNEL_GRAD = True
 GEMM_CHUNKS = 16
 # Below this many output channels the tap GEMMs are too thin and the shifted copies dominate;
@@ -81,7 +87,7 @@ def _conv_bwd(padding, dilation, res, g):
 
     if not FAST_CPU_KERNEL_GRAD or w.shape[-1] < GEMM_MIN_OUT_FEATURES:
         return dx, xla_kernel_grad(x, g)
-    dw = lax.platform_dependent(x, g, cpu=gemm_kernel_grad, default=xla_kernel_grad)
+    dw = platforms.choose("tap_gemm_kernel_grad", x, g, special=gemm_kernel_grad, plain=xla_kernel_grad)
     return dx, dw
 
 

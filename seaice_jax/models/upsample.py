@@ -1,12 +1,18 @@
 """Align-corners bilinear x2 upsampling (the AutoICE baseline's decoder) and its fusion with the
 3x3 conv that follows it.
 
-All tensors are channels-last `[B, H, W, C]`. The upsampling is linear and separable, written as
-static sparse maps along rows and columns (pairs of fused gathers, with gathers again for the
-gradient). `upsampled_conv3x3` computes conv3x3(pad(upsample(x))) without building the upsampled
-map: since the upsampling acts on pixels and a conv tap on channels, they commute, so each of the
-9 taps multiplies the *low-resolution* map (one GEMM with 9 x Cout columns, 4x fewer FLOPs) and
-the shifted upsampling of the tap maps is summed, exactly (up to float rounding).
+All tensors are channels-last `[B, H, W, C]`. Two formulations, chosen per platform (see
+models/platforms.py, formulation "fused_upsampling"; default: the first on CPU only):
+
+- CPU-measured: the upsampling is linear and separable, written as static sparse maps along rows
+  and columns (pairs of fused gathers, with gathers again for the gradient). `upsampled_conv3x3`
+  computes conv3x3(pad(upsample(x))) without building the upsampled map: since the upsampling acts
+  on pixels and a conv tap on channels, they commute, so each of the 9 taps multiplies the
+  *low-resolution* map (one GEMM with 9 x Cout columns, 4x fewer FLOPs) and the shifted upsampling
+  of the tap maps is summed, exactly (up to float rounding).
+- plain (every other platform): the dense align-corners interpolation matrices (what
+  `jax.image.scale_and_translate` builds), zero-padding folded in, applied by two matmuls, then a
+  plain conv of the materialised map: the form XLA's GPU / TPU compilers are tuned for.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+
+from seaice_jax.models import platforms
 
 # Read at trace time: False materialises the upsampled map and convolves it (the reference form).
 FUSE_UPSAMPLED_CONV = True
@@ -34,7 +43,17 @@ class Upsampled(NamedTuple):
     width: int
 
     def materialize(self) -> jax.Array:
-        return pad_to_match(upsample_bilinear_x2(self.low), self.height, self.width)
+        """The upsampled, zero-padded map `[B, height, width, C]`, formulated per platform."""
+        return platforms.choose("fused_upsampling", self.low, special=lambda low: self._replace(low=low).by_gathers(),
+                                plain=lambda low: self._replace(low=low).by_dense_matrices())
+
+    def by_gathers(self) -> jax.Array:
+        """The CPU formulation of `materialize`: static gathers, then a pad."""
+        return pad_to_match(upsample_bilinear_x2_gathers(self.low), self.height, self.width)
+
+    def by_dense_matrices(self) -> jax.Array:
+        """The plain formulation of `materialize`: two dense interpolation matmuls (padding folded in)."""
+        return interpolate_dense(self.low, self.height, self.width)
 
 
 def align_corners_matrix(length_in: int, length_out: int) -> np.ndarray:
@@ -129,13 +148,37 @@ def _shifted_interpolation_along(length_in: int, length_out: int, shift: int, ax
 
 
 def upsample_bilinear_x2(x: jax.Array) -> jax.Array:
-    """Bilinear x2 upsampling with align_corners=True: `[B, H, W, C] -> [B, 2H, 2W, C]`.
+    """Bilinear x2 upsampling with align_corners=True: `[B, H, W, C] -> [B, 2H, 2W, C]`, by gathers
+    on the platforms of the "fused_upsampling" formulation, by dense matrices elsewhere."""
+    return Upsampled(x, 2 * x.shape[1], 2 * x.shape[2]).materialize()
 
-    jax.image.resize uses half-pixel centres, so the baseline's align-corners resize is written as
-    two static sparse interpolations (rows, then columns), each a pair of fused gathers.
-    """
+
+def upsample_bilinear_x2_gathers(x: jax.Array) -> jax.Array:
+    """`upsample_bilinear_x2` as two static sparse interpolations (rows, then columns), each a pair
+    of fused gathers (jax.image.resize uses half-pixel centres, not the baseline's align corners)."""
     x = _interpolation_along(x.shape[1], 1)(x)
     return _interpolation_along(x.shape[2], 2)(x)
+
+
+@functools.lru_cache(maxsize=None)
+def _padded_interpolation(length_in: int, length_out: int) -> np.ndarray:
+    return _shifted_interpolation(length_in, length_out, 0)
+
+
+def interpolate_dense(x: jax.Array, height: int, width: int) -> jax.Array:
+    """x2 align-corners upsampling of `x: [B, h, w, C]`, zero-padded (centred, extra row/col after,
+    as `pad_to_match`) to `[B, height, width, C]`, as two dense matmuls with the static
+    interpolation matrices `[height, h]` and `[width, w]` (their zero rows are the padding).
+
+    The plain formulation for accelerators: no gathers, no scatters in the gradient (it is two more
+    matmuls), the matrices are constants. Full precision, like jax.image.resize: the default
+    (TF32 / bf16-pass) matmul precision of an fp32 input on GPU / TPU would round the weights.
+    """
+    _, h, w, _ = x.shape
+    rows = jnp.asarray(_padded_interpolation(h, height), x.dtype)
+    cols = jnp.asarray(_padded_interpolation(w, width), x.dtype)
+    x = jnp.einsum("Yh,bhwc->bYwc", rows, x, precision=lax.Precision.HIGHEST)
+    return jnp.einsum("Xw,bYwc->bYXc", cols, x, precision=lax.Precision.HIGHEST)
 
 
 def pad_to_match(x: jax.Array, height: int, width: int) -> jax.Array:
