@@ -113,3 +113,16 @@ def prepare_batch_on_device(batch: dict, key: jax.Array | None, *, layout: compa
     if augment and key is not None:
         out = random_flip_rotate(out, key)
     return out
+
+
+def with_device_batches(step_fn, *, layout: compact.Layout, channels: Sequence[str], key: jax.Array,
+                        augment: bool = True):
+    """step_fn(state, batch) -> step(state, compact_batch): prepares the batch on device first, with the
+    augmentation key fold_in(key, state.step) (so a resumed run draws the same flips)."""
+
+    def step(state, compact_batch):
+        batch = prepare_batch_on_device(compact_batch, jax.random.fold_in(key, state.step), layout=layout,
+                                        channels=channels, augment=augment)
+        return step_fn(state, batch)
+
+    return step

@@ -308,3 +308,18 @@ def figure_for_ai4arctic(num_scenes: int = 513, side_80m: int = 5000, downsample
     spec = ResidentSpec(downsample=downsample, channels=tuple(channels))
     sizes = [scene_sizes((side_80m, side_80m), "rtt", spec)] * num_scenes
     return estimate_bytes(sizes, spec, with_truth)
+
+
+def with_resident_batches(step_fn, *, spec: ResidentSpec, batch_size: int, key: jax.Array,
+                          channels: Sequence[str] | None = None, augment: bool = True, batch_sharding=None):
+    """step_fn(state, batch) -> step(state, data): the batch of state.step drawn on device from the
+    resident `data` (pass it as an argument of the jitted step; it is not copied)."""
+
+    def step(state, data: ResidentData):
+        batch = draw_batch(data, key, state.step, spec=spec, batch_size=batch_size, channels=channels,
+                           augment=augment)
+        if batch_sharding is not None:
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+        return step_fn(state, batch)
+
+    return step
