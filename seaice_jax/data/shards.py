@@ -152,7 +152,10 @@ def write_json_atomic(path: str, obj) -> None:
     fileio.write_json(path, obj)
 
 
-def write_shard(path: str, patches, layout: compact.Layout) -> tuple[int, dict]:
+RECORD_OPTIONS = "group_size:1,snappy"  # benchmarks/pipeline.py: reads as fast as uncompressed, labels shrink
+
+
+def write_shard(path: str, patches, layout: compact.Layout, options: str = RECORD_OPTIONS) -> tuple[int, dict]:
     """Write patches to one ArrayRecord file (group_size 1) via a temporary name.
 
     Returns (patch count, per-channel counts, sums and sums of squares for the normalisation statistics:
@@ -166,7 +169,7 @@ def write_shard(path: str, patches, layout: compact.Layout) -> tuple[int, dict]:
     stats = {"count": np.zeros(nc), "sum": np.zeros(nc), "sumsq": np.zeros(nc)}
     ns = len(layout.sar_channels)
     seen_cells: dict[tuple[int, int], np.ndarray] = {}
-    writer = ArrayRecordWriter(tmp, "group_size:1")
+    writer = ArrayRecordWriter(tmp, options)
     try:
         for patch in patches:
             writer.write(encode_patch(patch, layout))
