@@ -78,7 +78,7 @@ def _rate(folder: str, expand: str, batch_size: int, worker_count: int, num_batc
 
 
 def run(num_patches: int = 64, batch_size: int = 8, worker_count: int = 0, patch: int = 256,
-        num_batches: int = 60, host_batches: int = 10, options: str = shards.RECORD_OPTIONS) -> dict:
+        num_batches: int = 60, host_batches: int = 30, options: str = shards.RECORD_OPTIONS) -> dict:
     """{'pipeline': {...}} for the 24-channel training pipeline (compact batches, host expansion too)."""
     with tempfile.TemporaryDirectory() as folder:
         write_fake_shards(folder, num_patches, patch, options=options)

@@ -9,7 +9,6 @@ tensors.
 
 from __future__ import annotations
 
-import os
 
 from seaice_jax.data import compact
 
