@@ -8,8 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from seaice_jax.data import shards, synthetic
+from seaice_jax.data import channels as ch
+from seaice_jax.data import compact, shards, synthetic
 from seaice_jax.data.scene import open_scene
+from tests.test_shards import F16_ATOL, F16_RTOL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = shards.PatchSpec(patch_size=48, stride=40, max_regions=16)
@@ -27,9 +29,13 @@ def read_records(path):
     from array_record.python.array_record_module import ArrayRecordReader
 
     reader = ArrayRecordReader(path)
-    records = [shards.decode_patch(r) for r in reader.read_all()]
+    records = [shards.decode_patch(r, SPEC.layout) for r in reader.read_all()]
     reader.close()
     return records
+
+
+def shard_of(folder, scene_name):
+    return os.path.join(str(folder), json.load(open(os.path.join(str(folder), scene_name + ".json")))["shard"])
 
 
 def test_shard_records_equal_the_scene_arrays(scenes, tmp_path):
@@ -43,14 +49,26 @@ def test_shard_records_equal_the_scene_arrays(scenes, tmp_path):
     assert set(norm["measured"]) == set(SPEC.channels) and norm["pixels"] > 0
     for path in files:
         scene = open_scene(path)
-        records = read_records(str(tmp_path / (scene.name + ".array_record")))
+        records = read_records(shard_of(tmp_path, scene.name))
         assert len(records) == next(d["num_patches"] for d in done if d["scene"] == scene.name)
         x = scene.stack(SPEC.channels)
-        for rec in records:
-            r, c = rec["row"], rec["col"]
+        for packed in records:
+            rec = compact.expand_patch(packed, SPEC.layout, SPEC.channels)
+            r, c = packed["row"], packed["col"]
             win = (slice(r, r + 48), slice(c, c + 48))
             h, w = x[win].shape[:2]
-            np.testing.assert_array_equal(rec["inputs"][:h, :w], x[win])
+            # SAR-grid channels (the first 4) in float16, the 2 km channels exactly the reader's
+            n2 = 4 + len(ch.GRID_2KM_CHANNELS)
+            np.testing.assert_allclose(rec["inputs"][:h, :w, :4], x[win][..., :4], rtol=F16_RTOL, atol=F16_ATOL)
+            np.testing.assert_array_equal(rec["inputs"][:h, :w, 4:n2], x[win][..., 4:n2])
+            # Derived inputs travel as 2 km cells too: equal between cell centres up to rounding, and
+            # held constant beyond the outermost centres (at most 1.5 cells: 37 px RTT, 75 px raw),
+            # where the reader's latitude keeps its slope: within the slope x that distance.
+            derived = x[..., n2:]
+            slope = max(np.abs(np.diff(derived, axis=a)).max() for a in (0, 1))
+            reach = 1.5 * ch.PIXELS_PER_2KM[scene.product]
+            np.testing.assert_allclose(rec["inputs"][:h, :w, n2:], x[win][..., n2:], rtol=0,
+                                       atol=reach * slope + 1e-5)
             np.testing.assert_array_equal(rec["sic"][:h, :w], scene.sic[win])
             np.testing.assert_array_equal(rec["sod"][:h, :w], scene.sod[win])
             np.testing.assert_array_equal(rec["floe"][:h, :w], scene.floe[win])
@@ -65,10 +83,11 @@ def test_shard_records_equal_the_scene_arrays(scenes, tmp_path):
 def test_rerun_skips_done_scenes_and_measured_statistics_match_the_data(scenes, tmp_path):
     _, files = scenes
     shards.convert_scenes(files[:2], str(tmp_path), SPEC, progress=False)
-    mtime = os.path.getmtime(tmp_path / (os.path.basename(files[0])[:-3] + ".array_record"))
+    first = shard_of(tmp_path, os.path.basename(files[0])[:-3])
+    mtime = os.path.getmtime(first)
     done, errors = shards.convert_scenes(files, str(tmp_path), SPEC, progress=False)
     assert [d["scene"] for d in done] == [os.path.basename(files[2])[:-3]] and not errors
-    assert os.path.getmtime(tmp_path / (os.path.basename(files[0])[:-3] + ".array_record")) == mtime
+    assert os.path.getmtime(first) == mtime
     # the measured HH statistics in physical units match the valid pixels of the patches
     norm = json.load(open(tmp_path / "normalisation.json"))
     mean_db = norm["measured"]["nersc_sar_primary"][0]
@@ -126,12 +145,13 @@ def test_a_run_killed_while_writing_leaves_no_shard_under_a_final_name(scenes, t
     assert os.listdir(tmp_path) == []  # no shard, no sidecar, no temporary file
     # a leftover temporary file of a SIGKILLed run does not count as done and is cleaned up
     name = os.path.basename(files[0])[:-3]
-    (tmp_path / f"{name}.array_record.tmp.12345").write_bytes(b"partial")
+    shard = shards.shard_name("train", 0)
+    (tmp_path / f"{shard}.tmp.12345").write_bytes(b"partial")
     monkeypatch.setattr(shards, "extract_patches", original)
     assert not shards.is_converted(files[0], str(tmp_path), SPEC)
     shards.convert_scenes(files[:1], str(tmp_path), SPEC, progress=False)
-    assert sorted(os.listdir(tmp_path)) == sorted([f"{name}.array_record", f"{name}.json", "manifest.json",
-                                                   "normalisation.json"])
+    assert sorted(os.listdir(tmp_path)) == sorted([shard, f"{name}.json", "manifest.json", "normalisation.json",
+                                                   "dataset_info.json", "features.json", "metadata.json"])
 
 
 def dying_gen(original, scene, spec):
@@ -139,3 +159,39 @@ def dying_gen(original, scene, spec):
         if i == 1:
             raise KeyboardInterrupt
         yield patch
+
+
+def test_tfds_reads_the_converted_folder_and_gets_the_patches_grain_reads(scenes, tmp_path):
+    import tensorflow_datasets as tfds
+
+    from seaice_jax.data import pipeline
+
+    _, files = scenes
+    val = os.path.basename(files[1])
+    shards.convert_scenes(files, str(tmp_path), SPEC, progress=False, validation_scenes=[val])
+    builder = tfds.builder_from_directory(str(tmp_path))
+    assert str(builder.info.version) == f"{shards.FORMAT_VERSION}.0.0"
+    assert set(builder.info.splits) == {"train", "validation"}
+    meta = builder.info.metadata
+    assert meta["layout"]["sar_channels"][:2] == ["nersc_sar_primary", "nersc_sar_secondary"]
+    assert set(meta["normalisation"]["published"]) == set(SPEC.channels)
+    for split in ("train", "validation"):
+        source = builder.as_data_source(split=split)
+        grain_records = []
+        for path in pipeline.shard_paths(str(tmp_path), split=split):
+            grain_records += read_records(path)
+        assert len(source) == len(grain_records) == builder.info.splits[split].num_examples > 0
+        for i, rec in enumerate(grain_records):
+            t = source[i]
+            assert (t["scene"].decode() if isinstance(t["scene"], bytes) else t["scene"]) == rec["scene"]
+            for k in compact.Layout.field_shapes(SPEC.layout):
+                np.testing.assert_array_equal(t[k], rec[k])
+                assert t[k].dtype == rec[k].dtype
+    assert {s["scene"] for s in json.load(open(tmp_path / "manifest.json"))["scenes"]
+            if s["split"] == "validation"} == {val[:-3]}
+    # tfds.data_source by name, with the folder placed as <data_dir>/seaice/<version>
+    root = tmp_path / "tfds_root"
+    (root / "seaice").mkdir(parents=True)
+    os.symlink(tmp_path, root / "seaice" / f"{shards.FORMAT_VERSION}.0.0")
+    by_name = tfds.data_source("seaice", split="train", data_dir=str(root))
+    np.testing.assert_array_equal(by_name[0]["sar"], builder.as_data_source(split="train")[0]["sar"])

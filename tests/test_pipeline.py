@@ -2,19 +2,28 @@ import numpy as np
 import pytest
 
 from seaice_jax.data import pipeline, shards
-from tests.test_shards import SPEC, make_scene
+from tests.test_shards import CELL_SPEC, SPEC, make_scene
+
+
+def write_folder(folder, spec, size):
+    for i in range(2):
+        scene, _ = make_scene(h=size, w=size, seed=i, name=f"2019010{i}T000000_cis_prep",
+                              cells=bool(spec.layout.cell_channels))
+        count, stats = shards.write_shard(f"{folder}/{shards.shard_name('train', i)}",
+                                          shards.extract_patches(scene, spec), spec.layout)
+        shards.write_sidecar(folder, scene, scene.path, count, stats, spec, "train", i)
+    shards.write_manifest(folder)
+    return folder
 
 
 @pytest.fixture(scope="module")
 def shard_dir(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("shards"))
-    for i in range(2):
-        scene = make_scene(h=24, w=24, seed=i, name=f"2019010{i}T000000_cis_prep")
-        count, stats = shards.write_shard(f"{folder}/{scene.name}.array_record",
-                                          shards.extract_patches(scene, SPEC), 2)
-        shards.write_sidecar(folder, scene, scene.path, count, stats, SPEC)
-    shards.write_manifest(folder)
-    return folder
+    return write_folder(str(tmp_path_factory.mktemp("shards")), SPEC, 24)
+
+
+@pytest.fixture(scope="module")
+def cell_dir(tmp_path_factory):
+    return write_folder(str(tmp_path_factory.mktemp("cells")), CELL_SPEC, 60)
 
 
 def batches(ds, n):
@@ -87,3 +96,39 @@ def test_shuffle_depends_on_the_seed_and_epochs_differ(shard_dir):
     e1, e2 = first_col(0)
     assert not np.array_equal(e1, e2) and np.allclose(np.sort(e1), np.sort(e2))  # same patches, new order
     assert not np.array_equal(first_col(0)[0], first_col(1)[0])
+
+
+def test_device_batches_expand_on_device_to_the_host_batches(cell_dir):
+    import jax
+
+    from seaice_jax.data import device_augment
+
+    kw = dict(channels=("t2m", "nersc_sar_secondary", "btemp_18_7h"), batch_size=3, seed=2, augment=False,
+              process_index=0, process_count=1)
+    host = batches(pipeline.make_dataset(cell_dir, **kw), 2)
+    compact_batches = batches(pipeline.make_dataset(cell_dir, expand="device", **kw), 2)
+    layout = pipeline.load_layout(cell_dir)
+    prepare = jax.jit(lambda b: device_augment.prepare_batch_on_device(
+        b, None, layout=layout, channels=kw["channels"], augment=False))
+    for h, c in zip(host, compact_batches):
+        assert c["sar"].dtype == np.float16 and c["cells"].shape[1:3] == (layout.cells, layout.cells)
+        d = jax.device_get(prepare(c))
+        assert set(d) == set(h)
+        # XLA fuses the interpolation's multiply-adds (FMA): within a few float32 ulps of numpy's
+        np.testing.assert_allclose(d["inputs"], h["inputs"], rtol=1e-6, atol=1e-6)
+        for k in ("sic", "sod", "floe", "region_ids", "valid", "ice_truth"):
+            np.testing.assert_array_equal(d[k], h[k])
+            assert d[k].dtype == h[k].dtype
+        np.testing.assert_array_equal(d["region_conc"], h["region_conc"])
+
+
+def test_the_split_argument_selects_scenes(tmp_path):
+    folder = str(tmp_path)
+    for i, split in enumerate(("train", "validation")):
+        scene, _ = make_scene(h=24, w=24, seed=i, name=f"2019010{i}T000000_cis_prep")
+        count, stats = shards.write_shard(f"{folder}/{shards.shard_name(split, 0)}",
+                                          shards.extract_patches(scene, SPEC), SPEC.layout)
+        shards.write_sidecar(folder, scene, scene.path, count, stats, SPEC, split, 0)
+    shards.write_manifest(folder)
+    assert [p.rsplit("/", 1)[1] for p in pipeline.shard_paths(folder)] == [shards.shard_name("train", 0)]
+    assert len(pipeline.shard_paths(folder, split=None)) == 2

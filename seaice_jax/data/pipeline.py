@@ -1,4 +1,11 @@
-"""grain input pipeline over the patch shards: shuffle, shard by process, augment, batch, prefetch.
+"""grain input pipeline over the patch shards: shuffle, shard by process, decode, (augment), batch, prefetch.
+
+Two forms of batch:
+  * expand="device" (fast): the compact patches as stored (compact.py) are batched as they are; the
+    train step brings the 2 km channels to the patch grid and flips / rotates on device
+    (device_augment.prepare_batch_on_device). The host only decodes and copies ~0.93 MB per patch.
+  * expand="host": the v1 training fields (`inputs` float32 [B, P, P, C] in the order of `channels`, int32
+    region ids, bool validity), upsampled and augmented in numpy on the host.
 
 The iterator returned by `iter(make_dataset(...))` has `get_state()` / `set_state()`, and the training
 checkpoint stores that state with the model (grain.checkpoint.CheckpointSave).
@@ -13,10 +20,13 @@ from collections.abc import Sequence
 import grain
 import numpy as np
 
-from seaice_jax.data.shards import MANIFEST, decode_patch
+from seaice_jax.data import compact
+from seaice_jax.data.shards import MANIFEST, FORMAT_VERSION
 
 SPATIAL_FIELDS = ("inputs", "sic", "sod", "floe", "region_ids", "valid", "ice_truth")
 BATCH_FIELDS = SPATIAL_FIELDS + ("region_conc",)
+COMPACT_FIELDS = ("sar", "cells", "cell_origin", "pixel_origin", "grid_cells", "pixels_per_cell", "sic", "sod",
+                  "floe", "region_ids", "region_conc", "valid", "ice_truth")
 
 
 def load_manifest(shard_dir: str) -> dict:
@@ -25,34 +35,48 @@ def load_manifest(shard_dir: str) -> dict:
         raise FileNotFoundError(f"{path}: no manifest; run data_prep/convert.py first")
     with open(path) as f:
         manifest = json.load(f)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: shard format {manifest.get('format_version')}, this code reads "
+                         f"{FORMAT_VERSION}; convert the scenes again into a new folder")
     if not manifest.get("num_patches"):
         raise ValueError(f"{path}: the shards hold no patches")
     return manifest
 
 
-def shard_paths(shard_dir: str, scenes: Sequence[str] | None = None) -> list[str]:
-    """Shard files of the manifest, optionally only those of the named scenes."""
+def load_layout(shard_dir: str) -> compact.Layout:
+    return compact.Layout.from_dict(load_manifest(shard_dir)["layout"])
+
+
+def shard_paths(shard_dir: str, scenes: Sequence[str] | None = None, split: str | None = "train") -> list[str]:
+    """Shard files of the manifest with patches, of one split (None = all), optionally only named scenes."""
     manifest = load_manifest(shard_dir)
     keep = set(scenes) if scenes is not None else None
     return [os.path.join(shard_dir, s["shard"]) for s in manifest["scenes"]
-            if s["num_patches"] and (keep is None or s["scene"] in keep)]
+            if s["num_patches"] and (keep is None or s["scene"] in keep)
+            and (split is None or s.get("split", "train") == split)]
+
+
+class DecodeCompact(grain.transforms.Map):
+    """Record bytes -> the compact patch's arrays (no strings), as stored."""
+
+    def __init__(self, layout: compact.Layout):
+        self.layout = layout
+
+    def map(self, record: bytes) -> dict:
+        patch = compact.decode_patch(record, self.layout)
+        out = {k: patch[k] for k in COMPACT_FIELDS}
+        out["pixels_per_cell"] = np.int32(out["pixels_per_cell"])  # TFDS scalars decode as int64
+        return out
 
 
 class DecodePatch(grain.transforms.Map):
-    """Record bytes -> dict of numpy arrays with the selected input channels (no strings)."""
+    """Record bytes -> v1 training fields with the selected input channels, upsampled on the host."""
 
-    def __init__(self, channel_index: Sequence[int]):
-        index = [int(i) for i in channel_index]
-        contiguous = index == list(range(index[0], index[0] + len(index)))
-        # A run of channels is a view; numpy's fancy indexing on the last axis is ~7x slower.
-        self.channel_index = slice(index[0], index[0] + len(index)) if contiguous else np.asarray(index)
+    def __init__(self, layout: compact.Layout, channels: Sequence[str]):
+        self.layout, self.channels = layout, tuple(channels)
 
     def map(self, record: bytes) -> dict:
-        patch = decode_patch(record)
-        out = {k: patch[k] for k in BATCH_FIELDS}
-        out["inputs"] = out["inputs"][..., self.channel_index]
-        out["valid"] = out["valid"].astype(bool)
-        return out
+        return compact.expand_patch(compact.decode_patch(record, self.layout), self.layout, self.channels)
 
 
 def flip_rotate(patch: dict, flip_h: bool, flip_w: bool, quarter_turns: int) -> dict:
@@ -88,6 +112,8 @@ def make_dataset(
     augment: bool = True,
     num_epochs: int | None = None,
     scenes: Sequence[str] | None = None,
+    split: str | None = "train",
+    expand: str = "host",
     worker_count: int = 0,
     process_index: int | None = None,
     process_count: int | None = None,
@@ -97,20 +123,26 @@ def make_dataset(
 
     batch_size is the per-process batch; global batch g of a run is the concatenation of the processes'
     batch g (JAX process index and count by default). Shuffling is seeded and reshuffles each epoch;
-    augmentation is a seeded random map per patch index, so a restored iterator yields exactly the
-    batches it would have.
+    host augmentation is a seeded random map per patch index, so a restored iterator yields exactly the
+    batches it would have. With expand="device" nothing is augmented here (`augment` is the device's
+    job) and the batches are compact (see the module docstring).
     """
     import jax
 
+    if expand not in ("host", "device"):
+        raise ValueError(f"expand must be 'host' or 'device', got {expand!r}")
     manifest = load_manifest(shard_dir)
-    missing = [c for c in channels if c not in manifest["channels"]]
+    layout = compact.Layout.from_dict(manifest["layout"])
+    missing = [c for c in channels if c not in layout.channels]
     if missing:
         raise ValueError(f"{shard_dir}: shards lack channels {missing}")
-    index = [manifest["channels"].index(c) for c in channels]
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
 
-    source = grain.sources.ArrayRecordDataSource(shard_paths(shard_dir, scenes))
+    paths = shard_paths(shard_dir, scenes, split)
+    if not paths:
+        raise ValueError(f"{shard_dir}: no patches in split {split!r}")
+    source = grain.sources.ArrayRecordDataSource(paths)
     ds = grain.MapDataset.source(source)
     if len(ds) < batch_size * process_count and drop_remainder:
         raise ValueError(f"{shard_dir}: {len(ds)} patches, fewer than one global batch "
@@ -118,9 +150,12 @@ def make_dataset(
     if shuffle:
         ds = ds.shuffle(seed=seed)
     ds = ds.repeat(num_epochs)
-    ds = ds.map(DecodePatch(index))
-    if augment:
-        ds = ds.random_map(RandomFlipRotate(), seed=seed + 1)
+    if expand == "device":
+        ds = ds.map(DecodeCompact(layout))
+    else:
+        ds = ds.map(DecodePatch(layout, channels))
+        if augment:
+            ds = ds.random_map(RandomFlipRotate(), seed=seed + 1)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     # Process p takes local batches p, p + P, ...: together they form exactly the global batches a
     # single process would read, so a multi-host run sees the same data as a one-host run.

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 import numpy as np
 import xarray as xr
 
-from seaice_jax.data import geolocation, sigrid
+from seaice_jax.data import cells, geolocation, sigrid
 from seaice_jax.data.derived import derived_channel
 from seaice_jax.data.regions import chart_regions, chart_report, polygon_regions  # noqa: F401 (re-exported)
 from seaice_jax.data.channels import (
@@ -61,28 +61,6 @@ REFERENCE_SUFFIX = "_prep_reference.nc"
 # 2 km grid -> SAR grid
 
 
-def _cell_coordinates(num_pixels: int, pixels_per_cell: int) -> np.ndarray:
-    """Continuous cell coordinate of each pixel centre: cell i's centre is pixel f*i + (f-1)/2.
-
-    Returns float64 [num_pixels].
-    """
-    f = pixels_per_cell
-    return (np.arange(num_pixels, dtype=np.float64) - (f - 1) / 2.0) / f
-
-
-def _linear_weights(
-    num_pixels: int, num_cells: int, pixels_per_cell: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """1-D linear interpolation: lower cell, upper cell and upper weight per pixel, edge-clamped.
-
-    Returns (lower int64 [P], upper int64 [P], weight float32 [P]).
-    """
-    u = np.clip(_cell_coordinates(num_pixels, pixels_per_cell), 0.0, num_cells - 1)
-    lower = np.floor(u).astype(np.int64)
-    upper = np.minimum(lower + 1, num_cells - 1)
-    return lower, upper, (u - lower).astype(np.float32)
-
-
 def _nearest_cells(num_pixels: int, num_cells: int, pixels_per_cell: int) -> np.ndarray:
     """Cell index of each pixel's own block (clamped to the grid). int64 [P]."""
     return np.minimum(np.arange(num_pixels) // pixels_per_cell, num_cells - 1)
@@ -107,14 +85,7 @@ def upsample_2km(
         return np.take(np.take(grid, rows, axis=0), cols, axis=1)
     if interp != "bilinear":
         raise ValueError(f"interp must be one of {INTERP_MODES}, got {interp!r}")
-    r0, r1, wr = _linear_weights(height, rows_2km, pixels_per_cell)
-    c0, c1, wc = _linear_weights(width, cols_2km, pixels_per_cell)
-    # Rows first on the small grid ([H, w]), then columns: two gathers of the full size only.
-    by_rows = (1.0 - wr)[:, None] * grid[r0] + wr[:, None] * grid[r1]
-    out = np.take(by_rows, c0, axis=1)
-    out *= 1.0 - wc
-    out += wc * np.take(by_rows, c1, axis=1)
-    return out
+    return cells.upsample_2km(grid, shape, pixels_per_cell)  # the one implementation (host and device)
 
 
 # ----------------------------------------------------------------------------------------------

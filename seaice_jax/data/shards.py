@@ -1,9 +1,13 @@
-"""NetCDF scenes -> ArrayRecord shards of training patches.
+"""NetCDF scenes -> ArrayRecord shards of compact training patches (format version 2), a TFDS dataset.
 
-One shard per scene (`<scene>.array_record`, group_size 1) plus a sidecar `<scene>.json` with its patch
-count and channel statistics; `manifest.json` and `normalisation.json` gather the sidecars. Every file is
-written under a temporary name and renamed, so a killed run never leaves a partial shard under a final
-name and a rerun skips the scenes whose shard and sidecar exist.
+One shard per scene, named as TFDS names shards: `seaice-<split>.array_record-<index>` where index is
+the scene's position among the sorted scene files of its split (so parallel and cluster-split runs agree
+without talking), plus a sidecar `<scene>.json` with its patch count and channel statistics. Finishing
+(`write_manifest`) gathers the sidecars into `manifest.json`, `normalisation.json` and the TFDS metadata
+(`dataset_info.json`, `features.json`, see tfds_format), writing an empty shard for any scene that
+failed, so `tfds.builder_from_directory(folder)` and grain read the same files. Every file is written
+under a temporary name and renamed, so a killed run never leaves a partial shard under a final name and
+a rerun skips the scenes whose shard and sidecar exist.
 """
 
 from __future__ import annotations
@@ -13,19 +17,23 @@ import json
 import multiprocessing
 import os
 import sys
+import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from flax import serialization
 
 from seaice_jax import fileio
 from seaice_jax.data import channels as ch
+from seaice_jax.data import compact
 from seaice_jax.data.scene_types import Scene, SceneError
 
+DATASET_NAME = "seaice"
 SHARD_SUFFIX = ".array_record"
+SHARD_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
+SPLITS = ("train", "validation")
 MANIFEST = "manifest.json"
 NORMALISATION = "normalisation.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = compact.FORMAT_VERSION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,16 +57,25 @@ class PatchSpec:
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["channels"] = list(self.channels)
+        d["format_version"] = FORMAT_VERSION
         return d
 
+    @property
+    def layout(self) -> compact.Layout:
+        return compact.Layout.from_spec(self)
 
-def encode_patch(patch: dict) -> bytes:
-    """One patch dict (numpy arrays, str, int) -> msgpack bytes for one ArrayRecord record."""
-    return serialization.msgpack_serialize(patch)
+
+def shard_name(split: str, index: int) -> str:
+    return f"{DATASET_NAME}-{split}{SHARD_SUFFIX}-{index:05d}"
 
 
-def decode_patch(record: bytes) -> dict:
-    return serialization.msgpack_restore(record)
+def encode_patch(patch: dict, layout: compact.Layout) -> bytes:
+    """One compact patch dict -> a tf.train.Example record (see compact.Layout.features)."""
+    return compact.encode_patch(patch, layout)
+
+
+def decode_patch(record: bytes, layout: compact.Layout) -> dict:
+    return compact.decode_patch(record, layout)
 
 
 def downsample_scene(scene: Scene, factor: int) -> Scene:
@@ -132,67 +149,67 @@ def localise_regions(
     return local, out_conc
 
 
-def extract_patches(scene: Scene, spec: PatchSpec) -> Iterator[dict]:
-    """Patches of a (downsampled) scene that hold at least one valid pixel."""
-    scene = downsample_scene(scene, spec.downsample)
-    h, w = scene.shape
-    p = spec.patch_size
-    inputs = scene.stack(spec.channels)
-    truth = scene.ice_truth if scene.ice_truth is not None else np.full((h, w), 255, np.uint8)
-    for r in patch_origins(h, p, spec.stride):
-        for c in patch_origins(w, p, spec.stride):
-            win = (slice(r, r + p), slice(c, c + p))
-            valid = _pad_to(scene.valid[win], p, False)
-            if not valid.any():
-                continue
-            region_ids, region_conc = localise_regions(
-                _pad_to(scene.region_ids[win], p, -1), scene.region_conc, spec.max_regions
-            )
-            yield {
-                "inputs": _pad_to(inputs[win], p, 0.0).astype(np.float32),
-                "sic": _pad_to(scene.sic[win], p, 255).astype(np.uint8),
-                "sod": _pad_to(scene.sod[win], p, 255).astype(np.uint8),
-                "floe": _pad_to(scene.floe[win], p, 255).astype(np.uint8),
-                "region_ids": region_ids,
-                "region_conc": region_conc,
-                "valid": valid.astype(np.uint8),
-                "ice_truth": _pad_to(truth[win], p, 255).astype(np.uint8),
-                "scene": scene.name,
-                "row": int(r * spec.downsample),
-                "col": int(c * spec.downsample),
-            }
+def extract_patches(scene: Scene, spec: PatchSpec, grids: dict | None = None) -> Iterator[dict]:
+    """Compact patches (compact.extract_compact_patches) of a scene that hold at least one valid pixel.
+
+    The 2 km channels are taken at 2 km (compact.scene_cell_grids) and dropped from the scene before
+    downsampling, so no full-resolution copy of them is made here.
+    """
+    layout = spec.layout
+    grid = compact.scene_cell_grids(scene, layout.cell_channels, grids)
+    sar_only = dataclasses.replace(scene, channels={k: scene.channels[k] for k in layout.sar_channels})
+    yield from compact.extract_compact_patches(downsample_scene(sar_only, spec.downsample), spec, grid, layout,
+                                               ch.PIXELS_PER_2KM[scene.product])
 
 
 def write_json_atomic(path: str, obj) -> None:
     fileio.write_json(path, obj)
 
 
-def write_shard(path: str, patches, num_channels: int) -> tuple[int, dict]:
+RECORD_OPTIONS = "group_size:1,snappy"  # benchmarks/pipeline.py: reads as fast as uncompressed, labels shrink
+
+
+def write_shard(path: str, patches, layout: compact.Layout, options: str = RECORD_OPTIONS) -> tuple[int, dict]:
     """Write patches to one ArrayRecord file (group_size 1) via a temporary name.
 
-    Returns (patch count, per-channel sums over valid pixels for the normalisation statistics).
+    Returns (patch count, per-channel counts, sums and sums of squares for the normalisation statistics:
+    SAR-grid channels over the valid pixels, 2 km channels over the distinct cells the patches hold).
     """
     from array_record.python.array_record_module import ArrayRecordWriter
 
     tmp = f"{path}.tmp.{os.getpid()}"
     count = 0
-    stats = {"count": 0, "sum": np.zeros(num_channels), "sumsq": np.zeros(num_channels)}
-    writer = ArrayRecordWriter(tmp, "group_size:1")
+    nc = len(layout.channels)
+    stats = {"count": np.zeros(nc), "sum": np.zeros(nc), "sumsq": np.zeros(nc)}
+    ns = len(layout.sar_channels)
+    seen_cells: dict[tuple[int, int], np.ndarray] = {}
+    writer = ArrayRecordWriter(tmp, options)
     try:
         for patch in patches:
-            writer.write(encode_patch(patch))
-            x = patch["inputs"][patch["valid"].astype(bool)].astype(np.float64)  # [N, C]
-            stats["count"] += int(x.shape[0])
-            stats["sum"] += x.sum(0)
-            stats["sumsq"] += (x * x).sum(0)
+            writer.write(encode_patch(patch, layout))
+            x = patch["sar"][patch["valid"].astype(bool)].astype(np.float64)  # [N, Cs]
+            stats["count"][:ns] += x.shape[0]
+            stats["sum"][:ns] += x.sum(0)
+            stats["sumsq"][:ns] += (x * x).sum(0)
+            o_r, o_c = (int(v) for v in patch["cell_origin"])
+            n_r, n_c = (int(v) for v in patch["grid_cells"])
+            cells = patch["cells"]
+            for a in range(min(cells.shape[0], n_r - o_r)):
+                for b in range(min(cells.shape[1], n_c - o_c)):
+                    seen_cells.setdefault((o_r + a, o_c + b), cells[a, b])
             count += 1
         writer.close()
     except BaseException:
         writer.close()
         os.remove(tmp)
         raise
+    if seen_cells and nc > ns:
+        y = np.stack(list(seen_cells.values())).astype(np.float64)  # [cells, Cc]
+        stats["count"][ns:] += y.shape[0]
+        stats["sum"][ns:] += y.sum(0)
+        stats["sumsq"][ns:] += (y * y).sum(0)
     os.replace(tmp, path)
-    return count, {"count": stats["count"], "sum": stats["sum"].tolist(), "sumsq": stats["sumsq"].tolist()}
+    return count, {k: v.tolist() for k, v in stats.items()}
 
 
 def unusable_message(source: str, report: dict) -> str:
@@ -204,11 +221,13 @@ def unusable_message(source: str, report: dict) -> str:
             "from the regions")
 
 
-def write_sidecar(output: str, scene: Scene, source: str, count: int, stats: dict, spec: PatchSpec) -> dict:
+def write_sidecar(output: str, scene: Scene, source: str, count: int, stats: dict, spec: PatchSpec,
+                  split: str = "train", index: int = 0) -> dict:
     sidecar = {
         "scene": scene.name, "source": os.path.basename(source), "product": scene.product,
-        "shape": list(scene.shape), "num_patches": count, "shard": scene.name + SHARD_SUFFIX,
-        "has_truth": scene.ice_truth is not None, "spec": spec.as_dict(), "channel_stats": stats,
+        "shape": list(scene.shape), "num_patches": count, "shard": shard_name(split, index),
+        "split": split, "index": index, "has_truth": scene.ice_truth is not None, "spec": spec.as_dict(),
+        "channel_stats": stats,
         # What the chart held that could not be used: {} or codes / polygons / pixels.
         "unusable": scene.chart_report,
     }
@@ -216,7 +235,8 @@ def write_sidecar(output: str, scene: Scene, source: str, count: int, stats: dic
     return sidecar
 
 
-def convert_scene(path: str, output: str, spec: PatchSpec, strict: bool = False) -> dict:
+def convert_scene(path: str, output: str, spec: PatchSpec, strict: bool = False, split: str = "train",
+                  index: int = 0) -> dict:
     """Write one scene's shard and sidecar; returns the sidecar dict. Raises SceneError on bad input,
     and with `strict` for a chart with codes the rules cannot use (then nothing is written)."""
     from seaice_jax.data.scene import open_scene
@@ -224,31 +244,54 @@ def convert_scene(path: str, output: str, spec: PatchSpec, strict: bool = False)
     scene = open_scene(path, channels=spec.channels)
     if strict and scene.chart_report:
         raise SceneError(unusable_message(path, scene.chart_report) + " (--strict)")
-    shard = os.path.join(output, scene.name + SHARD_SUFFIX)
+    shard = os.path.join(output, shard_name(split, index))
     for stale in os.listdir(output):  # left by a run that was killed while writing this scene
-        if stale.startswith(scene.name + SHARD_SUFFIX + ".tmp."):
+        if stale.startswith(shard_name(split, index) + ".tmp."):
             os.remove(os.path.join(output, stale))
-    count, stats = write_shard(shard, extract_patches(scene, spec), len(spec.channels))
-    return write_sidecar(output, scene, path, count, stats, spec)
+    count, stats = write_shard(shard, extract_patches(scene, spec), spec.layout)
+    return write_sidecar(output, scene, path, count, stats, spec, split, index)
+
+
+def split_of(name: str, validation_scenes: Sequence[str] = (), validation_percent: float = 0.0) -> str:
+    """'validation' for a scene named in validation_scenes (name or file name) or, by a stable hash of
+    its name, for about validation_percent % of the scenes; else 'train'."""
+    name = _scene_name(name)
+    if name in {_scene_name(v) for v in validation_scenes}:
+        return "validation"
+    if validation_percent > 0 and zlib.crc32(name.encode()) % 10000 < validation_percent * 100:
+        return "validation"
+    return "train"
+
+
+def assign_shards(files: Sequence[str], validation_scenes: Sequence[str] = (),
+                  validation_percent: float = 0.0) -> dict[str, tuple[str, int]]:
+    """file -> (split, shard index): the index is the file's position among its split's sorted files."""
+    out, counts = {}, dict.fromkeys(SPLITS, 0)
+    for f in sorted(files, key=_scene_name):
+        split = split_of(f, validation_scenes, validation_percent)
+        out[f] = (split, counts[split])
+        counts[split] += 1
+    return out
 
 
 def _scene_name(path: str) -> str:
     return os.path.basename(path)[: -len(".nc")] if path.endswith(".nc") else os.path.basename(path)
 
 
-def is_converted(path: str, output: str, spec: PatchSpec) -> bool:
+def is_converted(path: str, output: str, spec: PatchSpec, split: str = "train", index: int = 0) -> bool:
     name = _scene_name(path)
     side = os.path.join(output, name + ".json")
-    if not (os.path.exists(side) and os.path.exists(os.path.join(output, name + SHARD_SUFFIX))):
+    if not (os.path.exists(side) and os.path.exists(os.path.join(output, shard_name(split, index)))):
         return False
     with open(side) as f:
-        return json.load(f).get("spec") == spec.as_dict()
+        side = json.load(f)
+    return side.get("spec") == spec.as_dict() and side.get("shard") == shard_name(split, index)
 
 
 def _convert_worker(args):
-    path, output, spec, strict = args
+    path, output, spec, strict, split, index = args
     try:
-        return path, convert_scene(path, output, spec, strict), None
+        return path, convert_scene(path, output, spec, strict, split, index), None
     except SceneError as e:
         return path, None, str(e)
     except Exception as e:  # noqa: BLE001 - any unreadable scene is reported and skipped
@@ -256,30 +299,59 @@ def _convert_worker(args):
 
 
 def write_manifest(output: str) -> dict:
-    """Gather every sidecar of `output` into manifest.json and normalisation.json."""
+    """Gather every sidecar of `output` into manifest.json, normalisation.json and the TFDS metadata.
+
+    A split's shard indices without a sidecar (a scene that failed) get an empty shard, so TFDS finds
+    every file its metadata names.
+    """
+    from seaice_jax.data import tfds_format
+
     sides = []
     for name in sorted(os.listdir(output)):
-        if name.endswith(".json") and name not in (MANIFEST, NORMALISATION):
+        if name.endswith(".json") and name not in (MANIFEST, NORMALISATION) + tfds_format.METADATA_FILES:
             with open(os.path.join(output, name)) as f:
                 side = json.load(f)
-            if "scene" in side and os.path.exists(os.path.join(output, side["shard"])):
+            if isinstance(side, dict) and "scene" in side and os.path.exists(os.path.join(output, side["shard"])):
                 sides.append(side)
     specs = {json.dumps(s["spec"], sort_keys=True) for s in sides}
     if len(specs) > 1:
         raise SceneError(f"{output}: holds shards cut with different patch settings; use a new folder")
-    spec = sides[0]["spec"] if sides else None
+    claimed: dict[str, str] = {}
+    for side in sides:
+        if side["shard"] in claimed:
+            raise SceneError(f"{output}: scenes {claimed[side['shard']]} and {side['scene']} both claim "
+                             f"{side['shard']} (the scene list changed); use a new folder")
+        claimed[side["shard"]] = side["scene"]
+    spec_d = sides[0]["spec"] if sides else None
+    spec = PatchSpec(spec_d["patch_size"], spec_d["stride"], spec_d["downsample"], spec_d["max_regions"],
+                     tuple(spec_d["channels"])) if spec_d else None
+    splits: dict[str, list[int]] = {}
+    for split in SPLITS:
+        mine = {s["index"]: s["num_patches"] for s in sides if s.get("split", "train") == split}
+        if not mine:
+            continue
+        lengths = [mine.get(i, 0) for i in range(max(mine) + 1)]
+        for i, n in enumerate(lengths):
+            if i not in mine:
+                write_empty_shard(os.path.join(output, shard_name(split, i)))
+        splits[split] = lengths
+    layout = spec.layout if spec else None
     manifest = {
         "format_version": FORMAT_VERSION,
-        "spec": spec,
-        "channels": spec["channels"] if spec else [],
-        "patch_shape": [spec["patch_size"], spec["patch_size"]] if spec else None,
+        "spec": spec_d,
+        "layout": layout.as_dict() if layout else None,
+        "channels": spec_d["channels"] if spec_d else [],
+        "patch_shape": [spec_d["patch_size"], spec_d["patch_size"]] if spec_d else None,
         "num_patches": sum(s["num_patches"] for s in sides),
-        "scenes": [{k: s[k] for k in ("scene", "source", "product", "shape", "num_patches", "shard", "has_truth")}
-                   for s in sides],
+        "splits": {k: [shard_name(k, i) for i in range(len(v))] for k, v in splits.items()},
+        "scenes": [{k: s.get(k) for k in ("scene", "source", "product", "shape", "num_patches", "shard", "split",
+                                          "has_truth")} for s in sides],
         "fields": {
-            "inputs": "float32 [P, P, C] standard-scaled, channel order of 'channels'",
+            "sar": "float16 [P, P, Cs] standard-scaled SAR-grid channels, order of layout.sar_channels",
+            "cells": "float32 [M, M, Cc] standard-scaled 2 km cells covering the patch, order of layout.cell_channels",
+            "cell_origin/pixel_origin/grid_cells/pixels_per_cell": "where the patch sits on the 2 km grid",
             "sic/sod/floe": "uint8 [P, P] chart classes, 255 masked",
-            "region_ids": "int32 [P, P] local region index, -1 none",
+            "region_ids": f"{compact.region_dtype(spec.max_regions).name if spec else 'int'} [P, P] local region index, -1 none",
             "region_conc": "float32 [max_regions] region concentration in [0, 1], NaN unused",
             "valid": "uint8 [P, P] not land and not SAR no-data",
             "ice_truth": "uint8 [P, P] 1 ice, 0 water, 255 land or unknown",
@@ -288,23 +360,44 @@ def write_manifest(output: str) -> dict:
     }
     write_json_atomic(os.path.join(output, MANIFEST), manifest)
     if spec:
-        write_json_atomic(os.path.join(output, NORMALISATION), _normalisation(sides, spec["channels"]))
+        norm = _normalisation(sides, spec_d["channels"])
+        write_json_atomic(os.path.join(output, NORMALISATION), norm)
+        tfds_format.write_metadata(output, layout, splits, norm, spec.as_dict())
     return manifest
 
 
+def write_empty_shard(path: str) -> None:
+    from array_record.python.array_record_module import ArrayRecordWriter
+
+    tmp = f"{path}.tmp.{os.getpid()}"
+    ArrayRecordWriter(tmp, "group_size:1").close()
+    try:  # never over a shard another job has just written: link, which fails if the name exists
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.remove(tmp)
+
+
 def _normalisation(sides: list[dict], names: list[str]) -> dict:
-    """Published statistics and those measured on this data set, in unscaled units."""
-    n = sum(s["channel_stats"]["count"] for s in sides)
+    """Published statistics and those measured on this data set, in unscaled units.
+
+    The shards store channels grouped (SAR-grid first, then 2 km); stats are reported by name.
+    """
+    sar, cells = compact.split_channels(names)
+    order = list(sar + cells)
+    n = np.sum([np.broadcast_to(s["channel_stats"]["count"], (len(order),)) for s in sides], axis=0)
     total = np.sum([s["channel_stats"]["sum"] for s in sides], axis=0)
     totsq = np.sum([s["channel_stats"]["sumsq"] for s in sides], axis=0)
     # Derived channels (latitude, sin / cos) report the scaling this project gives them.
-    out = {"published": {k: list(ch.channel_stats(k)) for k in names}, "measured": {}, "pixels": n}
-    if n:
-        m = total / n
-        sd = np.sqrt(np.maximum(totsq / n - m * m, 0.0))
-        for i, k in enumerate(names):
+    out = {"published": {k: list(ch.channel_stats(k)) for k in names}, "measured": {},
+           "pixels": int(n[0]) if len(sar) else 0}
+    for i, k in enumerate(order):
+        if n[i]:
+            m = total[i] / n[i]
+            sd = np.sqrt(max(totsq[i] / n[i] - m * m, 0.0))
             pm, ps = ch.channel_stats(k)
-            out["measured"][k] = [float(pm + ps * m[i]), float(ps * sd[i])]
+            out["measured"][k] = [float(pm + ps * m), float(ps * sd)]
     return out
 
 
@@ -318,29 +411,37 @@ def convert_scenes(
     num_shards: int = 1,
     progress: bool = True,
     strict: bool = False,
+    validation_scenes: Sequence[str] = (),
+    validation_percent: float = 0.0,
+    finish: bool = True,
 ) -> tuple[list[dict], list[str]]:
     """Convert scenes (files or folders) to shards in `output`.
 
     A scene whose chart holds codes the rules cannot use is converted with one `warning:` line on
     stderr (its sidecar's `unusable` says what); with `strict` it is an error and is not written.
 
-    Scenes are split round-robin by `shard_index` / `num_shards` for cluster fan-out; scenes already
-    converted with the same spec are skipped. Returns (sidecars of this run's scenes, error lines);
-    bad files are reported and skipped while the others convert.
+    Scenes are split round-robin by `shard_index` / `num_shards` for cluster fan-out; each scene's split
+    and shard file follow from the whole sorted file list, so every job names them alike. Scenes already
+    converted with the same spec are skipped. `finish` writes the manifest and TFDS metadata (with
+    several cluster jobs: pass finish=False and call write_manifest once after all are done).
+    Returns (sidecars of this run's scenes, error lines); bad files are reported and skipped while the
+    others convert.
     """
     from seaice_jax.data.scene import list_scene_files
 
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"--shard-index {shard_index} must be in [0, {num_shards})")
     os.makedirs(output, exist_ok=True)
-    files = list_scene_files(list(inputs))[shard_index::num_shards]
-    todo = [p for p in files if not is_converted(p, output, spec)]
+    all_files = list_scene_files(list(inputs))
+    where = assign_shards(all_files, validation_scenes, validation_percent)
+    files = all_files[shard_index::num_shards]
+    todo = [p for p in files if not is_converted(p, output, spec, *where[p])]
     skipped = len(files) - len(todo)
     done, errors = [], []
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="scenes", unit="scene", disable=not progress, file=sys.stderr)
-    jobs = [(p, output, spec, strict) for p in todo]
+    jobs = [(p, output, spec, strict) + where[p] for p in todo]
     if workers > 1 and len(jobs) > 1:
         ctx = multiprocessing.get_context("spawn")  # fork is unsafe once JAX threads exist
         with ctx.Pool(min(workers, len(jobs))) as pool:
@@ -359,5 +460,6 @@ def convert_scenes(
             print(f"warning: {unusable_message(side['source'], side['unusable'])}", file=sys.stderr)
     if skipped and progress:
         print(f"skipped {skipped} scene(s) already converted", file=sys.stderr)
-    write_manifest(output)
+    if finish:
+        write_manifest(output)
     return done, errors
