@@ -99,7 +99,8 @@ def warp(image: np.ndarray, drift: KnownDrift, days: float, *, order: int = 1, c
     if order == 0:
         ir, ic = np.round(src_r).astype(np.int64), np.round(src_c).astype(np.int64)
         inside = (ir >= 0) & (ir < img.shape[0]) & (ic >= 0) & (ic < img.shape[1])
-        out = np.full((h, w), cval, dtype=np.result_type(img.dtype, np.asarray(cval).dtype))
+        keep = np.can_cast(np.min_scalar_type(cval), img.dtype) if np.isfinite(cval) else False
+        out = np.full((h, w), cval, dtype=img.dtype if keep else np.float32)
         out[inside] = img[ir[inside], ic[inside]]
         return out
     return ndimage.map_coordinates(img.astype(np.float32), [src_r, src_c], order=order, mode="constant",
@@ -271,10 +272,16 @@ def move_tracks(latitude, longitude, time, fields: Sequence[drift_lib.DriftField
             dur = np.clip(np.minimum(b, np.maximum(ts, target)) - np.maximum(a, np.minimum(ts, target)), 0, None)
             if not np.any(dur > 0):
                 continue
-            q = p[sel]
-            v = sum(wk * vel[k](q) for k, wk in enumerate(w) if wk > 0)
-            q = q + direction * v * dur[:, None] / drift_lib.EARTH_RADIUS_M
-            p[sel] = q / np.linalg.norm(q, axis=-1, keepdims=True)
+            q0 = p[sel]
+            velocity = lambda q: sum(wk * vel[k](q) for k, wk in enumerate(w) if wk > 0)
+            step = lambda q: q / np.linalg.norm(q, axis=-1, keepdims=True)
+            if direction > 0:  # displacements are measured from the start positions: step from here
+                q = step(q0 + velocity(q0) * dur[:, None] / drift_lib.EARTH_RADIUS_M)
+            else:  # back in time: the start that drifts to here, q = q0 - v(q) dur (fixed point)
+                q = q0
+                for _ in range(4):
+                    q = step(q0 - velocity(q) * dur[:, None] / drift_lib.EARTH_RADIUS_M)
+            p[sel] = q
             rate = sum(wk * fields[k].uncertainty_m / gaps[k] for k, wk in enumerate(w) if wk > 0)
             var[sel] += (rate * dur) ** 2
     out_lat = np.rad2deg(np.arcsin(np.clip(p[:, 2], -1, 1)))
