@@ -188,3 +188,12 @@ def read_scene_for_drift(path: str, channel: str = "nersc_sar_secondary"):
             raise DriftFileError(f"{path}: no tie points (sar_grid2d_* or sar_grid_*)")
         start = _start_time(ds, path)
     return image, tie, start
+
+
+def pixel_spacing_m(path: str) -> float:
+    """The scene's pixel spacing: its `pixel_spacing` attribute (RTT: 80), else 80 for the RTT layout
+    and 40 for raw files."""
+    with xr.open_dataset(path, decode_times=False) as ds:
+        if "pixel_spacing" in ds.attrs:
+            return float(ds.attrs["pixel_spacing"])
+        return 80.0 if "sar_grid2d_latitude" in ds else 40.0
