@@ -2,7 +2,7 @@
 FFT phase correlation on the same grid as the reference method.
 
 Pipeline (`estimate_drift`):
-  1. Geometry. Scene B is resampled onto scene A's pixel grid through the two tie-point grids
+  1. Geometry (drift_images.py). Scene B is resampled onto scene A's pixel grid through the two tie-point grids
      (A pixel -> lat / lon with A's tie points -> B pixel with B's), so whatever displacement remains
      between A and the resampled B is ice motion. Both images are standardised over their valid
      pixels (mean 0, std 1; invalid pixels 0, so they add nothing to any correlation) and lightly
@@ -34,12 +34,14 @@ import dataclasses
 import datetime as dt
 import functools
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
+from seaice_jax import drift_images as images
 from seaice_jax.data import geolocation as geo
 
 EARTH_RADIUS_M = 6_371_000.0
@@ -115,86 +117,6 @@ class DriftField:
     @property
     def valid_fraction(self) -> float:
         return float(self.valid.mean())
-
-
-# --------------------------------------------------------------------------------------------
-# Images: geometry, standardisation, smoothing, block averaging (all on device)
-# --------------------------------------------------------------------------------------------
-
-def _standardise(image, valid):
-    valid = valid & jnp.isfinite(image)
-    x = jnp.where(valid, image, 0.0)
-    n = jnp.maximum(valid.sum(), 1)
-    mean = x.sum() / n
-    std = jnp.sqrt(jnp.where(valid, (x - mean) ** 2, 0.0).sum() / n)
-    return jnp.where(valid, (x - mean) / jnp.maximum(std, 1e-6), 0.0).astype(jnp.float32), valid
-
-
-def _gaussian_kernel(sigma: float) -> np.ndarray:
-    radius = max(int(math.ceil(3 * sigma)), 1)
-    x = np.arange(-radius, radius + 1, dtype=np.float32)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def _smooth(x, sigma: float):
-    """Separable Gaussian of a standardised image (zeros outside count as 'no signal')."""
-    if sigma <= 0:
-        return x
-    k = jnp.asarray(_gaussian_kernel(sigma))
-    rows = jax.vmap(lambda r: jnp.convolve(r, k, mode="same"))(x)
-    return jax.vmap(lambda c: jnp.convolve(c, k, mode="same"), in_axes=1, out_axes=1)(rows)
-
-
-def _block_mean(x, valid, f: int):
-    h, w = (x.shape[0] // f) * f, (x.shape[1] // f) * f
-    xs = x[:h, :w].reshape(h // f, f, w // f, f)
-    vs = valid[:h, :w].reshape(h // f, f, w // f, f).astype(jnp.float32)
-    count = vs.sum((1, 3))
-    mean = (xs * vs).sum((1, 3)) / jnp.maximum(count, 1.0)
-    return mean, count >= 0.5 * f * f
-
-
-@functools.partial(jax.jit, static_argnames=("shape_a", "step"))
-def _resample_on_device(image_b, valid_b, map_rows, map_cols, shape_a, step):
-    """B sampled at the A pixels whose B positions are given every `step` px (bilinear both times)."""
-    from jax.scipy.ndimage import map_coordinates
-
-    b = jnp.where(valid_b, image_b, 0.0)
-    vb = valid_b.astype(jnp.float32)
-
-    def one_row(r):
-        cols = jnp.arange(shape_a[1], dtype=jnp.float32) / step
-        rr = jnp.full_like(cols, r / step)
-        br = map_coordinates(map_rows, [rr, cols], order=1, mode="nearest")
-        bc = map_coordinates(map_cols, [rr, cols], order=1, mode="nearest")
-        val = map_coordinates(b, [br, bc], order=1, mode="constant", cval=0.0)
-        cover = map_coordinates(vb, [br, bc], order=1, mode="constant", cval=0.0)
-        return val / jnp.maximum(cover, 1e-6), cover > 0.999
-
-    rows = jnp.arange(shape_a[0], dtype=jnp.float32)
-    out, ok = jax.lax.map(one_row, rows, batch_size=64)
-    return out, ok
-
-
-def resample_to_a(image_b: np.ndarray, valid_b: np.ndarray, tie_b: geo.TiePoints, tie_a: geo.TiePoints,
-                  shape_a: tuple[int, int], step: int = 16):
-    """Scene B on scene A's pixel grid: ([H_a, W_a] float32, valid bool). The A -> B pixel map is
-    computed exactly (tie-point geolocation) every `step` px and bilinear between (it is smooth)."""
-    rows = np.arange(0, shape_a[0] + step, step, dtype=np.float64)
-    cols = np.arange(0, shape_a[1] + step, step, dtype=np.float64)
-    lat, lon = geo.pixel_latlon(tie_a, rows[:, None], cols[None, :])
-    br, bc = geo.latlon_to_pixel(tie_b, lat, lon)
-    far = -1e6  # NaN (not converged) -> far outside B
-    br, bc = np.where(np.isfinite(br), br, far), np.where(np.isfinite(bc), bc, far)
-    out, ok = _resample_on_device(jnp.asarray(image_b, jnp.float32), jnp.asarray(valid_b, bool),
-                                  jnp.asarray(br, jnp.float32), jnp.asarray(bc, jnp.float32),
-                                  tuple(shape_a), step)
-    return out, ok
-
-
-def _same_geometry(a: geo.TiePoints, b: geo.TiePoints) -> bool:
-    return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("lines", "samples", "latitude", "longitude"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,18 +323,15 @@ def match_grid(a, va, b, vb, rows, cols, guess_r, guess_c, *, t: int, border: in
 # --------------------------------------------------------------------------------------------
 
 def median_consistent(drow, dcol, valid, outlier_px: float):
-    """Valid vectors within `outlier_px` of the median of their valid 3 x 3 neighbours (those with
-    no valid neighbour are kept only if ... they have one: isolated vectors are dropped)."""
-    def neighbour_median(x):
-        padded = np.pad(np.where(valid, x, np.nan), 1, constant_values=np.nan)
-        h, w = x.shape
-        stack = [padded[i:i + h, j:j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)]
-        with np.errstate(all="ignore"):
-            import warnings
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                return np.nanmedian(np.stack(stack), axis=0)
-    mr, mc = neighbour_median(drow), neighbour_median(dcol)
+    """Valid vectors [gy, gx] within `outlier_px` of the median of their valid 3 x 3 neighbours;
+    a vector without any valid neighbour is dropped (nothing vouches for it)."""
+    padded_r = np.pad(np.where(valid, drow, np.nan), 1, constant_values=np.nan)
+    padded_c = np.pad(np.where(valid, dcol, np.nan), 1, constant_values=np.nan)
+    h, w = drow.shape
+    around = lambda p: np.stack([p[i:i + h, j:j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods
+        mr, mc = np.nanmedian(around(padded_r), axis=0), np.nanmedian(around(padded_c), axis=0)
     dist = np.hypot(drow - mr, dcol - mc)
     return valid & np.isfinite(dist) & (dist <= outlier_px)
 
@@ -443,26 +362,12 @@ def _grid(n: int, step_px: float, margin: float) -> np.ndarray:
 # The public entry point
 # --------------------------------------------------------------------------------------------
 
-def prepare_pair(hh_a, tie_a, hh_b, tie_b, config: DriftConfig, valid_a=None, valid_b=None):
-    """Standardised A and B-on-A's-grid images with validity: four device arrays [H_a, W_a]."""
-    hh_a, hh_b = np.asarray(hh_a, np.float32), np.asarray(hh_b, np.float32)
-    valid_a = np.isfinite(hh_a) if valid_a is None else np.asarray(valid_a, bool) & np.isfinite(hh_a)
-    valid_b = np.isfinite(hh_b) if valid_b is None else np.asarray(valid_b, bool) & np.isfinite(hh_b)
-    if _same_geometry(tie_a, tie_b) and hh_a.shape == hh_b.shape:
-        b, vb = jnp.asarray(np.nan_to_num(hh_b)), jnp.asarray(valid_b)
-    else:
-        b, vb = resample_to_a(np.nan_to_num(hh_b), valid_b, tie_b, tie_a, hh_a.shape)
-    a, va = _standardise(jnp.asarray(np.nan_to_num(hh_a)), jnp.asarray(valid_a))
-    b, vb = _standardise(b, vb)
-    return a, va, b, vb
-
-
 def first_guess(a, va, b, vb, rows, cols, config: DriftConfig):
     """Coarse-level displacement (fine px) interpolated at fine grid points rows [n], cols [n]."""
     f = config.coarse_factor
-    ac, vac = _block_mean(a, va, f)
-    bc, vbc = _block_mean(b, vb, f)
-    ac, bc = _standardise(ac, vac)[0], _standardise(bc, vbc)[0]
+    ac, vac = images.block_mean(a, va, f)
+    bc, vbc = images.block_mean(b, vb, f)
+    ac, bc = images.standardise(ac, vac)[0], images.standardise(bc, vbc)[0]
     t = config.odd_px(config.coarse_template_km, f)
     border = int(math.ceil(config.px(config.max_drift_km) / f))
     grow = _grid(ac.shape[0], config.px(config.coarse_grid_step_km) / f, t // 2)
@@ -514,14 +419,14 @@ def estimate_drift(hh_a, tie_a: geo.TiePoints, time_a: dt.datetime, hh_b, tie_b:
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown drift method {m!r}; choose from {METHODS}")
-    a, va, b, vb = prepare_pair(hh_a, tie_a, hh_b, tie_b, config, valid_a, valid_b)
+    a, va, b, vb = images.prepare_pair(hh_a, tie_a, hh_b, tie_b, valid_a, valid_b)
     t = config.odd_px(config.template_km)
     border = max(int(round(config.px(config.search_border_km))), 2)
     rows = _grid(a.shape[0], config.px(config.grid_step_km), t // 2)
     cols = _grid(a.shape[1], config.px(config.grid_step_km), t // 2)
     R, C = np.meshgrid(rows, cols, indexing="ij")
     guess_r, guess_c = first_guess(a, va, b, vb, R.ravel(), C.ravel(), config)
-    fine_a, fine_b = _smooth(a, config.presmooth_px), _smooth(b, config.presmooth_px)
+    fine_a, fine_b = images.smooth(a, config.presmooth_px), images.smooth(b, config.presmooth_px)
     lat, lon = geo.pixel_latlon(tie_a, R, C)
     max_guess = float(np.abs(np.concatenate([guess_r, guess_c])).max(initial=0.0))
     results = {}
