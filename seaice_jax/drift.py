@@ -2,20 +2,21 @@
 FFT phase correlation on the same grid as the reference method.
 
 Pipeline (`estimate_drift`):
-  1. Geometry (drift_images.py). Scene B is resampled onto scene A's pixel grid through the two tie-point grids
-     (A pixel -> lat / lon with A's tie points -> B pixel with B's), so whatever displacement remains
-     between A and the resampled B is ice motion. Both images are standardised over their valid
-     pixels (mean 0, std 1; invalid pixels 0, so they add nothing to any correlation) and lightly
-     smoothed (`presmooth_px`) against speckle.
+  1. Geometry (drift_images.py). Scene B is resampled onto scene A's pixel grid through the two
+     tie-point grids (A pixel -> lat / lon with A's tie points -> B pixel with B's), so whatever
+     displacement remains between A and the resampled B is ice motion. Both images are standardised
+     over their valid pixels (mean 0, std 1; invalid pixels 0, so they add nothing to any
+     correlation) and smoothed (`presmooth_px`) against speckle.
   2. Coarse level. Both images are block-averaged by `coarse_factor` (80 m -> 640 m by default) and a
      large template (`coarse_template_km`) is matched over +-`max_drift_km` on a coarse grid; the
-     vectors that pass the quality mask and a 3 x 3 median test give, filled and interpolated, the
-     first guess at every fine grid point.
+     vectors that pass the MCC mask and a 3 x 3 median test give, holes filled by the nearest and
+     interpolated bilinearly, the first guess at every fine grid point.
   3. Fine level. At every grid point (`grid_step_km`) of A a template of `template_km` (35 px at
-     80 m, as NERSC's `sea_ice_drift`), rotated by each of `rotations_deg` (-3 / 0 / +3), is matched
-     in B inside +-`search_border_km` (18 px) around the first guess. NCC surfaces come from FFTs
-     (numerator) and cumulative box sums (local variance), batched over points in one jitted
-     `lax.map`: no Python loop over grid points, static shapes.
+     80 m, as NERSC's `sea_ice_drift`) is matched in B inside +-`search_border_km` (18 px) around the
+     first guess: the NCC surface by FFT (numerator) and band-matrix box sums (local variance). The
+     templates rotated by `rotations_deg` (-3 / +3) are scored directly on the 5 x 5 positions around
+     that peak. Everything is batched over grid points in one jitted `lax.map`: no Python loop over
+     grid points, static shapes.
   4. Sub-pixel peak: least-squares quadratic fit on the 3 x 3 neighbourhood of the integer peak; the
      fit's curvature gives the peak sharpness. quality = MCC x sharpness (the NERSC idea of MCC x
      Hessian; our sharpness is -trace/2 of the fitted Hessian in 1/px^2, so the thresholds are
@@ -53,7 +54,7 @@ class DriftConfig:
     """Every number of the method, sizes in km (converted to pixels with `pixel_spacing_m`)."""
 
     pixel_spacing_m: float = 80.0      # RTT product; raw files are 40 m
-    grid_step_km: float = 2.0          # fine grid spacing (25 px at 80 m)
+    grid_step_km: float = 4.0          # fine grid spacing (50 px at 80 m); 2 km: 4x the fine-level cost
     template_km: float = 2.8           # 35 px at 80 m: NERSC sea_ice_drift's template
     search_border_km: float = 1.44     # 18 px at 80 m around the first guess (NERSC: 20-50 px);
                                        # 35 + 2 x 18 = 71 px windows fit a fast 72-point FFT
@@ -69,7 +70,7 @@ class DriftConfig:
     min_quality: float = 0.02          # MCC x sharpness (1/px^2)
     coarse_min_mcc: float = 0.3
     outlier_px: float = 4.0            # max distance to the 3 x 3 median of valid neighbours
-    batch_size: int = 256              # grid points per batched FFT
+    batch_size: int = 64               # grid points per batched FFT (64 beat 256 and 1024 on CPU)
     nominal_uncertainty_m: float = 300.0  # per-pair error (Korosov & Rampal 2017, FT+PM < 300 m)
 
     def px(self, km: float) -> float:
@@ -232,6 +233,26 @@ def _rotated_templates(image, rows, cols, t: int, angles_deg):
     return map_coordinates(image, [pr, pc], order=1, mode="constant", cval=0.0)
 
 
+_LOCAL = 2  # half-size of the neighbourhood where rotated templates are scored directly
+
+
+def _local_ncc(templates, windows, c_r, c_c):
+    """NCC of templates [N, K, t, t] at the (2L+1)^2 window positions around (c_r, c_c) [N]
+    (direct dot products) -> [N, K, 2L+1, 2L+1]; same variance floor as `ncc_surfaces`."""
+    t = templates.shape[-1]
+    n = 2 * _LOCAL + 1
+    patch = jax.vmap(lambda w, r, c: jax.lax.dynamic_slice(w, (r - _LOCAL, c - _LOCAL), (t + n - 1, t + n - 1)))(
+        windows, c_r, c_c)
+    subs = jnp.stack([patch[:, i:i + t, j:j + t] for i in range(n) for j in range(n)], axis=1)  # [N, n*n, t, t]
+    wz = subs - subs.mean((-2, -1), keepdims=True)
+    w_norm = jnp.sqrt(jnp.maximum((wz ** 2).sum((-2, -1)), 1e-3 * t * t))
+    tz = templates - templates.mean((-2, -1), keepdims=True)
+    t_norm = jnp.sqrt((tz ** 2).sum((-2, -1)))
+    num = jnp.einsum("nkij,npij->nkp", tz, wz)
+    ncc = num / (t_norm[..., None] * w_norm[:, None, :] + 1e-12)
+    return ncc.reshape(ncc.shape[:2] + (n, n))
+
+
 def _match_batch(a, va, b, vb, rows, cols, gr, gc, *, t, border, angles, method):
     """Grid points (rows, cols) of padded images, integer first guesses (gr, gc) -> per point
     (drow, dcol, mcc, quality, rotation, ok)."""
@@ -240,20 +261,28 @@ def _match_batch(a, va, b, vb, rows, cols, gr, gc, *, t, border, angles, method)
     br0, bc0 = rows + gr - h - border, cols + gc - h - border  # window top-left in B
     if method == "pattern_matching":
         win_b = _windows(b, br0, bc0, s)
-        cover_b = _windows(vb.astype(jnp.float32), br0, bc0, s)
         tpl = _rotated_templates(a, rows.astype(jnp.float32), cols.astype(jnp.float32), t, angles)
         cover_a = _windows(va.astype(jnp.float32), rows - h, cols - h, t).mean((-2, -1))
-        surf = ncc_surfaces(tpl, win_b)  # [N, K, m, m]
-        pr, pc, peak, sharp, on_border = subpixel_peak(surf)
+        # The template nearest 0 deg searches the whole window by FFT; every rotation is then scored
+        # directly on the 5 x 5 positions around that peak (a 3 deg turn moves a 35 px template's
+        # peak by well under a pixel), which costs a fraction of K full FFT correlations.
+        i0 = min(range(len(angles)), key=lambda i: abs(angles[i]))
+        surf0 = ncc_surfaces(tpl[:, i0:i0 + 1], win_b)[:, 0]  # [N, m, m]
+        m = s - t + 1
+        idx = jnp.argmax(surf0.reshape(-1, m * m), axis=-1)
+        p_r, p_c = idx // m, idx % m
+        on_border = (p_r == 0) | (p_c == 0) | (p_r == m - 1) | (p_c == m - 1)
+        c_r, c_c = jnp.clip(p_r, _LOCAL, m - 1 - _LOCAL), jnp.clip(p_c, _LOCAL, m - 1 - _LOCAL)
+        local = _local_ncc(tpl, win_b, c_r, c_c)  # [N, K, 5, 5]
+        lr, lc, peak, sharp, local_border = subpixel_peak(local)
         k = jnp.argmax(peak, axis=-1)
         pick = lambda x: jnp.take_along_axis(x, k[:, None], axis=-1)[:, 0]
-        pr, pc, mcc, sharp, on_border = pick(pr), pick(pc), pick(peak), pick(sharp), pick(on_border)
+        pr, pc = c_r - _LOCAL + pick(lr), c_c - _LOCAL + pick(lc)
+        mcc, sharp, on_border = pick(peak), pick(sharp), on_border | pick(local_border)
         rotation = _refined_angle(peak, k, angles)
         # Data coverage of the matched footprint in B.
-        cover_match = _box_sums(cover_b, t)
-        m = s - t + 1
-        ir, ic = jnp.clip(jnp.round(pr).astype(jnp.int32), 0, m - 1), jnp.clip(jnp.round(pc).astype(jnp.int32), 0, m - 1)
-        cover_m = cover_match[jnp.arange(rows.shape[0]), ir, ic] / (t * t)
+        ir, ic = jnp.round(pr).astype(jnp.int32), jnp.round(pc).astype(jnp.int32)
+        cover_m = _windows(vb.astype(jnp.float32), br0 + ir, bc0 + ic, t).mean((-2, -1))
         drow, dcol = gr + pr - border, gc + pc - border
         quality = mcc * sharp
         ok = (cover_a > 0.99) & (cover_m > 0.99) & ~on_border

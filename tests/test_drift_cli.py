@@ -57,7 +57,8 @@ def test_drift_then_evaluate_end_to_end(scenes):
     out, png, js = str(folder / "drift.nc"), str(folder / "drift.png"), str(folder / "scores.json")
     # A small scene needs a short coarse search: the CLI takes the library defaults otherwise.
     assert _launcher("drift")(["--scenes", a, b, "--out", out, "--png", png, "--max_drift_km", "8",
-                               "--coarse_factor", "4", "--coarse_template_km", "6.4", "--coarse_grid_step_km", "3.2"]) == 0
+                               "--coarse_factor", "4", "--coarse_template_km", "6.4", "--coarse_grid_step_km", "3.2",
+                               "--grid_step_km", "2"]) == 0
     fields = drift_io.read_drift(out)
     assert set(fields) == {"pattern_matching", "phase_correlation"}
     assert fields["pattern_matching"].time_b - fields["pattern_matching"].time_a == T1 - T0
