@@ -5,7 +5,9 @@
 with G from a rotation rate, a divergence and a (pure) shear rate, and a lead term: a velocity
 jump across a line (tanh of the signed distance over `lead_width_px`) that opens a lead at
 `lead_opening_m_per_day` (negative: closes it, ridging). The motion over a gap T is the flow map
-of v (RK4), so displacement is exact for any gap and `warp` (the backward flow) is its inverse.
+of v (RK4), so displacement is exact for any gap and `warp` (the backward flow) is its inverse;
+`area_ratio` says where the ice opened (new water in a lead) or converged. `synthetic_pair` gives two
+acquisitions of the same ice with independent speckle and noise.
 
 `move_tracks` moves points observed at other times to a target time through one or more
 DriftFields (velocity = displacement / gap, piecewise in time over the pairs, linear in time
@@ -105,6 +107,25 @@ def warp(image: np.ndarray, drift: KnownDrift, days: float, *, order: int = 1, c
         return out
     return ndimage.map_coordinates(img.astype(np.float32), [src_r, src_c], order=order, mode="constant",
                                    cval=cval)
+
+
+def area_ratio(drift: KnownDrift, days: float, shape: tuple[int, int], step: int = 8) -> np.ndarray:
+    """[H, W] area now covered by the ice that drifted to each pixel, over its area before (float32):
+    > 1 where the ice opened (a lead: new open water for the synthesizer to paint), < 1 where it
+    converged (ridging). The inverse of the backward flow's Jacobian determinant, every `step` px."""
+    h, w = shape
+    rs = np.arange(0, h + step, step, dtype=np.float64)
+    cs = np.arange(0, w + step, step, dtype=np.float64)
+    R, C = np.meshgrid(rs, cs, indexing="ij")
+    eps = 0.5
+    r_p, c_p = drift.flow(R + eps, C, -days)
+    r_m, c_m = drift.flow(R - eps, C, -days)
+    r_q, c_q = drift.flow(R, C + eps, -days)
+    r_n, c_n = drift.flow(R, C - eps, -days)
+    det = ((r_p - r_m) * (c_q - c_n) - (r_q - r_n) * (c_p - c_m)) / (2 * eps) ** 2
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ratio = (1.0 / det).astype(np.float32)
+    return ndimage.map_coordinates(ratio, [yy / step, xx / step], order=1)
 
 
 def ice_texture_db(rng: np.random.Generator, shape: tuple[int, int], mean_db: float = -18.0) -> np.ndarray:

@@ -37,6 +37,16 @@ def test_lead_opens_at_its_rate():
     assert (c[1] - c[0]) - 40.0 == pytest.approx(800.0 / 80.0, abs=1e-3)
 
 
+def test_area_ratio_shows_divergence_and_the_opening_lead():
+    spread = drift_fields.KnownDrift(translation_m_per_day=(500.0, 0.0), divergence_per_day=0.1, centre_px=(0.0, 0.0))
+    ratio = drift_fields.area_ratio(spread, 1.0, (40, 50))
+    np.testing.assert_allclose(ratio, np.exp(0.1), rtol=1e-4)  # d(area)/dt = div x area
+    lead = drift_fields.KnownDrift(translation_m_per_day=(0.0, 0.0), lead_opening_m_per_day=400.0,
+                                   lead_angle_deg=90.0, centre_px=(50.0, 50.0), lead_width_px=2.0)
+    ratio = drift_fields.area_ratio(lead, 1.0, (100, 100), step=2)
+    assert ratio[:, 50].min() > 1.5 and abs(ratio[:, 10] - 1).max() < 1e-3
+
+
 def test_warp_moves_an_ice_feature_with_the_flow():
     model = drift_fields.KnownDrift(translation_m_per_day=(800.0, -1200.0), rotation_deg_per_day=3.0,
                                     centre_px=(100.0, 120.0))
