@@ -436,15 +436,25 @@ def destination(lat, lon, east_m, north_m):
     return np.rad2deg(p1), geo.wrap_longitude(np.rad2deg(l1))
 
 
-def estimate_drift(hh_a, tie_a: geo.TiePoints, time_a: dt.datetime, hh_b, tie_b: geo.TiePoints,
-                   time_b: dt.datetime, config: DriftConfig = DriftConfig(), *,
-                   methods: tuple[str, ...] = ("pattern_matching",), valid_a=None,
-                   valid_b=None) -> dict[str, DriftField]:
-    """Ice drift from scene A (hh_a [H_a, W_a], dB or standardised, NaN = no data) to scene B.
+def as_datetime(t) -> dt.datetime:
+    """A naive UTC datetime from a datetime, numpy datetime64 or ISO string."""
+    if isinstance(t, dt.datetime):
+        return t.replace(tzinfo=None) if t.tzinfo is None else t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    us = np.datetime64(t, "us").astype(np.int64)
+    return dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(us))
+
+
+def estimate_drift(hh_a, tie_a: geo.TiePoints, time_a, hh_b, tie_b: geo.TiePoints, time_b,
+                   config: DriftConfig = DriftConfig(), *, methods: tuple[str, ...] = ("pattern_matching",),
+                   valid_a=None, valid_b=None) -> dict[str, DriftField]:
+    """Ice drift from scene A (hh_a [H_a, W_a], dB or standardised, NaN = no data) to scene B
+    (hh_b, any shape and geometry: it is resampled onto A through the tie points). Times: datetime,
+    numpy datetime64 or ISO strings (UTC).
 
     Returns {method: DriftField} for each of `methods` ("pattern_matching", "phase_correlation"),
     all on the same grid and from the same coarse first guess.
     """
+    time_a, time_b = as_datetime(time_a), as_datetime(time_b)
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown drift method {m!r}; choose from {METHODS}")

@@ -127,3 +127,9 @@ def test_unknown_method_is_refused():
     tie = _tie_points(SHAPE, 80.0)
     with pytest.raises(ValueError, match="unknown drift method"):
         drift.estimate_drift(np.zeros(SHAPE), tie, T0, np.zeros(SHAPE), tie, T1, CONFIG, methods=("optical_flow",))
+
+
+def test_times_may_be_datetime64_or_strings():
+    assert drift.as_datetime(np.datetime64("2021-03-01T06:00:00")) == T0
+    assert drift.as_datetime("2021-03-01T06:00") == T0
+    assert drift.as_datetime(T0) == T0
