@@ -69,6 +69,8 @@ class DriftConfig:
                                        # (presmoothed speckle: ~70 independent samples a template)
     min_quality: float = 0.02          # MCC x sharpness (1/px^2)
     coarse_min_mcc: float = 0.3
+    min_phase_snr: float = 6.0         # phase correlation: peak / std of its surface (72^2 values
+                                       # of noise reach ~4)
     outlier_px: float = 4.0            # max distance to the 3 x 3 median of valid neighbours
     batch_size: int = 64               # grid points per batched FFT (64 beat 256 and 1024 on CPU)
     nominal_uncertainty_m: float = 300.0  # per-pair error (Korosov & Rampal 2017, FT+PM < 300 m)
@@ -87,7 +89,8 @@ class DriftField:
     rows [gy], cols [gx]: A's line / sample of each grid row / column.
     latitude, longitude: start positions; end_latitude, end_longitude: where the ice went.
     drow, dcol: displacement in A's pixel frame (px); east_m, north_m: metres (NaN where invalid).
-    mcc: correlation peak; quality: MCC x sharpness (phase correlation: its peak); rotation_deg.
+    mcc: correlation peak; quality: MCC x sharpness (phase correlation: peak / surface std);
+    rotation_deg.
     valid: bool. time_a / time_b: acquisition times (UTC, naive datetimes).
     """
 
@@ -300,7 +303,8 @@ def _match_batch(a, va, b, vb, rows, cols, gr, gc, *, t, border, angles, method)
     drow, dcol = gr + pr - half, gc + pc - half
     far = (jnp.abs(pr - half) > border) | (jnp.abs(pc - half) > border)
     ok = (cover_a > 0.99) & (cover_b.mean((-2, -1)) > 0.99) & ~on_border & ~far
-    return drow, dcol, peak, peak, jnp.zeros_like(peak), ok
+    snr = peak / (surf.std((-2, -1)) + 1e-12)  # the peak against the surface's noise
+    return drow, dcol, peak, snr, jnp.zeros_like(peak), ok
 
 
 def _refined_angle(peaks, k, angles):
@@ -479,7 +483,7 @@ def estimate_drift(hh_a, tie_a: geo.TiePoints, time_a, hh_b, tie_b: geo.TiePoint
         if method == "pattern_matching":
             good = ok & (mcc >= config.min_mcc) & (quality >= config.min_quality)
         else:
-            good = ok & (mcc >= config.min_mcc / 4)  # a phase-correlation peak is ~ NCC / 4 here
+            good = ok & (quality >= config.min_phase_snr)
         good &= np.hypot(drow, dcol) * config.pixel_spacing_m <= config.max_drift_km * 1000.0 * 1.5
         good = median_consistent(drow, dcol, good, config.outlier_px)
         end_lat, end_lon = geo.pixel_latlon(tie_a, R + drow, C + dcol)

@@ -88,6 +88,7 @@ def _tie_points(shape: tuple[int, int], spacing_m: float, lat0: float = 82.0, lo
 class StudyCase:
     gap_days: float
     deformation_per_day: float  # divergence = shear = this; rotation = this (rad/day) in degrees
+    contrast: float = 1.0       # ice texture amplitude (drift_fields.ice_texture_db)
 
 
 def synthetic_study(cases, *, shape=(384, 384), config: drift_lib.DriftConfig | None = None,
@@ -105,12 +106,13 @@ def synthetic_study(cases, *, shape=(384, 384), config: drift_lib.DriftConfig | 
             rotation_deg_per_day=float(np.rad2deg(d)), divergence_per_day=d, shear_per_day=d,
             centre_px=(shape[0] / 2, shape[1] / 2), lead_opening_m_per_day=200.0 if d else 0.0,
             lead_offset_px=shape[0] / 5, pixel_spacing_m=config.pixel_spacing_m)
-        hh_a, hh_b = drift_fields.synthetic_pair(shape, truth_model, case.gap_days, seed=seed + i)
+        hh_a, hh_b = drift_fields.synthetic_pair(shape, truth_model, case.gap_days, seed=seed + i,
+                                                 contrast=case.contrast)
         t1 = t0 + dt.timedelta(days=case.gap_days)
         est = drift_lib.estimate_drift(hh_a, tie, t0, hh_b, tie, t1, config, methods=drift_lib.METHODS)
         truth = drift_fields.known_drift_field(truth_model, case.gap_days, est["pattern_matching"].rows,
                                                est["pattern_matching"].cols, tie, t0)
         scores = evaluate_drift(est, truth)
-        rows.append({"gap_days": case.gap_days, "deformation_per_day": d, **{
+        rows.append({"gap_days": case.gap_days, "deformation_per_day": d, "contrast": case.contrast, **{
             m: {k: scores[m][k] for k in ("rmse_m", "valid_fraction", "p90_error_m")} for m in scores}})
     return rows

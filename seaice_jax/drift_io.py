@@ -40,7 +40,7 @@ _PER_METHOD = {
     "end_longitude": ("end_longitude", {"units": "degrees_east", "standard_name": "longitude",
                                         "long_name": "longitude of the ice at time_b"}),
     "quality": ("quality", {"units": "1", "long_name": "match quality: correlation peak x peak sharpness (1/px^2); "
-                                                        "phase correlation: its peak"}),
+                                                        "phase correlation: peak / std of its surface"}),
     "mcc": ("correlation_peak", {"units": "1", "long_name": "maximum normalised cross-correlation (phase correlation: peak)"}),
     "rotation_deg": ("rotation", {"units": "degree", "long_name": "rotation of the best-matching template, "
                                                                   "counter-clockwise on scene A as displayed"}),
