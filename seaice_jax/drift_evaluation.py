@@ -18,7 +18,6 @@ from scipy import interpolate
 
 from seaice_jax import drift as drift_lib
 from seaice_jax import drift_fields
-from seaice_jax.data import geolocation as geo
 
 
 def truth_at(truth: drift_lib.DriftField, rows: np.ndarray, cols: np.ndarray):
@@ -70,20 +69,6 @@ def write_json(results: dict, path: str) -> None:
         json.dump(results, f, indent=2, sort_keys=True)
 
 
-def _tie_points(shape: tuple[int, int], spacing_m: float, lat0: float = 82.0, lon0: float = 20.0,
-                heading_deg: float = -20.0, n: int = 5) -> geo.TiePoints:
-    """A tilted swath's tie points (lines southward-ish, samples eastward-ish) for synthetic scenes."""
-    lines, samples = np.linspace(0, shape[0] - 1, n), np.linspace(0, shape[1] - 1, n)
-    h = np.deg2rad(heading_deg)
-    along = -(lines[:, None] - shape[0] / 2) * spacing_m
-    across = (samples[None, :] - shape[1] / 2) * spacing_m
-    north = along * np.cos(h) - across * np.sin(h)
-    east = along * np.sin(h) + across * np.cos(h)
-    lat = lat0 + north / 111_195.0
-    lon = lon0 + east / (111_195.0 * np.cos(np.deg2rad(lat)))
-    return geo.TiePoints(lines, samples, lat, lon)
-
-
 @dataclasses.dataclass(frozen=True)
 class StudyCase:
     gap_days: float
@@ -96,7 +81,7 @@ def synthetic_study(cases, *, shape=(384, 384), config: drift_lib.DriftConfig | 
     """RMSE of both methods on synthetic pairs, one row per case: drift of `speed_m_per_day` x gap
     with divergence, shear and rotation of `deformation_per_day`, and a lead opening at 200 m/day."""
     config = config or drift_lib.DriftConfig()
-    tie = _tie_points(shape, config.pixel_spacing_m)
+    tie = drift_fields.synthetic_tie_points(shape, config.pixel_spacing_m)
     t0 = dt.datetime(2021, 3, 1, 6)
     rows = []
     for i, case in enumerate(cases):

@@ -171,6 +171,20 @@ def synthetic_pair(shape: tuple[int, int], drift: KnownDrift, days: float, *, se
     return speckled_db(rng, clean_a, looks, na), speckled_db(rng, clean_b, looks, nb)
 
 
+def synthetic_tie_points(shape: tuple[int, int], spacing_m: float, lat0: float = 82.0, lon0: float = 20.0,
+                heading_deg: float = -20.0, n: int = 5) -> geo.TiePoints:
+    """A tilted swath's tie points (lines southward-ish, samples eastward-ish) for synthetic scenes."""
+    lines, samples = np.linspace(0, shape[0] - 1, n), np.linspace(0, shape[1] - 1, n)
+    h = np.deg2rad(heading_deg)
+    along = -(lines[:, None] - shape[0] / 2) * spacing_m
+    across = (samples[None, :] - shape[1] / 2) * spacing_m
+    north = along * np.cos(h) - across * np.sin(h)
+    east = along * np.sin(h) + across * np.cos(h)
+    lat = lat0 + north / 111_195.0
+    lon = lon0 + east / (111_195.0 * np.cos(np.deg2rad(lat)))
+    return geo.TiePoints(lines, samples, lat, lon)
+
+
 def known_drift_field(drift: KnownDrift, days: float, rows: np.ndarray, cols: np.ndarray,
                       tie_a: geo.TiePoints, time_a: dt.datetime, *, uncertainty_m: float = 0.0,
                       method: str = "truth") -> drift_lib.DriftField:

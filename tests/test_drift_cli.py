@@ -10,7 +10,6 @@ import pytest
 import xarray as xr
 
 from seaice_jax import drift_fields, drift_io
-from seaice_jax.drift_evaluation import _tie_points
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE = (320, 320)
@@ -42,7 +41,7 @@ def scenes(tmp_path_factory):
     model = drift_fields.KnownDrift(translation_m_per_day=(2000.0, 3000.0), divergence_per_day=0.01,
                                     centre_px=(SHAPE[0] / 2, SHAPE[1] / 2))
     hh_a, hh_b = drift_fields.synthetic_pair(SHAPE, model, days, seed=11)
-    tie = _tie_points(SHAPE, 80.0)
+    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
     a, b = str(folder / f"{T0:%Y%m%dT%H%M%S}_dmi_prep.nc"), str(folder / f"{T1:%Y%m%dT%H%M%S}_dmi_prep.nc")
     _write_rtt(a, hh_a, tie, T0)
     _write_rtt(b, hh_b, tie, T1)

@@ -9,7 +9,6 @@ import xarray as xr
 
 from seaice_jax import drift, drift_evaluation, drift_fields, drift_io
 from seaice_jax.data import geolocation as geo
-from seaice_jax.drift_evaluation import _tie_points
 
 SHAPE = (200, 240)
 T0 = dt.datetime(2021, 3, 1, 6)
@@ -78,7 +77,7 @@ def _truth_field(model, days, tie, time_a, uncertainty_m=0.0, step=20):
 def test_move_tracks_lands_on_the_truth_and_grows_uncertainty():
     model = drift_fields.KnownDrift(translation_m_per_day=(3000.0, -2000.0), divergence_per_day=0.01,
                                     centre_px=(100.0, 120.0))
-    tie = _tie_points(SHAPE, 80.0)
+    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
     field = _truth_field(model, 1.0, tie, T0, uncertainty_m=300.0)
     rows, cols = np.array([60.0, 100.0, 140.0]), np.array([50.0, 120.0, 170.0])
     lat, lon = geo.pixel_latlon(tie, rows, cols)
@@ -107,7 +106,7 @@ def test_move_tracks_lands_on_the_truth_and_grows_uncertainty():
 
 def test_evaluation_on_a_known_answer():
     model = drift_fields.KnownDrift(translation_m_per_day=(3000.0, -2000.0))
-    tie = _tie_points(SHAPE, 80.0)
+    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
     truth = _truth_field(model, 1.0, tie, T0)
     valid = np.zeros(truth.valid.shape, bool)
     valid[:, ::2] = True
@@ -125,7 +124,7 @@ def test_evaluation_on_a_known_answer():
 
 def test_drift_file_round_trip_and_cf_attributes(tmp_path):
     model = drift_fields.KnownDrift(translation_m_per_day=(3000.0, -2000.0))
-    tie = _tie_points(SHAPE, 80.0)
+    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
     truth = _truth_field(model, 1.0, tie, T0, uncertainty_m=300.0)
     other = truth.__class__(**{**truth.__dict__, "method": "phase_correlation",
                                "valid": np.arange(truth.valid.size).reshape(truth.valid.shape) % 3 > 0})
@@ -154,7 +153,7 @@ def test_drift_file_round_trip_and_cf_attributes(tmp_path):
 
 def test_png_is_written(tmp_path):
     model = drift_fields.KnownDrift(translation_m_per_day=(3000.0, -2000.0))
-    tie = _tie_points(SHAPE, 80.0)
+    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
     path = tmp_path / "drift.png"
     drift_io.plot_drift_png(str(path), np.random.default_rng(0).standard_normal(SHAPE), _truth_field(model, 1.0, tie, T0))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -162,7 +161,7 @@ def test_png_is_written(tmp_path):
 
 def test_read_scene_for_drift_rtt_layout(tmp_path):
     rng = np.random.default_rng(0)
-    tie = _tie_points(SHAPE, 80.0)
+    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
     hv = rng.standard_normal(SHAPE).astype(np.float32)
     hv[:5] = 0.0  # the RTT fill value
     ds = xr.Dataset({

@@ -51,7 +51,7 @@ def timing(size: int = 5000, repeats: int = 1, config: drift.DriftConfig | None 
     hh_a, hh_b_on_a = drift_fields.synthetic_pair(shape, model, 1.0, seed=seed)
     synth_s = time.perf_counter() - start
     # B's scene frame starts 37 lines / 23 samples later than A's: tie points say so.
-    big = drift_evaluation._tie_points((size + 100, size + 100), config.pixel_spacing_m)
+    big = drift_fields.synthetic_tie_points((size + 100, size + 100), config.pixel_spacing_m)
     lines = np.linspace(0, size - 1, 21)
 
     def tie_of(o):
