@@ -177,3 +177,22 @@ def test_read_scene_for_drift_rtt_layout(tmp_path):
     np.testing.assert_allclose(got_tie.latitude, tie.latitude)
     with pytest.raises(drift_io.DriftFileError, match="no variable"):
         drift_io.read_scene_for_drift(path, channel="nersc_sar_primary")
+
+
+def test_read_scene_for_drift_raw_layout(tmp_path):
+    tie = drift_fields.synthetic_tie_points(SHAPE, 40.0)
+    hh = np.random.default_rng(1).standard_normal(SHAPE).astype(np.float32) - 15.0
+    hh[:, :3] = np.nan  # raw files: NaN = no data
+    L, S = np.meshgrid(tie.lines, tie.samples, indexing="ij")
+    name = "S1A_EW_GRDM_1SDH_20180124T194759_20180124T194859_020301_022AA4_1F75_icechart_dmi_201801241950_SouthEast_RIC.nc"
+    xr.Dataset({
+        "nersc_sar_primary": (("sar_lines", "sar_samples"), hh),
+        "sar_grid_line": (("sar_grid_points",), L.ravel()), "sar_grid_sample": (("sar_grid_points",), S.ravel()),
+        "sar_grid_latitude": (("sar_grid_points",), tie.latitude.ravel()),
+        "sar_grid_longitude": (("sar_grid_points",), tie.longitude.ravel()),
+    }).to_netcdf(tmp_path / name)
+    image, got_tie, start = drift_io.read_scene_for_drift(str(tmp_path / name), channel="nersc_sar_primary")
+    assert start == dt.datetime(2018, 1, 24, 19, 47, 59)
+    assert np.isnan(image[:, :3]).all() and np.isfinite(image[:, 3:]).all()
+    np.testing.assert_allclose(got_tie.longitude, tie.longitude)
+    assert drift_io.pixel_spacing_m(str(tmp_path / name)) == 40.0
