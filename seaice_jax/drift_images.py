@@ -59,21 +59,20 @@ def block_mean(x, valid, f: int):
 
 @functools.partial(jax.jit, static_argnames=("shape_a", "step"))
 def _resample_on_device(image_b, valid_b, map_rows, map_cols, shape_a, step):
-    """B sampled at the A pixels whose B positions are given every `step` px (bilinear both times)."""
+    """B sampled at the A pixels whose B positions are given every `step` px (bilinear both times).
+    No-data pixels are NaN while sampling, so a sample touching one is NaN: invalid."""
     from jax.scipy.ndimage import map_coordinates
 
-    valid_b = valid_b & jnp.isfinite(image_b)
-    b = jnp.where(valid_b, image_b, 0.0)
-    vb = valid_b.astype(jnp.float32)
+    b = jnp.where(valid_b & jnp.isfinite(image_b), image_b, jnp.nan)
 
     def one_row(r):
         cols = jnp.arange(shape_a[1], dtype=jnp.float32) / step
         rr = jnp.full_like(cols, r / step)
         br = map_coordinates(map_rows, [rr, cols], order=1, mode="nearest")
         bc = map_coordinates(map_cols, [rr, cols], order=1, mode="nearest")
-        val = map_coordinates(b, [br, bc], order=1, mode="constant", cval=0.0)
-        cover = map_coordinates(vb, [br, bc], order=1, mode="constant", cval=0.0)
-        return val / jnp.maximum(cover, 1e-6), cover > 0.999
+        val = map_coordinates(b, [br, bc], order=1, mode="constant", cval=jnp.nan)
+        ok = jnp.isfinite(val)
+        return jnp.where(ok, val, 0.0), ok
 
     rows = jnp.arange(shape_a[0], dtype=jnp.float32)
     out, ok = jax.lax.map(one_row, rows, batch_size=64)
