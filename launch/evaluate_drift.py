@@ -1,0 +1,43 @@
+"""Score drift vectors against a known (synthetic) truth; writes JSON.
+
+  python launch/evaluate_drift.py --drift DRIFT.nc --truth TRUTH.nc --json OUT.json [--truth_method truth]
+
+Both files are drift NetCDF files (seaice_jax.drift_io); the truth is the method `--truth_method` of
+TRUTH.nc (default: its first), interpolated onto the drift grid of the same scene A. The JSON holds
+{method: {rmse_m, valid_fraction, ...}} for every method in DRIFT.nc. Logic: seaice_jax.drift_evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from seaice_jax import drift_evaluation, drift_io
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drift", required=True, help="drift NetCDF (launch/drift.py output)")
+    parser.add_argument("--truth", required=True, help="drift NetCDF holding the true displacement")
+    parser.add_argument("--json", required=True, help="where to write the results JSON")
+    parser.add_argument("--truth_method", default=None, help="method name inside the truth file")
+    args = parser.parse_args(argv)
+    try:
+        estimates = drift_io.read_drift(args.drift)
+        truths = drift_io.read_drift(args.truth)
+        name = args.truth_method or next(iter(truths))
+        if name not in truths:
+            raise ValueError(f"{args.truth}: no method {name!r} (has {', '.join(truths)})")
+        results = drift_evaluation.evaluate_drift(estimates, truths[name])
+    except (ValueError, OSError) as e:
+        print(f"evaluate_drift: {e}", file=sys.stderr)
+        return 1
+    drift_evaluation.write_json(results, args.json)
+    print(json.dumps({m: {"rmse_m": round(r["rmse_m"], 1), "valid_fraction": round(r["valid_fraction"], 3)}
+                      for m, r in results.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
