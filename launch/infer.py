@@ -16,7 +16,8 @@ import os
 import sys
 
 from seaice_jax.cli import fail, flag_names
-from seaice_jax.output_paths import OutputError, check_output_file, check_output_folder, remove_if_empty
+from seaice_jax.output_paths import (
+    OutputError, check_output_file, check_output_folder, missing_folders, remove_if_empty)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,19 +41,24 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"infer: {e}")
     from seaice_jax.inference import predict_files  # after parsing: --help needs no JAX
 
-    existed = os.path.isdir(args.out)
+    created = missing_folders(os.path.join(args.out, "x")) + (missing_folders(args.submission) if args.submission else [])
+
+    def tidy() -> None:  # folders this run made and left empty go again
+        for folder in sorted(set(created), key=len, reverse=True):
+            remove_if_empty(folder)
+
     errors: list[str] = []
     try:
         written = predict_files(args.workdir, args.scenes, args.out, png=args.png, submission=args.submission,
                                 tile=args.tile, stride=args.stride, batch_size=args.batch_size, errors=errors,
                                 progress=lambda line: print(line, file=sys.stderr, flush=True))
     except (ValueError, OSError) as e:  # SceneError is a ValueError, a missing checkpoint an OSError
-        if not existed:
-            remove_if_empty(args.out)
+        tidy()
         return fail(f"infer: {e}")
     for path in written:
         print(path, flush=True)
     if errors:
+        tidy()
         total = len(errors) + sum(p.endswith("_pred.nc") for p in written)
         skipped = " (no submission written)" if args.submission else ""
         return fail(f"infer: {len(errors)} of {total} scene(s) failed{skipped}: " + "; ".join(errors))

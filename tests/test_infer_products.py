@@ -66,7 +66,7 @@ def test_infer_skips_a_bad_scene_names_it_and_exits_1(trained_workdir, test_spli
     corrupt.write_bytes(b"not a netcdf file")
     out = tmp_path / "out"
     rc = _launcher("infer")(["--workdir", trained_workdir, "--scenes", str(corrupt), paths[0], "--out", str(out),
-                             "--submission", str(out / "upload.nc"), "--batch_size", "4"])
+                             "--submission", str(tmp_path / "upload" / "upload.nc"), "--batch_size", "4"])
     captured = capsys.readouterr()
     assert rc == 1
     progress = [line for line in captured.err.splitlines() if line.startswith("[")]
@@ -76,7 +76,8 @@ def test_infer_skips_a_bad_scene_names_it_and_exits_1(trained_workdir, test_spli
     assert corrupt.name in errors[0]
     name = os.path.basename(paths[0])[: -len(".nc")]
     assert captured.out.split() == [str(out / f"{name}_pred.nc")]  # the good scene's file, printed
-    assert _tree(out) == [f"{name}_pred.nc"]  # no submission, no temporary file
+    assert _tree(out) == [f"{name}_pred.nc"]  # no temporary file
+    assert not (tmp_path / "upload").exists()  # no submission, no folder made for it
 
 
 # ----------------------------------------------------------------------------------------------

@@ -81,7 +81,8 @@ def provenance(scene, *, step: int, config=None) -> dict:
         "Conventions": CF_CONVENTIONS,
         "title": f"seaice-jax sea-ice prediction for {scene.name}",
         "source": f"seaice-jax {__version__} U-Net, checkpoint step {int(step)}",
-        "history": f"{now} seaice-jax {__version__} launch/infer.py: predicted from {os.path.basename(scene.path)}",
+        "history": f"{now} seaice-jax {__version__} inference (checkpoint step {int(step)}) of "
+                   f"{os.path.basename(scene.path)}",
         "seaice_jax_version": __version__,
         "source_scene": os.path.basename(scene.path),
         "scene_name": scene.name,
