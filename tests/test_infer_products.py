@@ -149,18 +149,25 @@ def test_evaluate_json_under_a_file_writes_nothing(tmp_path, capsys):
         assert rc == 1 and _tree(tmp_path) == before and blocker.read_text() == "x"
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write into any folder")
-def test_outputs_in_an_unwritable_folder_fail_in_one_line(tmp_path, capsys):
+def test_outputs_in_an_unwritable_folder_fail_in_one_line(tmp_path, capsys, monkeypatch):
+    from seaice_jax import output_paths
+
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o555)
-    try:
-        rc = _launcher("evaluate")(["--pred", str(tmp_path), "--scenes", str(tmp_path / "x.nc"),
-                                    "--json", str(locked / "new" / "r.json")])
-        _one_line(capsys.readouterr().err, "is not writable")
-        assert rc == 1 and not os.listdir(locked)
-    finally:
-        locked.chmod(0o755)
+    real_access = os.access
+    # Root may write anywhere, so the folder is made unwritable for the check itself.
+    monkeypatch.setattr(output_paths.os, "access",
+                        lambda p, mode: False if os.path.abspath(p) == str(locked) else real_access(p, mode))
+    rc = _launcher("evaluate")(["--pred", str(tmp_path), "--scenes", str(tmp_path / "x.nc"),
+                                "--json", str(locked / "new" / "r.json")])
+    _one_line(capsys.readouterr().err, "evaluate: --json", f"folder {locked} is not writable")
+    assert rc == 1 and not os.listdir(locked)
+    rc = _launcher("infer")(["--workdir", str(tmp_path), "--scenes", str(tmp_path), "--out", str(tmp_path / "o"),
+                             "--submission", str(locked / "u.nc")])
+    _one_line(capsys.readouterr().err, "infer: --submission", "is not writable")
+    assert rc == 1 and not os.listdir(locked) and not (tmp_path / "o").exists()
+    with pytest.raises(output_paths.OutputError, match="--out .*cam.png: folder .* is not writable"):
+        output_paths.check_output_file(str(locked / "cam.png"), "--out")  # what explain.py checks first
 
 
 def test_explain_out_under_a_file_is_one_line_and_writes_nothing(tmp_path):
