@@ -32,8 +32,9 @@ def _flags(names) -> dict:
 
 
 # Every variable of a prediction file with its CF attributes (units, long_name, standard_name where CF
-# has one, flags for class maps). uint8 maps get _FillValue 255 (land / no data). A new variable (e.g.
-# a freeboard map from an extra head) is one more entry here plus its array in `prediction_arrays`.
+# has one, flags for class maps). uint8 maps get _FillValue 255 (land / no data), float maps NaN. A new
+# variable (e.g. a freeboard map from an extra head) is one more entry here: `prediction_arrays` then
+# writes pred[name] (masked off the valid pixels), or pass it to `write_prediction(extra=...)`.
 PRED_VARIABLES: dict[str, dict] = {
     "ice_logit": {"units": "1", "long_name": "ice logit (log-odds of sea ice) of the model, blended over tiles"},
     "ice_probability": {"units": "1", "standard_name": "sea_ice_area_fraction",
@@ -67,6 +68,11 @@ def prediction_arrays(scene, pred: dict, maps: BinaryMaps) -> dict[str, np.ndarr
         "ice_binary_conc": masked_uint8(maps.binary_conc, valid),
     }
     data.update({c: masked_uint8(pred[c], valid) for c in CHART_NAMES if c in pred})
+    for name in PRED_VARIABLES:  # any further map the table knows: float NaN / uint8 255 off the valid pixels
+        if name in pred and name not in data:
+            values = pred[name]
+            data[name] = (masked_uint8(values, valid) if values.dtype == np.uint8
+                          else np.where(valid, values, np.nan).astype(np.float32))
     return data
 
 
