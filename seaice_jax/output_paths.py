@@ -25,7 +25,7 @@ def _check_folder(folder: str, what: str, shown: str) -> None:
             break
         probe = parent
     if not os.path.isdir(probe):
-        raise OutputError(f"{what} {shown}: {probe if probe != folder else 'it'} is a file, not a folder")
+        raise OutputError(f"{what} {shown}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f"{what} {shown}: folder {probe} is not writable")
 
