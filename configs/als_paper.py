@@ -31,4 +31,6 @@ def get_config(arg: str | None = None):
     c.train.num_steps = 2000  # full scale: tens of thousands of steps on a GPU
     c.eval.tile = 256
     c.eval.stride = 64
+    c.eval.blend = "average"  # their code: 256 px windows at stride 64, plainly averaged
+    c.eval.land_mask = "sar_no_data"  # their code: land = isnan(HH)
     return c

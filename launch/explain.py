@@ -5,7 +5,10 @@
 
 --task ice|SIC|SOD|FLOE; --class K for classification heads (for ice: omit = all pixels, 1 = ice,
 0 = water). --layer one of the model's feature maps (an unknown name lists them). Large scenes: the
-training downsampling is applied, then a centre crop of at most --max_size pixels a side is explained.
+training downsampling is applied, then a centre crop of at most --max-size pixels a side is explained.
+Flags take hyphens (--max-size); the underscore form is accepted. Classes: SOD 0 open water, 1 new ice,
+2 young ice, 3 thin first-year, 4 thick first-year, 5 old ice; FLOE 0 open water, 1 cake ice, 2 small
+floe, 3 medium floe, 4 big floe, 5 vast floe, 6 bergs; SIC (classification) k = 10 k %.
 """
 
 from __future__ import annotations
@@ -26,19 +29,29 @@ flags.mark_flags_as_required(["workdir", "scene", "layer", "out"])
 
 def main(argv) -> int:
     del argv
+    from seaice_jax.cli import fail
+    from seaice_jax.output_paths import OutputError, check_output_file, missing_folders, remove_if_empty
+
+    try:
+        check_output_file(_OUT.value, "--out")
+    except OutputError as e:
+        return fail(f"explain: {e}")
     from seaice_jax.data.scene_types import SceneError
     from seaice_jax.explain import explain_scene
 
+    created = missing_folders(_OUT.value)
     try:
         explain_scene(_WORKDIR.value, _SCENE.value, _OUT.value, task=_TASK.value, class_index=_CLASS.value,
                       layer=_LAYER.value, max_size=_MAX_SIZE.value)
-    except (ValueError, FileNotFoundError, SceneError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError, SceneError) as e:
+        for folder in reversed(created):
+            remove_if_empty(folder)
+        return fail(f"explain: {e}")
     print(f"wrote {_OUT.value}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.argv = [a.replace("--max-size", "--max_size") for a in sys.argv]
-    app.run(lambda argv: sys.exit(main(argv)))
+    from seaice_jax.cli import absl_argv
+
+    app.run(lambda argv: sys.exit(main(argv)), argv=absl_argv(sys.argv))

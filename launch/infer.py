@@ -3,14 +3,21 @@
   python launch/infer.py --workdir DIR --scenes FILE_OR_FOLDER [...] --out OUTDIR [--png] [--submission FILE]
 
 Writes OUTDIR/<scene name>_pred.nc per scene (and <scene name>_quicklook.png with --png); with
---submission, the challenge upload NetCDF. A folder stands for its *.nc scene files.
-Logic: seaice_jax.inference.predict_files.
+--submission, the challenge upload NetCDF. A folder stands for its *.nc scene files. Progress goes to
+stderr (one line per scene), the paths written to stdout. A scene that cannot be read is named and
+skipped; the others go on and the exit code is 1 at the end (no submission is written then).
+Flags take hyphens (--batch-size); the underscore form is accepted. Logic: seaice_jax.inference.predict_files.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+from seaice_jax.cli import fail, flag_names
+from seaice_jax.output_paths import (
+    OutputError, check_output_file, check_output_folder, missing_folders, remove_if_empty)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,19 +29,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--submission", default=None, help="also write the challenge upload file here")
     parser.add_argument("--tile", type=int, default=None, help="tile side (default: config.eval.tile)")
     parser.add_argument("--stride", type=int, default=None, help="tile step (default: config.eval.stride)")
-    parser.add_argument("--batch_size", type=int, default=None, help="tiles per call (default: config.eval.batch_size)")
+    parser.add_argument(*flag_names("batch-size"), dest="batch_size", type=int, default=None,
+                        help="tiles per call (default: config.eval.batch_size)")
     args = parser.parse_args(argv)
 
+    try:
+        check_output_folder(args.out, "--out")
+        if args.submission:
+            check_output_file(args.submission, "--submission")
+    except OutputError as e:
+        return fail(f"infer: {e}")
     from seaice_jax.inference import predict_files  # after parsing: --help needs no JAX
 
+    created = missing_folders(os.path.join(args.out, "x")) + (missing_folders(args.submission) if args.submission else [])
+
+    def tidy() -> None:  # folders this run made and left empty go again
+        for folder in sorted(set(created), key=len, reverse=True):
+            remove_if_empty(folder)
+
+    errors: list[str] = []
     try:
         written = predict_files(args.workdir, args.scenes, args.out, png=args.png, submission=args.submission,
-                                tile=args.tile, stride=args.stride, batch_size=args.batch_size)
+                                tile=args.tile, stride=args.stride, batch_size=args.batch_size, errors=errors,
+                                progress=lambda line: print(line, file=sys.stderr, flush=True))
     except (ValueError, OSError) as e:  # SceneError is a ValueError, a missing checkpoint an OSError
-        print("infer: " + " ".join(str(e).split()), file=sys.stderr)
-        return 1
+        tidy()
+        return fail(f"infer: {e}")
     for path in written:
-        print(path)
+        print(path, flush=True)
+    if errors:
+        tidy()
+        total = len(errors) + sum(p.endswith("_pred.nc") for p in written)
+        skipped = " (no submission written)" if args.submission else ""
+        return fail(f"infer: {len(errors)} of {total} scene(s) failed{skipped}: " + "; ".join(errors))
     return 0
 
 

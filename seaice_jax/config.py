@@ -78,4 +78,7 @@ def base_config() -> ml_collections.ConfigDict:
     e.stride = 64  # ALS authors: 256 px windows, stride 64, averaged
     e.batch_size = 8
     e.min_region_pixels = 100  # polygon metric (ALS authors)
+    # Whole-scene inference options (seaice_jax.inference):
+    e.blend = "core"  # "core": sine-squared window on tile cores; "average": whole tiles plainly averaged (ALS authors)
+    e.land_mask = "distance_map"  # "distance_map": land = distance 0 (and chart land); "sar_no_data": land = HH no data (ALS authors)
     return c

@@ -66,13 +66,19 @@ def prediction_path(pred_dir: str, scene_name: str) -> str:
     return os.path.join(pred_dir, scene_name + PRED_SUFFIX)
 
 
-def load_prediction(path: str, shape: tuple[int, int]) -> Prediction:
-    """Reads `path`, checking variables, dims and that every array is [H, W] = `shape`."""
+def load_prediction(path: str, shape: tuple[int, int], scene_name: str | None = None) -> Prediction:
+    """Reads `path`, checking variables, dims, that every array is [H, W] = `shape` and, given
+    `scene_name`, that the file's `scene_name` attribute (files before it had none: not checked) names
+    that scene. Reads CF files (uint8 maps with _FillValue 255, latitude / longitude coordinates) and
+    older ones alike."""
     if not os.path.isfile(path):
         raise PredictionError(f"{path}: prediction file not found")
     try:
         # mask_and_scale=False keeps uint8 maps as uint8 (a _FillValue would turn them into float NaN).
         with xr.open_dataset(path, mask_and_scale=False) as ds:
+            stored_name = ds.attrs.get("scene_name")
+            if scene_name is not None and stored_name is not None and str(stored_name) != scene_name:
+                raise PredictionError(f"{path}: prediction of scene {stored_name}, not of {scene_name}")
             missing = [v for v in _REQUIRED_PRED_VARS if v not in ds.variables]
             if missing:
                 raise PredictionError(f"{path}: missing variable(s) {', '.join(missing)}")
@@ -187,7 +193,7 @@ def evaluate_predictions(
         scene = loader(path)
         if scene.name in per_scene:
             raise ValueError(f"{path}: scene {scene.name} is listed twice")
-        pred = load_prediction(prediction_path(pred_dir, scene.name), scene.shape)
+        pred = load_prediction(prediction_path(pred_dir, scene.name), scene.shape, scene.name)
         acc = EvaluationAccumulator(min_region_pixels)
         acc.add_scene(scene, pred)
         per_scene[scene.name] = acc.results()

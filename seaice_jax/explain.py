@@ -162,28 +162,56 @@ def centre_crop(shape: tuple[int, int], max_size: int) -> tuple[slice, slice]:
     return out[0], out[1]
 
 
-def _save_figure(hh: np.ndarray, valid: np.ndarray, cam: np.ndarray, title: str, path: str) -> None:
-    """HH (grey) beside HH with the Grad-CAM map over it, written to a temporary name then renamed."""
+def class_label(task: str, class_index: int | None) -> str:
+    """What the score explains, in words: 'SOD class 3 (thin first-year ice)', 'ice (pixels called ice)'."""
+    from seaice_jax.inference.products import CLASS_NAMES
+
+    if task == "ice":
+        return {None: "ice logit (all pixels)", 1: "ice (pixels called ice)", 0: "water (pixels called water)"}[class_index]
+    if class_index is None:
+        return f"{task} (regression)"
+    names = CLASS_NAMES[task]
+    name = names[class_index] if 0 <= class_index < len(names) else f"class {class_index}"
+    return f"{task} class {class_index} ({name})"
+
+
+def _save_figure(hh: np.ndarray, valid: np.ndarray, land: np.ndarray, cam: np.ndarray, title: str,
+                 path: str) -> None:
+    """HH (grey) beside the Grad-CAM map (opaque inferno, perceptually uniform, labelled colour bar)
+    on the sea; land and no data in the quicklook's colours. Written to a temporary name then renamed."""
+    import textwrap
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    from seaice_jax.inference.products import LAND_COLOUR, NO_DATA_COLOUR
 
     shown = np.where(valid, hh, np.nan)
     lo, hi = np.nanpercentile(shown, [2, 98]) if np.isfinite(shown).any() else (0.0, 1.0)
+    surface = np.where(valid, np.nan, np.where(land, 0.0, 1.0))
     h, w = hh.shape
-    fig = Figure(figsize=(10, 5 * h / max(w, 1) + 0.8))
+    fig = Figure(figsize=(10, 4.2 * h / max(w, 1) + 1.6))
     FigureCanvasAgg(fig)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    left.imshow(shown, cmap="gray", vmin=lo, vmax=hi)
-    left.set_title("SAR HH")
-    right.imshow(shown, cmap="gray", vmin=lo, vmax=hi)
-    # Land / no-data pixels are not scored; leave them uncoloured so the map is read on the sea only.
-    overlay = right.imshow(np.where(valid, cam, np.nan), cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
-    right.set_title("Grad-CAM")
-    fig.colorbar(overlay, ax=[left, right], fraction=0.03, pad=0.02)
     for ax in (left, right):
+        ax.imshow(surface, cmap=ListedColormap([LAND_COLOUR, NO_DATA_COLOUR]), vmin=-0.5, vmax=1.5,
+                  interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title, fontsize="small")
+    left.imshow(shown, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+    left.set_title("SAR HH (standard-scaled)", fontsize=9)
+    # Land / no-data pixels are not scored: the map is drawn on the sea only.
+    overlay = right.imshow(np.where(valid, cam, np.nan), cmap="inferno", vmin=0.0, vmax=1.0,
+                           interpolation="nearest")
+    right.set_title("Grad-CAM", fontsize=9)
+    bar = fig.colorbar(overlay, ax=[left, right], fraction=0.03, pad=0.02, shrink=0.8)
+    bar.set_label("Grad-CAM relevance (1 = the window's maximum)", fontsize=8)
+    fig.legend(handles=[Patch(facecolor=LAND_COLOUR, edgecolor="black", linewidth=0.5, label="land"),
+                        Patch(facecolor=NO_DATA_COLOUR, edgecolor="black", linewidth=0.5, label="no data")],
+               loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize="small")
     fileio.save_figure(fig, path)
 
 
@@ -208,13 +236,17 @@ def explain_scene(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     check_request(fns, params, batch_stats, len(channels), task, class_index, layer)
-    scene = open_scene(scene_path, channels=tuple(dict.fromkeys(channels + (HH_CHANNEL,))), require_charts=False)
+    from seaice_jax.inference.products import DISTANCE, surface_masks
+
+    scene = open_scene(scene_path, channels=tuple(dict.fromkeys(channels + (HH_CHANNEL, DISTANCE))),
+                       require_charts=False)
     scene = downsample_scene(scene, config.data.downsample)
     rows, cols = centre_crop(scene.shape, max_size)
     inputs = scene.stack(channels)[rows, cols]
     valid = scene.valid[rows, cols]
+    land = surface_masks(scene)[0][rows, cols]
     cam = grad_cam(fns, params, batch_stats, inputs, task, class_index, layer, valid=valid)
-    what = task if class_index is None else f"{task} class {class_index}"
-    title = f"{scene.name}: Grad-CAM of {what} at {layer} (step {step}, window {inputs.shape[0]}x{inputs.shape[1]})"
-    _save_figure(scene.channels[HH_CHANNEL][rows, cols], valid, cam, title, out_png)
+    title = (f"{scene.name}: Grad-CAM of {class_label(task, class_index)} at {layer} "
+             f"(step {step}, window {inputs.shape[0]}x{inputs.shape[1]})")
+    _save_figure(scene.channels[HH_CHANNEL][rows, cols], valid, land, cam, title, out_png)
     return cam

@@ -185,6 +185,51 @@ def test_prediction_files_have_every_variable_masked_exactly_on_invalid(cli_run,
         assert set(pred.charts) == set(CHART_NAMES)
 
 
+def check_cf(ds) -> None:
+    """A small CF check: Conventions, units + long_name on every data variable, consistent flags, a
+    real _FillValue on class maps, 2-D latitude / longitude coordinates referenced by every variable."""
+    assert str(ds.attrs["Conventions"]).startswith("CF-1.") and int(ds.attrs["Conventions"].split(".")[1]) >= 8
+    for name in ("latitude", "longitude"):
+        assert name in ds.coords and ds[name].dims == SAR_DIMS
+        assert ds[name].attrs["units"] == ("degrees_north" if name == "latitude" else "degrees_east")
+        assert ds[name].attrs["standard_name"] == name
+    for name, var in ds.data_vars.items():
+        assert var.attrs.get("units") and var.attrs.get("long_name"), name
+        assert set(var.encoding["coordinates"].split()) == {"latitude", "longitude"}, name
+        if "flag_values" in var.attrs:
+            values, meanings = np.atleast_1d(var.attrs["flag_values"]), var.attrs["flag_meanings"].split()
+            assert len(values) == len(meanings) == len(set(meanings)) and values.dtype == var.dtype, name
+            fill = var.attrs.get("_FillValue", var.encoding.get("_FillValue"))  # attrs when not decoded
+            assert fill == 255 and fill.dtype == np.uint8 and 255 not in values, name
+    assert ds["ice_probability"].attrs["standard_name"] == "sea_ice_area_fraction"
+    for attr in ("history", "seaice_jax_version", "checkpoint_step", "config_json", "source_scene", "scene_name"):
+        assert attr in ds.attrs, attr
+
+
+def test_prediction_files_follow_cf_and_read_back_masked_or_raw(cli_run, scenes):
+    import json
+
+    from seaice_jax import __version__
+
+    out, _ = cli_run
+    for path in scenes.values():
+        scene = open_scene(path)
+        file = os.path.join(out, scene.name + "_pred.nc")
+        with xr.open_dataset(file, mask_and_scale=False) as raw, xr.open_dataset(file) as masked:
+            check_cf(raw)
+            for name in ("ice_binary_als", "SOD"):
+                assert raw[name].dtype == np.uint8  # mask_and_scale=False: the stored values
+                np.testing.assert_array_equal(np.isnan(masked[name].values), ~scene.valid)  # default: masked
+                np.testing.assert_array_equal(masked[name].values[scene.valid], raw[name].values[scene.valid])
+            lat, lon = scene.latlon(dtype=np.float32)
+            np.testing.assert_allclose(raw["latitude"].values, lat, atol=1e-4)
+            np.testing.assert_allclose(raw["longitude"].values, lon, atol=1e-4)
+            assert raw.attrs["seaice_jax_version"] == __version__
+            assert raw.attrs["source_scene"] == os.path.basename(path)
+            assert json.loads(raw.attrs["config_json"])["model"]["filters"] == [4, 8]
+            assert raw.attrs["blend"] == "core" and raw.attrs["land_mask"] == "distance_map"
+
+
 def test_als_attributes_equal_scaling_on_the_stored_logits(cli_run, scenes):
     from seaice_jax import scaling
 
@@ -243,6 +288,7 @@ def test_submission_names_dtypes_shapes_and_80m_grid(cli_run, scenes):
                     assert var.dtype == np.uint8 and var.filters()["zlib"] and var.filters()["complevel"] == 1
                     assert var.dimensions == (f"{prefix}_{chart}_dim0", f"{prefix}_{chart}_dim1")
                     values, stored = var[:].data, ds[chart].values
+                    assert values.max() < {"SIC": 11, "SOD": 6, "FLOE": 7}[chart]  # a class everywhere, no 255
                     if scene.product == "rtt":  # 80 m already: same grid, unmasked classes
                         assert values.shape == scene.shape
                         np.testing.assert_array_equal(values[scene.valid], stored[scene.valid])
@@ -287,7 +333,10 @@ def test_cli_writes_quicklooks(cli_run, scenes):
         with open(png, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
         assert os.path.getsize(png) > 5000
-    assert len(run.stdout.strip().splitlines()) == 3  # one line per prediction written
+    written = run.stdout.strip().splitlines()  # every path written: 3 predictions, 3 PNGs, the submission
+    assert len(written) == 7 and all(os.path.isfile(p) for p in written) and written[-1].endswith("upload.nc")
+    progress = [line for line in run.stderr.splitlines() if line.startswith("[")]
+    assert [line[:5] for line in progress] == ["[1/3]", "[2/3]", "[3/3]"], run.stderr
 
 
 # ----------------------------------------------------------------------------------------------
@@ -313,14 +362,15 @@ def test_missing_checkpoint_or_bad_scene_gives_one_line_error_and_no_output(work
                    "--submission", str(out / "upload.nc")])
         err = capsys.readouterr().err.strip()
         assert rc == 1 and len(err.splitlines()) == 1 and bad_workdir in err, err
-        assert not out.exists() or not os.listdir(out)
+        assert not out.exists()  # nothing written, no empty folder left
     corrupt = tmp_path / "20190101T000000_cis_prep.nc"
     corrupt.write_bytes(b"not a netcdf file")
     out = tmp_path / "out_corrupt"
     rc = main(["--workdir", workdir, "--scenes", str(corrupt), "--out", str(out), "--submission", str(out / "u.nc")])
     err = capsys.readouterr().err.strip()
-    assert rc == 1 and len(err.splitlines()) == 1 and corrupt.name in err, err
-    assert not os.listdir(out)  # no prediction, no submission, no temporary file left
+    assert err.splitlines()[-1].startswith("error: infer: 1 of 1 scene(s) failed (no submission written): ")
+    assert rc == 1 and corrupt.name in err.splitlines()[-1], err
+    assert not out.exists()  # no prediction, no submission, no temporary file, no empty folder
 
 
 def test_evaluation_in_training_runs_on_one_device_outside_the_mesh(scenes, monkeypatch):

@@ -25,16 +25,16 @@ def head_layout(outputs: dict) -> list[tuple[str, int]]:
             if not k.startswith("features/")]
 
 
-def tile_predictor(fns, tile: int, margin: int, channels: int):
+def tile_predictor(fns, tile: int, margin: int, channels: int, blend: str = "core"):
     """Jitted (params, batch_stats, tiles [B, T, T, C]) -> window-weighted core outputs [B, c, c, K].
 
     Only the core leaves the device (c = T - 2 margin): the margin's weight is 0 anyway.
     """
     cache = fns.__dict__.setdefault("_tile_predictors", {})  # one compile per model and geometry
-    key = (tile, margin, channels)
+    key = (tile, margin, channels, blend)
     if key not in cache:
         core = tile - 2 * margin
-        weights = jnp.asarray(core_window(core))
+        weights = jnp.asarray(core_window(core, blend))
 
         def predict(params, batch_stats, x):
             out = fns.apply_eval(params, batch_stats, x)
@@ -135,6 +135,7 @@ def predict_scene(
     batch_size: int = 8,
     margin: int | None = None,
     align: int = 1,
+    blend: str = "core",
 ) -> dict[str, np.ndarray]:
     """Whole-scene outputs from overlapping tiles (see the module docstring).
 
@@ -142,6 +143,8 @@ def predict_scene(
       [H, W] maps (spares the stacked copy of a large scene).
     margin: tile border with weight 0 (None: `default_margin`); align: the model's pooling period
       (`tile_alignment`); tile, stride and margin must be multiples of it.
+    blend: 'core' (sine-squared window on each core) or 'average' (every core pixel weight 1: a
+      plain mean; with margin 0 the ALS authors' averaged whole tiles), see `tiling.core_window`.
     Returns 'ice_logit' float32 [H, W] (if the model has the ice head) and uint8 [H, W] class maps
     'SIC', 'SOD', 'FLOE' for the heads it has (no masking: the caller applies land / no-data).
     """
@@ -149,19 +152,19 @@ def predict_scene(
     h, w = planes[0].shape
     margin = default_margin(tile, stride, align) if margin is None else margin
     check_tiling(tile, stride, margin, align)
+    weights = core_window(tile - 2 * margin, blend)  # checks `blend`
     core = tile - 2 * margin
     rows, cols = tile_origins(h, tile, stride, margin), tile_origins(w, tile, stride, margin)
     if len(rows) == 1 and len(cols) == 1:  # one tile covers the scene: finish on the device
         x = _single_tile_input(planes, inputs, tile, margin)
         maps = single_tile_predictor(fns, tile, margin, len(planes))(params, batch_stats, x)
         return {name: np.array(values[:h, :w]) for name, values in maps.items()}
-    predict = tile_predictor(fns, tile, margin, len(planes))
+    predict = tile_predictor(fns, tile, margin, len(planes), blend)
     probe = jax.eval_shape(fns.apply_eval, params, batch_stats,
                            jax.ShapeDtypeStruct((1, tile, tile, len(planes)), jnp.float32))
     layout = head_layout(probe)
     out = {("ice_logit" if name == "ice" else name): np.zeros((h, w), np.float32 if name == "ice" else np.uint8)
            for name, _ in layout}
-    weights = core_window(core)
     band_width = cols[-1] + tile + margin  # band column j is scene column j - margin
     acc = np.zeros((core, w, sum(k for _, k in layout)), np.float32)  # acc row 0 = scene row `top`
     wsum = np.zeros((core, w), np.float32)

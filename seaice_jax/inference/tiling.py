@@ -62,7 +62,20 @@ def tile_origins(length: int, tile: int, stride: int, margin: int) -> list[int]:
     return [-margin + i * stride for i in range(count)]
 
 
-def core_window(core: int) -> np.ndarray:
-    """[core, core] sine-squared blending weights, > 0 everywhere (half-pixel offset)."""
+BLENDS = ("core", "average")  # config.eval.blend
+
+
+def core_window(core: int, blend: str = "core") -> np.ndarray:
+    """[core, core] blending weights: 'core' sine-squared, > 0 everywhere (half-pixel offset);
+    'average' all ones (a plain mean of the overlapping tiles, as the ALS authors' code does)."""
+    if blend not in BLENDS:
+        raise ValueError(f"inference: blend must be one of {', '.join(BLENDS)}, got {blend!r}")
+    if blend == "average":
+        return np.ones((core, core), np.float32)
     w = np.sin(np.pi * (np.arange(core) + 0.5) / core) ** 2
     return np.outer(w, w).astype(np.float32)
+
+
+def blend_margin(tile: int, stride: int, align: int, blend: str) -> int:
+    """The margin a blend uses: `default_margin` for 'core', 0 for 'average' (whole tiles averaged)."""
+    return 0 if blend == "average" else default_margin(tile, stride, align)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import jax
 
-from seaice_jax.inference.binarize import binary_maps
-from seaice_jax.inference.predict import predict_scene
-from seaice_jax.inference.tiling import default_margin, tile_alignment
+from seaice_jax.inference.run import inference_options, predict_with_options
 from seaice_jax.parallel import local_copy
 from seaice_jax.trained_model import ModelFns, input_channels
 
@@ -21,18 +19,14 @@ def evaluate_binary_maps(config, fns, params, batch_stats, scene_paths: list[str
     from seaice_jax.metrics import PolygonAccumulator
 
     channels = input_channels(config)
-    align = tile_alignment(config.model)
-    tile, stride = config.eval.tile, config.eval.stride
+    options = inference_options(config)  # the downsampling, blend and land mask launch/infer.py uses
     methods = ("sigmoid", "als", "conc")
     correct = dict.fromkeys(methods, 0)
     polygons = {m: PolygonAccumulator(config.eval.min_region_pixels) for m in methods}
     total = ice = 0
     for path in scene_paths:
-        scene = open_scene(path, channels=channels)
-        pred = predict_scene(fns, params, batch_stats, [scene.channels[n] for n in channels],
-                             tile=tile, stride=stride, batch_size=config.eval.batch_size,
-                             margin=default_margin(tile, stride, align), align=align)
-        maps = binary_maps(scene, pred)
+        scene = open_scene(path, channels=tuple(dict.fromkeys(channels + options.needs)))
+        scene, pred, maps = predict_with_options(fns, params, batch_stats, scene, channels, options)
         binary = {"sigmoid": pred["ice_logit"] >= 0, "als": maps.binary_als, "conc": maps.binary_conc}
         for m in methods:
             polygons[m].add(binary[m], scene.region_ids, scene.region_conc, scene.valid)
