@@ -37,6 +37,9 @@ from seaice_jax.data import channels as ch
 from seaice_jax.data.scene_types import Scene
 
 FORMAT_VERSION = 2
+# Shard files are named as TFDS names them, so the folder is a TFDS dataset as it is.
+DATASET_NAME = "seaice"
+SHARD_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
 LABEL_FIELDS = ("sic", "sod", "floe", "valid", "ice_truth")
 SPATIAL_FIELDS = ("sar",) + LABEL_FIELDS + ("region_ids",)
 
@@ -214,7 +217,7 @@ def extract_compact_patches(scene: Scene, spec, grid: np.ndarray, layout: Layout
     grid: float32 [h, w, Cc] 2 km cells of the scene (not downsampled: cells stay 2 km).
     No full-scene copy is made: each field is cut from the scene's own arrays patch by patch.
     """
-    from seaice_jax.data.shards import localise_regions, patch_origins
+    from seaice_jax.data.patches import localise_regions, patch_origins
 
     h, w = scene.shape
     p, m = spec.patch_size, layout.cells

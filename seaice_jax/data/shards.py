@@ -23,13 +23,14 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from seaice_jax import fileio
+from seaice_jax.data.patches import localise_regions, patch_origins  # noqa: F401 (re-exported)
 from seaice_jax.data import channels as ch
 from seaice_jax.data import compact
 from seaice_jax.data.scene_types import Scene, SceneError
 
-DATASET_NAME = "seaice"
+DATASET_NAME = compact.DATASET_NAME
 SHARD_SUFFIX = ".array_record"
-SHARD_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
+SHARD_TEMPLATE = compact.SHARD_TEMPLATE
 SPLITS = ("train", "validation")
 MANIFEST = "manifest.json"
 NORMALISATION = "normalisation.json"
@@ -108,45 +109,6 @@ def downsample_scene(scene: Scene, factor: int) -> Scene:
         region_ids=sample(scene.region_ids), valid=sample(scene.valid),
         ice_truth=None if scene.ice_truth is None else sample(scene.ice_truth),
     )
-
-
-def patch_origins(length: int, patch: int, stride: int) -> list[int]:
-    """Patch starts along one axis: a regular grid plus one flush with the far edge."""
-    if length <= patch:
-        return [0]
-    starts = list(range(0, length - patch + 1, stride))
-    if starts[-1] != length - patch:
-        starts.append(length - patch)
-    return starts
-
-
-def _pad_to(a: np.ndarray, size: int, fill) -> np.ndarray:
-    ph, pw = size - a.shape[0], size - a.shape[1]
-    if ph <= 0 and pw <= 0:
-        return a
-    pad = [(0, max(ph, 0)), (0, max(pw, 0))] + [(0, 0)] * (a.ndim - 2)
-    return np.pad(a, pad, constant_values=fill)
-
-
-def localise_regions(
-    ids: np.ndarray, conc: np.ndarray, max_regions: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Scene region ids in a patch -> local ids 0..K-1 (largest regions first) and padded concentrations.
-
-    ids: int32 [P, P] scene region ids (-1 none); conc: float32 [R] scene concentrations.
-    Returns local ids int32 [P, P] (-1 none, and -1 for regions beyond `max_regions`) and
-    float32 [max_regions] concentrations, NaN in unused slots.
-    """
-    inside = ids >= 0
-    present, counts = np.unique(ids[inside], return_counts=True)
-    order = np.argsort(-counts, kind="stable")[:max_regions]
-    kept = present[order]
-    lookup = np.full(int(present.max()) + 2 if present.size else 1, -1, np.int32)
-    lookup[kept] = np.arange(kept.size, dtype=np.int32)
-    local = np.where(inside, lookup[np.where(inside, ids, 0)], -1).astype(np.int32)
-    out_conc = np.full(max_regions, np.nan, np.float32)
-    out_conc[: kept.size] = conc[kept]
-    return local, out_conc
 
 
 def extract_patches(scene: Scene, spec: PatchSpec, grids: dict | None = None) -> Iterator[dict]:

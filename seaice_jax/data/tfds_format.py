@@ -24,7 +24,7 @@ def write_metadata(folder: str, layout: compact.Layout, split_lengths: dict[str,
     """Write the TFDS metadata for the shards `seaice-<split>.array_record-<index>` of `folder`."""
     import tensorflow_datasets as tfds
 
-    from seaice_jax.data.shards import DATASET_NAME, SHARD_TEMPLATE
+    from seaice_jax.data.compact import DATASET_NAME, SHARD_TEMPLATE
 
     identity = tfds.core.DatasetIdentity(name=DATASET_NAME, version=tfds.core.Version(VERSION),
                                          data_dir=folder, module_name=__name__)
