@@ -12,12 +12,12 @@ the same workdir resumes exactly. Only launchers and tests import this module.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from seaice_jax import trained_model
 from seaice_jax.data.pipeline import make_dataset
@@ -53,6 +53,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     gb = config.train.batch_size
     if gb % n_dev:
         raise ValueError(f"train.batch_size {gb} must be a multiple of the device count {n_dev}")
+    if jax.process_index() == 0:
+        logging.info("process %d of %d, %d local / %d global devices, mesh of %d; workdir %s",
+                     jax.process_index(), n_proc, jax.local_device_count(), jax.device_count(), n_dev, workdir)
+        logging.info("config:\n%s", config)
     # Scoped: the mesh is gone when this returns (evaluation and benchmarks after it run without).
     with jax.set_mesh(mesh):
         return _train(config, workdir, mesh, shard_dir, val_scenes)
@@ -63,6 +67,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, shard_dir: str
     n_proc = jax.process_count()
     gb = config.train.batch_size
     fns, tx, state = trained_model.initial_state(config)
+    if jax.process_index() == 0:
+        logging.info("model: %d parameters", sum(x.size for x in jax.tree.leaves(state.params)))
     state = jax.device_put(state, jax.NamedSharding(mesh, jax.P()))  # replicated on every device
 
     channels = trained_model.input_channels(config)
@@ -78,7 +84,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, shard_dir: str
     start = mngr.latest_step()
     if start is not None:
         state = trained_model.restore_checkpoint(mngr, start, state, data_iter)
-        print(f"resumed from step {start}", file=sys.stderr)
+        if jax.process_index() == 0:
+            logging.info("resumed from step %d", start)
     start = int(start or 0)
 
     # ---- Main loop ----------------------------------------------------------------------------
@@ -111,8 +118,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, shard_dir: str
                 t_last, step_last, data_wait = now, step, 0.0
                 writer.write(step, means)
                 if jax.process_index() == 0:
-                    print(f"step {step}/{num_steps} loss {means['loss']:.4f} "
-                          f"{sps:.2f} steps/s {sps * gb:.1f} images/s", flush=True)
+                    logging.info("step %d/%d loss %.4f %.2f steps/s %.1f images/s",
+                                 step, num_steps, means["loss"], sps, sps * gb)
             # ---- Checkpoint, evaluate --------------------------------------------------------
             # Saved after the step that consumed the batch, so state and iterator position agree.
             if step % config.train.checkpoint_every == 0 or step == num_steps:
@@ -122,8 +129,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, shard_dir: str
                 final = evaluate_scenes(config, fns, state.params, state.batch_stats, val_scenes)
                 writer.write(step, final, prefix="eval")
                 if jax.process_index() == 0:
-                    print("eval " + " ".join(f"{k} {v:.4f}" for k, v in final.items() if v is not None),
-                          flush=True)
+                    logging.info("eval %s", " ".join(f"{k} {v:.4f}" for k, v in final.items() if v is not None))
     finally:
         mngr.wait_until_finished()
         mngr.close()

@@ -6,8 +6,12 @@ training loop), exit code out.
 
 import sys
 
+from absl import logging
+
 from seaice_jax.sweep.point import point_main
 from seaice_jax.train import train_and_evaluate
 
 if __name__ == "__main__":
+    logging.use_absl_handler()  # the training log lines go to the point's log.txt, as under app.run
+    logging.set_verbosity(logging.INFO)
     sys.exit(point_main(sys.argv[1:], train_and_evaluate))
