@@ -143,7 +143,9 @@ def test_single_tile_scene_is_one_forward_pass_finished_on_device(margin):
     whole = {k: np.asarray(v[0, margin : margin + 40, margin : margin + 44])
              for k, v in fns.apply_eval(params, batch_stats, jnp.asarray(padded)).items()}
     assert pred["ice_logit"].shape == (40, 44) and pred["ice_logit"].dtype == np.float32
-    np.testing.assert_allclose(pred["ice_logit"], whole["ice"], rtol=1e-6, atol=1e-6)
+    # The single-tile path folds BatchNorm into the conv kernels (eval mode): the same maths summed in
+    # another order, so float32 logits of order 1 agree to ~10 ulps (1.2e-6 seen on one CPU), not bitwise.
+    np.testing.assert_allclose(pred["ice_logit"], whole["ice"], rtol=1e-5, atol=1e-5)
     for head in CHART_NAMES:
         assert pred[head].dtype == np.uint8
         np.testing.assert_array_equal(pred[head], np.argmax(whole[head], -1))
