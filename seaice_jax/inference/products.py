@@ -27,7 +27,8 @@ def write_prediction(path: str, scene, pred: dict, maps: BinaryMaps, *, step: in
     Variables: ice_logit float32 (raw blended logits, finite everywhere, so ALS can be recomputed),
     ice_probability float32 (ALS soft map, NaN on land / no data), ice_binary_als and
     ice_binary_conc uint8 (1 ice, 0 water, 255 land / no data), SIC / SOD / FLOE uint8 classes
-    (255 on land / no data) for the heads the model has. Attributes: scene_name, checkpoint_step,
+    (255 on land / no data) for the heads the model has, `freeboard` float32 m (NaN on land / no
+    data) when it has the freeboard head. Attributes: scene_name, checkpoint_step,
     product, als_z2, als_z98, als_b, als_T, conc_target_source, plus `attrs`.
     """
     import xarray as xr
@@ -40,7 +41,11 @@ def write_prediction(path: str, scene, pred: dict, maps: BinaryMaps, *, step: in
         "ice_binary_conc": masked_uint8(maps.binary_conc, valid),
     }
     data.update({c: masked_uint8(pred[c], valid) for c in CHART_NAMES if c in pred})
+    if "freeboard" in pred:  # metres, NaN on land / no data
+        data["freeboard"] = np.where(valid, pred["freeboard"], np.nan).astype(np.float32)
     ds = xr.Dataset({k: (SAR_DIMS, v) for k, v in data.items()})
+    if "freeboard" in ds:
+        ds["freeboard"].attrs.update(units="m", long_name="sea-ice freeboard (model head, leads at 0)")
     for name in data:
         if ds[name].dtype == np.uint8:
             ds[name].attrs["chart_fill_value"] = CHART_FILL  # not _FillValue: keeps uint8 when read
