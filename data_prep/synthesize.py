@@ -1,6 +1,7 @@
 """Write synthetic AI4Arctic scenes (RTT or raw, in the real layouts) with pixel-level ice truth.
 
   python data_prep/synthesize.py --out DIR --scenes 8 --product rtt --season winter --size 1000 1000 --seed 0
+  --altimetry all also writes freeboard truth and ICESat-2 / CryoSat-2 / Sentinel-3 tracks + a SWOT swath
   --split test writes RTT scenes as the real test split: <id>_prep.nc without charts + <id>_prep_reference.nc
 """
 
@@ -26,11 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service", choices=("cis", "dmi", "mixed"), default="mixed")
     parser.add_argument("--split", choices=("train", "test"), default="train",
                         help="test: RTT charts in a companion _prep_reference.nc, as the real test split")
+    parser.add_argument("--altimetry", choices=("icesat2", "cryosat2", "sentinel3", "all"), default=None,
+                        help="also write freeboard truth into the scenes and altimeter tracks + a SWOT swath "
+                             "in the real layouts under OUT/altimetry/")
     args = parser.parse_args(argv)
     try:
         paths = write_synthetic_scenes(args.out, args.scenes, args.product, args.season,
                                        tuple(args.size), args.seed, service=args.service,
-                                       analyst_error=args.analyst_error, split=args.split)
+                                       analyst_error=args.analyst_error, split=args.split,
+                                       altimetry=args.altimetry)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

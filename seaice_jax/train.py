@@ -44,6 +44,9 @@ def held_out_summary(result: dict, workdir: str) -> str | None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Train per config, checkpointing and evaluating as it goes; returns the final metrics."""
+    if config.get("elevation") is not None:  # freeboard head + footprint loss (issue 12)
+        from seaice_jax.elevation.train import train_elevation
+        return train_elevation(config, workdir)
     # ---- Data on disk, the mesh -------------------------------------------------------------
     os.makedirs(workdir, exist_ok=True)
     trained_model.save_config(config, workdir)

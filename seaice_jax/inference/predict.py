@@ -78,6 +78,8 @@ def output_maps(stacked, layout, xp=np) -> dict:
         i += k
         if name == "ice":
             maps["ice_logit"] = part[..., 0].astype(xp.float32)
+        elif name == "freeboard":  # metres (models/freeboard.py)
+            maps["freeboard"] = part[..., 0].astype(xp.float32)
         elif k == 1:
             maps[name] = xp.clip(xp.rint(part[..., 0] * 10), 0, 10).astype(xp.uint8)
         else:
@@ -163,8 +165,8 @@ def predict_scene(
     probe = jax.eval_shape(fns.apply_eval, params, batch_stats,
                            jax.ShapeDtypeStruct((1, tile, tile, len(planes)), jnp.float32))
     layout = head_layout(probe)
-    out = {("ice_logit" if name == "ice" else name): np.zeros((h, w), np.float32 if name == "ice" else np.uint8)
-           for name, _ in layout}
+    out = {("ice_logit" if name == "ice" else name):
+           np.zeros((h, w), np.float32 if name in ("ice", "freeboard") else np.uint8) for name, _ in layout}
     band_width = cols[-1] + tile + margin  # band column j is scene column j - margin
     acc = np.zeros((core, w, sum(k for _, k in layout)), np.float32)  # acc row 0 = scene row `top`
     wsum = np.zeros((core, w), np.float32)

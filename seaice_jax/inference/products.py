@@ -46,6 +46,9 @@ PRED_VARIABLES: dict[str, dict] = {
             **_flags(SIC_CLASSES)},
     "SOD": {"units": "1", "long_name": "stage of development class", **_flags(SOD_CLASSES)},
     "FLOE": {"units": "1", "long_name": "floe size class", **_flags(FLOE_CLASSES)},
+    # The freeboard head (model.heads.freeboard): leads held at 0 by the ice probability.
+    "freeboard": {"units": "m", "standard_name": "sea_ice_freeboard",
+                  "long_name": "sea-ice freeboard from the model's freeboard head (leads at 0)"},
 }
 COORDINATES = {
     "latitude": {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude"},

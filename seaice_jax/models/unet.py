@@ -26,6 +26,7 @@ from flax import nnx
 
 from seaice_jax.data.channels import NUM_CLASSES
 from seaice_jax.models.aspp import ASPP, ConvNormReLU, conv_kernel_init
+from seaice_jax.models.freeboard import freeboard_from_head
 from seaice_jax.models.upsample import Upsampled, pad_to_match
 
 UPSAMPLES = ("bilinear", "transpose")
@@ -199,6 +200,8 @@ class UNet(nnx.Module):
             h = tap(f"decoder_{level}", block([h, skip]))  # = block(concat([h, skip], -1))
 
         outputs = self._apply_heads(h)
+        if "freeboard" in outputs:  # metres, leads at 0 (models/freeboard.py)
+            outputs["freeboard"] = freeboard_from_head(outputs["freeboard"], outputs.get("ice"))
         outputs.update(features)
         return outputs
 
@@ -239,6 +242,8 @@ def head_sizes_from_config(heads_cfg) -> dict[str, int]:
         sizes["SOD"] = NUM_CLASSES["SOD"]
     if heads_cfg.floe:
         sizes["FLOE"] = NUM_CLASSES["FLOE"]
+    if heads_cfg.get("freeboard", False):
+        sizes["freeboard"] = 1
     return sizes
 
 

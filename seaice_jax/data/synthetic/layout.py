@@ -180,6 +180,7 @@ def synthesize_scene(
     analyst_error: float = 0.0,
     start_time: dt.datetime | None = None,
     amsr2_footprint: bool = True,
+    freeboard: bool = False,
 ) -> xr.Dataset:
     """One synthetic scene in the layout of the real `product` ('rtt' or 'raw'), charts included.
 
@@ -187,7 +188,8 @@ def synthesize_scene(
     'cis', 'dmi' or 'mixed' (drawn from the seed). analyst_error: std of noise added to each
     polygon's true ice fraction before it is coded as CT. start_time: sensing start (default drawn
     from the seed within the season). amsr2_footprint: blur each AMSR2 frequency by its footprint
-    (False: each cell sees only its own block, plus noise). `split_test_reference` turns an RTT
+    (False: each cell sees only its own block, plus noise). freeboard: add the freeboard truth
+    variables and the roughness brightening of HH / HV (`synthetic.altimetry`). `split_test_reference` turns an RTT
     scene into the test split's `_prep.nc` + `_prep_reference.nc` pair.
     Deterministic: the same arguments give identical arrays.
     """
@@ -219,6 +221,12 @@ def synthesize_scene(
     theta = incidence_angle(rng, shape)
     hh_db, hv_db = sar_backscatter(rng, surface, theta, wind_speed, season, product)
     no_data = swath_no_data(rng, shape, product)
+    fb_truth = None
+    if freeboard:  # own seeded streams: the scene's generator is not touched
+        from seaice_jax.data.synthetic.altimetry import HV_BRIGHTENING, sar_brightening_db, scene_freeboard
+        fb_truth = scene_freeboard(seed, surface, no_data, spacing)
+        bright = sar_brightening_db(seed, fb_truth)
+        hh_db, hv_db = hh_db + bright, hv_db + HV_BRIGHTENING * bright
     zone = distance_zone(surface.distance_km, surface.land)
 
     fractions = np.stack([block_mean((surface.surface == s).astype(np.float32), factor)
@@ -234,7 +242,11 @@ def synthesize_scene(
                  raw_name=scene_file_name("raw", start_time, service), start_time=start_time, service=service, season=season,
                  surface=surface, chart=chart, hh_db=hh_db, hv_db=hv_db, no_data=no_data,
                  theta=theta, zone=zone, amsr2=amsr2, era5=era5, geo=geo)
-    return rtt_dataset(**parts) if product == "rtt" else raw_dataset(**parts)
+    ds = rtt_dataset(**parts) if product == "rtt" else raw_dataset(**parts)
+    if fb_truth is not None:
+        from seaice_jax.data.synthetic.altimetry import truth_variables
+        ds = ds.assign(truth_variables(fb_truth))
+    return ds
 
 
 def split_test_reference(ds: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
@@ -296,6 +308,7 @@ def write_synthetic_scenes(
     service: str = "mixed",
     analyst_error: float = 0.0,
     split: str = "train",
+    altimetry: str | None = None,
     **kw,
 ) -> list[str]:
     """Write `num_scenes` synthetic scenes into out_dir; scene i uses scene_seed(seed, i).
@@ -303,6 +316,8 @@ def write_synthetic_scenes(
     split: 'train' (charts in the scene file) or, for RTT, 'test' (each scene a `_prep.nc` without
     charts plus its `_prep_reference.nc`, as the real test split). Every scene gets a distinct start
     time (so a distinct file name). Returns the scene paths written (not the reference files).
+    altimetry: None, or 'icesat2' | 'cryosat2' | 'sentinel3' | 'all': each scene also gets the
+    freeboard truth and its passes written under `<out_dir>/altimetry/` (`synthetic.altimetry`).
     Extra keywords go to synthesize_scene.
     """
     if num_scenes < 0:
@@ -324,7 +339,10 @@ def write_synthetic_scenes(
             start += dt.timedelta(minutes=7)
         used_times.add(start)
         ds = synthesize_scene(product, season, size, s, service=service,
-                              analyst_error=analyst_error, start_time=start, **kw)
+                              analyst_error=analyst_error, start_time=start, freeboard=bool(altimetry), **kw)
+        if altimetry:
+            from seaice_jax.data.synthetic.altimetry import ALTIMETRY_DIR, write_scene_altimetry
+            write_scene_altimetry(os.path.join(out_dir, ALTIMETRY_DIR), ds, s, altimetry, start_time=start)
         if split == "test":
             ds, reference = split_test_reference(ds)
             write_scene(reference, out_dir)
