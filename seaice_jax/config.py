@@ -18,6 +18,9 @@ def base_config() -> ml_collections.ConfigDict:
     d.downsample = 1  # block-average factor applied before cutting (MMSeaIce used 10 on 80 m data)
     d.max_regions = 64  # region slots per patch (largest regions kept)
     d.augment = True  # random flips and 90-degree rotations
+    d.source = "shards"  # shards (grain reads compact patches) | device (scenes resident in device memory)
+    d.expand = "device"  # shards only: upsample 2 km cells and augment in the jitted step (device) or in numpy (host)
+    d.train_scenes = ()  # source=device: scene files / folders (empty: the synthetic training scenes)
     d.worker_count = 0  # grain multiprocess prefetch workers (0 = in-process)
     d.synthetic = s = ml_collections.ConfigDict()
     s.train_scenes = 6

@@ -20,11 +20,11 @@ import numpy as np
 from absl import logging
 
 from seaice_jax import trained_model
-from seaice_jax.data.pipeline import make_dataset
 from seaice_jax.data.prepare import prepare_data
+from seaice_jax.data.sources import make_train_source
 from seaice_jax.inference.validate import evaluate_scenes
 from seaice_jax.metric_writer import MetricsWriter
-from seaice_jax.parallel import global_batch, make_mesh, mesh_device_count
+from seaice_jax.parallel import make_mesh, mesh_device_count
 from seaice_jax.train_step import make_train_step
 
 
@@ -75,11 +75,12 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, shard_dir: str
     state = jax.device_put(state, jax.NamedSharding(mesh, jax.P()))  # replicated on every device
 
     channels = trained_model.input_channels(config)
-    # Each process reads its own slice of every global batch.
-    dataset = make_dataset(shard_dir, channels=channels, batch_size=gb // n_proc, seed=config.seed,
-                           augment=config.data.augment, worker_count=config.data.worker_count,
-                           process_index=jax.process_index(), process_count=n_proc)
-    data_iter = iter(dataset)
+    # Shards through grain (each process reads its own slice of every global batch) or scenes resident
+    # in device memory (data/sources.py); either way the step gets one data argument.
+    source = make_train_source(config, shard_dir, mesh, channels)
+    data_iter = source.iterator  # None for resident data: the step is the position
+    if jax.process_index() == 0:
+        logging.info("data: %s", source.description)
 
     # ---- Resume -------------------------------------------------------------------------------
     # The iterator is restored in place with the state: both continue from the same step.
@@ -92,7 +93,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, shard_dir: str
     start = int(start or 0)
 
     # ---- Main loop ----------------------------------------------------------------------------
-    step_fn = jax.jit(make_train_step(fns, tx, config.loss), donate_argnums=(0,))
+    step_fn = jax.jit(source.wrap_step(make_train_step(fns, tx, config.loss)), donate_argnums=(0,))
     writer = MetricsWriter(workdir)
     num_steps = config.train.num_steps
     # Metrics stay on device until a log step, so no step waits for the previous one to finish.
@@ -104,9 +105,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, shard_dir: str
     try:
         for step in range(start + 1, num_steps + 1):
             t_data = time.perf_counter()
-            local = next(data_iter)
+            data = source.next_input()
             data_wait += time.perf_counter() - t_data
-            state, metrics = step_fn(state, global_batch(local, mesh))
+            state, metrics = step_fn(state, data)
             pending.append(metrics)
             if step % config.train.log_every == 0 or step == num_steps:
                 means = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]}

@@ -122,9 +122,10 @@ def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
 
 def save_checkpoint(mngr: ocp.CheckpointManager, step: int, state: TrainState, data_iter) -> None:
     """State and iterator position in one step folder: a resume then continues both together."""
-    mngr.save(step, args=ocp.args.Composite(**{
-        STATE_ITEM: ocp.args.StandardSave(state),
-        DATA_ITEM: grain.checkpoint.CheckpointSave(data_iter)}))
+    items = {STATE_ITEM: ocp.args.StandardSave(state)}
+    if data_iter is not None:  # None: device-resident data, whose position is the step itself
+        items[DATA_ITEM] = grain.checkpoint.CheckpointSave(data_iter)
+    mngr.save(step, args=ocp.args.Composite(**items))
 
 
 def restore_checkpoint(mngr: ocp.CheckpointManager, step: int, template: TrainState, data_iter=None) -> TrainState:
