@@ -2,6 +2,7 @@
 
   python data_prep/synthesize.py --out DIR --scenes 8 --product rtt --season winter --size 1000 1000 --seed 0
   --split test writes RTT scenes as the real test split: <id>_prep.nc without charts + <id>_prep_reference.nc
+Flags take hyphens or underscores (`--analyst-error`, `--analyst_error`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from seaice_jax import cli
 from seaice_jax.data.synthetic import write_synthetic_scenes
 
 
@@ -21,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), required=True,
                         help="SAR pixels per scene")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--analyst-error", type=float, default=0.0,
+    parser.add_argument(*cli.flag_names("analyst-error"), type=float, default=0.0,
                         help="std of the error added to each polygon's ice fraction before coding CT")
     parser.add_argument("--service", choices=("cis", "dmi", "mixed"), default="mixed")
     parser.add_argument("--split", choices=("train", "test"), default="train",
@@ -32,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                                        tuple(args.size), args.seed, service=args.service,
                                        analyst_error=args.analyst_error, split=args.split)
     except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.fail(e, cli.EXIT_USAGE)
     for path in paths:
         print(path)
     return 0
