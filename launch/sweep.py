@@ -4,7 +4,8 @@ Every grid point trains in its own process, then predicts and evaluates the held
 results go to WORKDIR/results.csv, results.md and results.png. A rerun skips finished points and
 retries failed ones. `--devices-per-run N` runs (accelerators // N) points at once, each on its own N
 devices (`--max-parallel K` caps that); on CPU points run one after another. Config overrides reach
-the training config through `base`: `--config.base.train.num_steps=50`. Exit code 1 if a point failed. Flags take hyphens or underscores.
+the training config through `base`: `--config.base.train.num_steps=50`. Exit code 1 if a point failed.
+Flags take hyphens or underscores.
 """
 
 from __future__ import annotations

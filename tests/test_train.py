@@ -206,6 +206,13 @@ def test_two_processes_joined_by_jax_distributed_match_one_process(data, tmp_pat
             f.close()
     outs = [log.read_text() for log in logs]
     assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
+    # Quiet by default: the step lines, no Orbax / JAX INFO lines (absl's 'I1201 10:00:00.0 ...').
+    lines = outs[0].splitlines()
+    assert lines[0] == "training on 4 of 4 cpu device(s) in 2 processes", outs[0][:3000]
+    steps = [line.split(" loss")[0] for line in lines if line.startswith("step ")]
+    assert steps == [f"step {i}/4" for i in range(1, 5)]
+    assert not [line for line in lines if line[:1] in "IW" and line[1:5].isdigit()], outs[0][:3000]
+    assert outs[1].strip() == ""  # process 1 prints nothing
     multi, single = losses_of(str(tmp_path / "multi")), losses_of(str(tmp_path / "single"))
     assert sorted(multi) == sorted(single) == [1, 2, 3, 4]
     np.testing.assert_allclose([multi[s] for s in range(1, 5)], [single[s] for s in range(1, 5)], rtol=2e-4)
