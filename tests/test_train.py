@@ -212,7 +212,7 @@ def test_two_processes_joined_by_jax_distributed_match_one_process(data, tmp_pat
     steps = [line.split(" loss")[0] for line in lines if line.startswith("step ")]
     assert steps == [f"step {i}/4" for i in range(1, 5)]
     assert not [line for line in lines if line[:1] in "IW" and line[1:5].isdigit()], outs[0][:3000]
-    assert outs[1].strip() == ""  # process 1 prints nothing
+    assert "training on" not in outs[1] and "step " not in outs[1]  # progress lines from process 0 only
     multi, single = losses_of(str(tmp_path / "multi")), losses_of(str(tmp_path / "single"))
     assert sorted(multi) == sorted(single) == [1, 2, 3, 4]
     np.testing.assert_allclose([multi[s] for s in range(1, 5)], [single[s] for s in range(1, 5)], rtol=2e-4)
