@@ -224,7 +224,7 @@ def restore_for_inference(workdir: str, step: int | None = None):
     config = load_config(workdir)
     fns, _, template = initial_state(config)
     # Read-only: no folder is created and no step deleted; the iterator item is not read.
-    options = ocp.CheckpointManagerOptions(read_only=True)
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
     with ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                                handler_registry=_handler_registry(with_data=False)) as mngr:
         step = mngr.latest_step() if step is None else step
