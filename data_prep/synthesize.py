@@ -8,6 +8,7 @@ Flags take hyphens or underscores (`--analyst-error`, `--analyst_error`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from seaice_jax import cli
@@ -29,12 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("train", "test"), default="train",
                         help="test: RTT charts in a companion _prep_reference.nc, as the real test split")
     args = parser.parse_args(argv)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        return cli.fail(f"--out {args.out}: is a file, not a folder", cli.EXIT_USAGE)
     try:
         paths = write_synthetic_scenes(args.out, args.scenes, args.product, args.season,
                                        tuple(args.size), args.seed, service=args.service,
                                        analyst_error=args.analyst_error, split=args.split)
-    except (ValueError, OSError) as e:
+    except ValueError as e:
         return cli.fail(e, cli.EXIT_USAGE)
+    except OSError as e:
+        return cli.fail(f"--out {args.out}: {e.strerror or e}")
     for path in paths:
         print(path)
     return 0

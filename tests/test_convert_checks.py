@@ -94,12 +94,16 @@ def test_reader_refuses_all_no_data_rtt(tmp_path):
         open_scene(str(other))
 
 
-def convert_main():
-    """data_prep/convert.py's main, in this process (exit code and stderr without a subprocess)."""
-    spec = importlib.util.spec_from_file_location("convert_cli", os.path.join(ROOT, "data_prep", "convert.py"))
+def cli_main(script="convert"):
+    """data_prep/<script>.py's main, in this process (exit code and stderr without a subprocess)."""
+    spec = importlib.util.spec_from_file_location(f"{script}_cli", os.path.join(ROOT, "data_prep", f"{script}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+def convert_main():
+    return cli_main("convert")
 
 
 def snapshot(folder):
@@ -145,3 +149,13 @@ def test_an_unwritable_output_folder_is_one_line_and_stays_empty(raw_folder, tmp
     assert convert_main()(["--input", str(raw_folder), "--output", str(out), "--patch-size", "32"]) == 2
     assert capsys.readouterr().err == f"error: --output {out}: cannot write in this folder (Permission denied)\n"
     assert os.listdir(out) == []
+
+
+def test_synthesize_into_a_file_is_one_line_and_takes_underscore_flags(tmp_path, capsys):
+    main = cli_main("synthesize")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    args = ["--scenes", "1", "--product", "rtt", "--season", "winter", "--size", "40", "40", "--analyst_error", "0"]
+    assert main(["--out", str(a_file)] + args) == 2
+    assert capsys.readouterr().err == f"error: --out {a_file}: is a file, not a folder\n"
+    assert a_file.read_text() == "keep me"
