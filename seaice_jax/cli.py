@@ -77,10 +77,19 @@ def parse_absl_flags(argv: list[str]) -> list[str]:
         sys.exit(fail(e, EXIT_USAGE))
 
 
+def own_logs_only(record) -> bool:
+    """A logging filter: warnings and errors from anywhere, INFO and below only from seaice_jax."""
+    import logging
+    import os
+
+    return record.levelno >= logging.WARNING or f"{os.sep}seaice_jax{os.sep}" in record.pathname
+
+
 def quiet_logs() -> None:
-    """Library INFO logs (Orbax: ~40 lines a checkpoint; JAX's backend probing) off unless the command
-    line asks for them with `--verbosity 0` (or higher): the step lines stay readable."""
+    """Other libraries' INFO logs (Orbax: ~40 lines a checkpoint; JAX's backend probing) off unless the
+    command line asks for them with `--verbosity` (0 = INFO): the step lines stay readable. Call in
+    `main`, after `app.run` has installed absl's log handler."""
     from absl import flags, logging
 
     if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+        logging.get_absl_handler().addFilter(own_logs_only)
