@@ -15,13 +15,13 @@ from seaice_jax.config import base_config
 
 def get_config(arg: str | None = None):
     c = base_config()
-    c.data.channels = ["nersc_sar_primary", "nersc_sar_secondary", "sar_incidenceangle", "btemp_36_5v"]
+    c.data.channels = ("nersc_sar_primary", "nersc_sar_secondary", "sar_incidenceangle", "btemp_36_5v")
     c.data.patch_size = 256  # full scale: 256
     c.data.stride = 256
     c.data.synthetic.season = arg or "summer"  # fragmented summer scenes, as in the paper
     c.data.synthetic.size = (768, 768)  # full scale: ~5000 x 5000 RTT scenes
     c.data.synthetic.train_scenes = 8  # full scale: the 512 training scenes
-    c.model.filters = [32, 64, 128, 128]
+    c.model.filters = (32, 64, 128, 128)
     c.loss.region_form = "mse"
     c.loss.entropy_weight = 0.01
     c.loss.entropy_form = "binary_entropy"  # the authors' current code

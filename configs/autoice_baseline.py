@@ -10,11 +10,11 @@ from seaice_jax.config import base_config
 
 def get_config(arg: str | None = None):
     c = base_config()
-    c.data.channels = ["all"]
+    c.data.channels = ("all",)
     c.data.patch_size = 256
     c.data.stride = 256
     c.data.synthetic.size = (768, 768)
-    c.model.filters = [16, 32, 64, 64]
+    c.model.filters = (16, 32, 64, 64)
     c.model.heads.sic = "classification"
     c.model.heads.sod = True
     c.model.heads.floe = True

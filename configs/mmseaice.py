@@ -17,17 +17,17 @@ from seaice_jax.config import base_config
 
 def get_config(arg: str | None = None):
     c = base_config()
-    c.data.channels = [
+    c.data.channels = (
         "nersc_sar_primary", "nersc_sar_secondary", "sar_incidenceangle", "distance_map",
         "btemp_18_7h", "btemp_18_7v", "btemp_36_5h", "btemp_36_5v",
         "u10m_rotated", "v10m_rotated", "t2m", "tcwv", "tclw",
         "month_sin", "month_cos", "latitude", "longitude_sin", "longitude_cos",
-    ]
+    )
     c.data.downsample = 10  # 80 m -> 800 m
     c.data.patch_size = 256  # 256 px at 800 m = 205 km
     c.data.stride = 128
     c.data.augment = True  # flips and 90-degree rotations
-    c.model.filters = [32, 32, 64, 64]
+    c.model.filters = (32, 32, 64, 64)
     c.model.heads.ice = False  # the challenge charts only
     c.model.heads.sic = "regression"
     c.model.heads.sod = True

@@ -5,7 +5,9 @@
 Inputs: folders or files of AI4Arctic scenes in the real layouts (raw, ready-to-train, the RTT test
 split's `_prep.nc` with its `_prep_reference.nc` beside it) or this project's synthetic scenes.
 By default every patch stores the 24 standard channels and the derived ones (latitude, sin / cos of
-longitude, month and day of year), so training can select any of them by name.
+longitude, month and day of year), so training can select any of them by name. An output folder
+holds shards of one set of patch settings: another set is refused before anything is written.
+Flags take hyphens or underscores (`--patch-size`, `--patch_size`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from seaice_jax import cli
 from seaice_jax.data import channels as ch
 from seaice_jax.data.scene_types import SceneError
 from seaice_jax.data.shards import PatchSpec, convert_scenes
@@ -22,15 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", nargs="+", required=True, help="scene files or folders of *.nc")
     parser.add_argument("--output", required=True, help="folder for shards, manifest.json, normalisation.json")
-    parser.add_argument("--patch-size", type=int, default=256)
+    parser.add_argument(*cli.flag_names("patch-size"), type=int, default=256)
     parser.add_argument("--stride", type=int, default=256)
     parser.add_argument("--downsample", type=int, default=1, help="block-average factor before cutting")
-    parser.add_argument("--max-regions", type=int, default=64, help="region slots kept per patch")
+    parser.add_argument(*cli.flag_names("max-regions"), type=int, default=64, help="region slots kept per patch")
     parser.add_argument("--channels", nargs="+", default=["stored"],
                         help="channel names or groups (sar, amsr2, all = the 24 standard, derived, stored = both)")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--shard-index", type=int, default=0)
-    parser.add_argument("--num-shards", type=int, default=1)
+    parser.add_argument(*cli.flag_names("shard-index"), type=int, default=0)
+    parser.add_argument(*cli.flag_names("num-shards"), type=int, default=1)
     parser.add_argument("--strict", action="store_true",
                         help="a chart code the rules cannot use is an error (default: a warning line)")
     args = parser.parse_args(argv)
@@ -40,13 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         done, errors = convert_scenes(args.input, args.output, spec, workers=args.workers,
                                       shard_index=args.shard_index, num_shards=args.num_shards,
                                       strict=args.strict)
-    except (SceneError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (SceneError, ValueError, OSError) as e:
+        return cli.fail(e, cli.EXIT_USAGE)
     print(f"converted {len(done)} scene(s), {sum(d['num_patches'] for d in done)} patches -> {args.output}")
     for err in errors:
-        print(f"error: {err}", file=sys.stderr)
-    return 1 if errors else 0
+        cli.fail(err)
+    return cli.EXIT_FAILED if errors else 0
 
 
 if __name__ == "__main__":

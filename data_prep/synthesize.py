@@ -3,13 +3,16 @@
   python data_prep/synthesize.py --out DIR --scenes 8 --product rtt --season winter --size 1000 1000 --seed 0
   --altimetry all also writes freeboard truth and ICESat-2 / CryoSat-2 / Sentinel-3 tracks + a SWOT swath
   --split test writes RTT scenes as the real test split: <id>_prep.nc without charts + <id>_prep_reference.nc
+Flags take hyphens or underscores (`--analyst-error`, `--analyst_error`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from seaice_jax import cli
 from seaice_jax.data.synthetic import write_synthetic_scenes
 
 
@@ -22,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), required=True,
                         help="SAR pixels per scene")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--analyst-error", type=float, default=0.0,
+    parser.add_argument(*cli.flag_names("analyst-error"), type=float, default=0.0,
                         help="std of the error added to each polygon's ice fraction before coding CT")
     parser.add_argument("--service", choices=("cis", "dmi", "mixed"), default="mixed")
     parser.add_argument("--split", choices=("train", "test"), default="train",
@@ -31,14 +34,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write freeboard truth into the scenes and altimeter tracks + a SWOT swath "
                              "in the real layouts under OUT/altimetry/")
     args = parser.parse_args(argv)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        return cli.fail(f"--out {args.out}: is a file, not a folder", cli.EXIT_USAGE)
     try:
         paths = write_synthetic_scenes(args.out, args.scenes, args.product, args.season,
                                        tuple(args.size), args.seed, service=args.service,
                                        analyst_error=args.analyst_error, split=args.split,
                                        altimetry=args.altimetry)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:
+        return cli.fail(e, cli.EXIT_USAGE)
+    except OSError as e:
+        return cli.fail(f"--out {args.out}: {e.strerror or e}")
     for path in paths:
         print(path)
     return 0

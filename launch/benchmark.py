@@ -1,7 +1,7 @@
 """Benchmarks: `python launch/benchmark.py --what {pipeline,train,als,inference,all} --json OUT`.
 
 Results are merged into OUT (each benchmark owns its top-level key), with the device, versions and
-config recorded under "meta".
+config recorded under "meta". Flags take hyphens or underscores (`--batch-size`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import sys
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from seaice_jax import cli
 
 _WHAT = flags.DEFINE_enum("what", "all", ["pipeline", "train", "als", "inference", "all"], "benchmark to run")
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/autoice_baseline.py", "network config", lock_config=True)
@@ -24,6 +26,7 @@ _DEVICES = flags.DEFINE_integer(
 
 def main(argv):
     del argv
+    cli.quiet_logs()
     from seaice_jax.benchmarks import suite
 
     results = suite.run(_WHAT.value, _CONFIG.value, batch_size=_BATCH.value, size=_SIZE.value,
@@ -38,5 +41,4 @@ if __name__ == "__main__":
     from seaice_jax.runtime import prepare_process
 
     prepare_process()
-    sys.argv = [a.replace("--batch-size", "--batch_size") for a in sys.argv]
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=cli.parse_absl_flags)

@@ -5,6 +5,7 @@ results go to WORKDIR/results.csv, results.md and results.png. A rerun skips fin
 retries failed ones. `--devices-per-run N` runs (accelerators // N) points at once, each on its own N
 devices (`--max-parallel K` caps that); on CPU points run one after another. Config overrides reach
 the training config through `base`: `--config.base.train.num_steps=50`. Exit code 1 if a point failed.
+Flags take hyphens or underscores.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from seaice_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "sweep config file", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "sweep folder (data, points/, results.*)")
@@ -23,14 +26,14 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv) -> int:
     del argv
+    cli.quiet_logs()
     from seaice_jax.sweep import run_sweep
 
     try:
         rows = run_sweep(_CONFIG.value, _WORKDIR.value, devices_per_run=_DEVICES_PER_RUN.value,
                          max_parallel=_MAX_PARALLEL.value)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return cli.fail(e)
     failed = [r["name"] for r in rows if r["status"] != "ok"]
     print(f"{len(rows) - len(failed)} of {len(rows)} point(s) finished; results in {_WORKDIR.value}/results.md")
     if failed:
@@ -43,7 +46,4 @@ if __name__ == "__main__":
     from seaice_jax.runtime import prepare_process
 
     prepare_process()
-    # absl spells multi-word flags with underscores; accept the dashed forms the docs use too.
-    sys.argv = [a.replace("--devices-per-run", "--devices_per_run").replace("--max-parallel", "--max_parallel")
-                for a in sys.argv]
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=cli.parse_absl_flags)

@@ -1,8 +1,11 @@
 """Train a model: `python launch/train.py --config configs/quickstart.py --workdir runs/quickstart`.
 
-Overrides: `--config.train.num_steps=50`. Multi-host: one process per host with
+Overrides: `--config.train.num_steps=50`, list fields as tuples: `--config.model.filters='(8,16,32)'`.
+Rerunning the same command resumes (a finished run prints its final evaluation); a rerun may change
+only the fields in `trained_model.RESUMABLE_FIELDS` (`train.num_steps`, ...). Library logs (Orbax,
+JAX) are off unless asked for with `--verbosity 0`. Multi-host: one process per host with
 `--coordinator HOST:PORT --num-processes N --process-id I`, or `--distributed` to read the cluster's
-environment (SLURM, TPU pods, ...).
+environment (SLURM, TPU pods, ...). Flags take hyphens or underscores.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import sys
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from seaice_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "folder for data, checkpoints and metrics")
@@ -23,6 +28,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
+    cli.quiet_logs()
     import jax
 
     from seaice_jax.parallel import initialize_distributed
@@ -30,12 +36,14 @@ def main(argv):
     # Before anything else touches JAX: the backend must not start before the processes are joined.
     initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _DISTRIBUTED.value)
     from seaice_jax.train import NonFiniteLossError, held_out_summary, train_and_evaluate
+    from seaice_jax.trained_model import ConfigMismatchError
 
     try:
         result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except (NonFiniteLossError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except ConfigMismatchError as e:
+        return cli.fail(e, cli.EXIT_USAGE)
+    except (NonFiniteLossError, ValueError, OSError) as e:
+        return cli.fail(e)
     summary = held_out_summary(result, _WORKDIR.value)
     if summary and jax.process_index() == 0:
         print(summary)
@@ -46,7 +54,4 @@ if __name__ == "__main__":
     from seaice_jax.runtime import prepare_process
 
     prepare_process()
-    # absl spells multi-word flags with underscores; accept the dashed forms the docs use too.
-    sys.argv = [a.replace("--num-processes", "--num_processes").replace("--process-id", "--process_id")
-                for a in sys.argv]
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=cli.parse_absl_flags)

@@ -41,3 +41,55 @@ def fail(message: str, code: int = EXIT_FAILED) -> int:
     """Print `error: <message>` as one line on stderr and return the exit code."""
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
     return code
+
+
+def config_override_message(argv: list[str], error: Exception) -> str:
+    """The one line for a `--config.a.b=v` override that names no field (ml_collections' KeyError /
+    AttributeError, whose text ends in 'Did you mean "x" instead of "y"?')."""
+    import re
+
+    text = str(error).encode().decode("unicode_escape")  # the hint arrives as a repr with '\n' escaped
+    wrong = re.search(r"'([^'\\]+)'", text)
+    hint = re.search(r'Did you mean "([^"]+)"', text)
+    names = [t[2:].split("=")[0].split(".")[1:] for t in argv if t.startswith("--config.")]
+    parts = next((n for n in names if wrong and wrong.group(1) in n), None)
+    if parts is None:
+        return f"a --config override names no config field: {' '.join(text.split())}"
+    msg = f"--config.{'.'.join(parts)}: the config has no field {'.'.join(parts)}"
+    if hint:
+        fixed = [hint.group(1) if p == wrong.group(1) else p for p in parts]
+        msg += f"; did you mean {'.'.join(fixed)}?"
+    return msg
+
+
+def parse_absl_flags(argv: list[str]) -> list[str]:
+    """`app.run(main, flags_parser=cli.parse_absl_flags)`: both flag spellings; a bad flag, flag value
+    or `--config.*` override ends in one line on stderr and exit code 2 instead of a traceback."""
+    from absl import flags
+
+    try:
+        return flags.FLAGS(absl_argv(argv))
+    except flags.Error as e:
+        sys.exit(fail(e, EXIT_USAGE))
+    except (AttributeError, KeyError) as e:  # ml_collections: an override naming no config field
+        sys.exit(fail(config_override_message(argv, e), EXIT_USAGE))
+    except (TypeError, ValueError) as e:  # ml_collections: a value of the wrong type for its field
+        sys.exit(fail(e, EXIT_USAGE))
+
+
+def own_logs_only(record) -> bool:
+    """A logging filter: warnings and errors from anywhere, INFO and below only from seaice_jax."""
+    import logging
+    import os
+
+    return record.levelno >= logging.WARNING or f"{os.sep}seaice_jax{os.sep}" in record.pathname
+
+
+def quiet_logs() -> None:
+    """Other libraries' INFO logs (Orbax: ~40 lines a checkpoint; JAX's backend probing) off unless the
+    command line asks for them with `--verbosity` (0 = INFO): the step lines stay readable. Call in
+    `main`, after `app.run` has installed absl's log handler."""
+    from absl import flags, logging
+
+    if not flags.FLAGS["verbosity"].present:
+        logging.get_absl_handler().addFilter(own_logs_only)

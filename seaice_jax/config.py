@@ -11,8 +11,8 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.data = d = ml_collections.ConfigDict()
     d.shards = ""  # folder made by data_prep/convert.py; empty = synthesize scenes into the workdir
-    d.val_scenes = []  # NetCDF scenes for whole-scene evaluation (when d.shards is set)
-    d.channels = ["sar", "sar_incidenceangle", "btemp_18_7h", "btemp_18_7v", "btemp_36_5h", "btemp_36_5v"]
+    d.val_scenes = ()  # NetCDF scenes for whole-scene evaluation (when d.shards is set)
+    d.channels = ("sar", "sar_incidenceangle", "btemp_18_7h", "btemp_18_7v", "btemp_36_5h", "btemp_36_5v")
     d.patch_size = 128  # training patch side, pixels (after downsampling)
     d.stride = 128  # patch grid step when cutting shards
     d.downsample = 1  # block-average factor applied before cutting (MMSeaIce used 10 on 80 m data)
@@ -31,11 +31,11 @@ def base_config() -> ml_collections.ConfigDict:
     s.seed = 0
 
     c.model = m = ml_collections.ConfigDict()
-    m.filters = [16, 32, 64, 64]  # encoder widths; depth = len(filters) - 1 pooling steps
+    m.filters = (16, 32, 64, 64)  # encoder widths; depth = len(filters) - 1 pooling steps
     m.convs_per_block = 2
     m.norm = "batch"  # batch | group | none
     m.upsample = "bilinear"  # bilinear (align corners) | transpose
-    m.aspp_rates = []  # atrous rates of the ASPP bottleneck; empty = no ASPP
+    m.aspp_rates = ()  # atrous rates of the ASPP bottleneck; empty = no ASPP
     m.aspp_channels = 0  # 0 = bottleneck width
     m.aspp_pool_window = 0  # image-level branch: 0 = global mean, >0 = local average pool window
     m.dtype = "float32"  # compute dtype; bfloat16 keeps float32 parameters

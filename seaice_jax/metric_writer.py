@@ -36,3 +36,13 @@ class MetricsWriter:
         if self.enabled:
             self.jsonl.close()
             self.tb.close()
+
+
+def read_rows(workdir: str, split: str | None = None) -> list[dict]:
+    """The rows of workdir's metrics.jsonl (of one split: 'train' or 'eval'), oldest first."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [r for r in rows if split is None or r.get("split") == split]

@@ -11,25 +11,32 @@ the same workdir resumes exactly. Only launchers and tests import this module.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 
 import jax
 import ml_collections
 import numpy as np
-from absl import logging
 
 from seaice_jax import trained_model
 from seaice_jax.data.prepare import prepare_data
 from seaice_jax.data.sources import make_train_source
 from seaice_jax.inference.validate import evaluate_scenes
-from seaice_jax.metric_writer import MetricsWriter
+from seaice_jax.metric_writer import MetricsWriter, read_rows
 from seaice_jax.parallel import make_mesh, mesh_device_count
 from seaice_jax.train_step import make_train_step
 
 
 class NonFiniteLossError(RuntimeError):
     pass
+
+
+def say(line: str) -> None:
+    """A progress line on stdout, from process 0 only."""
+    if jax.process_index() == 0:
+        print(line, flush=True)
 
 
 def held_out_summary(result: dict, workdir: str) -> str | None:
@@ -42,72 +49,121 @@ def held_out_summary(result: dict, workdir: str) -> str | None:
             f"{result['pixel_accuracy_all_ice']:.4f}); checkpoint in {workdir}/checkpoints")
 
 
+def devices_line(num_used: int, config: ml_collections.ConfigDict) -> str:
+    """Which devices a run uses, and why when it leaves some out."""
+    total, procs = jax.device_count(), jax.process_count()
+    line = f"training on {num_used} of {total} {jax.default_backend()} device(s)"
+    line += f" in {procs} processes" if procs > 1 else ""
+    if num_used < total:
+        line += (f" (train.num_devices={config.train.num_devices})" if config.train.num_devices else
+                 f" (the most that divide train.batch_size={config.train.batch_size}; CPU devices share the cores)")
+    return line
+
+
+@contextlib.contextmanager
+def removed_if_failed(workdir: str):
+    """A workdir this call creates is removed again when the run fails before its first checkpoint:
+    a failed first run leaves nothing behind (no config.json, no half-made data folder)."""
+    fresh = not os.path.exists(workdir)
+    try:
+        yield
+    except Exception:
+        if fresh and jax.process_index() == 0 and not trained_model.has_checkpoint(workdir):
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Train per config, checkpointing and evaluating as it goes; returns the final metrics."""
+    """Train per config, checkpointing and evaluating as it goes; returns the final metrics.
+
+    What can be refused is refused before anything is written: a config that differs from the
+    workdir's stored one (`trained_model.check_resumable`), a device count that does not fit the
+    batch, a model the config cannot build.
+    """
     if config.get("elevation") is not None:  # freeboard head + footprint loss (issue 12)
         from seaice_jax.elevation.train import train_elevation
         return train_elevation(config, workdir)
-    # ---- Data on disk, the mesh -------------------------------------------------------------
-    os.makedirs(workdir, exist_ok=True)
-    trained_model.save_config(config, workdir)
-    shard_dir, val_scenes = prepare_data(config, workdir)
-    mesh = make_mesh(mesh_device_count(config.train.num_devices, config.train.batch_size))
-    n_dev, n_proc = mesh.size, jax.process_count()
+    # ---- Checks, the mesh, the model -----------------------------------------------------------
+    trained_model.check_resumable(config, workdir)
+    n_used = mesh_device_count(config.train.num_devices, config.train.batch_size)
+    if n_used > jax.device_count():
+        raise ValueError(f"train.num_devices {n_used}: only {jax.device_count()} device(s) here")
+    mesh = make_mesh(n_used)
     gb = config.train.batch_size
-    if gb % n_dev:
-        raise ValueError(f"train.batch_size {gb} must be a multiple of the device count {n_dev}")
-    if jax.process_index() == 0:
-        logging.info("process %d of %d, %d local / %d global devices, mesh of %d; workdir %s",
-                     jax.process_index(), n_proc, jax.local_device_count(), jax.device_count(), n_dev, workdir)
-        logging.info("config:\n%s", config)
-    # Scoped: the mesh is gone when this returns (evaluation and benchmarks after it run without).
-    with jax.set_mesh(mesh):
-        return _train(config, workdir, mesh, shard_dir, val_scenes)
-
-
-def _train(config: ml_collections.ConfigDict, workdir: str, mesh, shard_dir: str, val_scenes: list[str]) -> dict:
-    # ---- Model, optimizer and input pipeline -------------------------------------------------
-    n_proc = jax.process_count()
-    gb = config.train.batch_size
+    if gb % mesh.size:
+        raise ValueError(f"train.batch_size {gb} must be a multiple of the device count {mesh.size}")
     fns, tx, state = trained_model.initial_state(config)
-    if jax.process_index() == 0:
-        logging.info("model: %d parameters", sum(x.size for x in jax.tree.leaves(state.params)))
-    state = jax.device_put(state, jax.NamedSharding(mesh, jax.P()))  # replicated on every device
+    say(devices_line(mesh.size, config))
 
+    # ---- Data on disk --------------------------------------------------------------------------
+    with removed_if_failed(workdir):
+        os.makedirs(workdir, exist_ok=True)
+        shard_dir, val_scenes = prepare_data(config, workdir)
+        # Scoped: the mesh is gone when this returns (evaluation and benchmarks after it run without).
+        with jax.set_mesh(mesh):
+            return _train(config, workdir, mesh, (fns, tx, state), shard_dir, val_scenes)
+
+
+def _stored_evaluation(workdir: str, step: int) -> dict:
+    rows = [r for r in read_rows(workdir, "eval") if r["step"] == step]
+    return {k: v for k, v in rows[-1].items() if k not in ("step", "split")} if rows else {}
+
+
+def _print_eval(final: dict) -> None:
+    say("eval " + " ".join(f"{k} {v:.4f}" for k, v in final.items() if v is not None))
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, mesh, model, shard_dir: str,
+           val_scenes: list[str]) -> dict:
+    # ---- Model, optimizer; a finished run ------------------------------------------------------
+    gb = config.train.batch_size
+    fns, tx, state = model
+    state = jax.device_put(state, jax.NamedSharding(mesh, jax.P()))  # replicated on every device
+    mngr = trained_model.checkpoint_manager(workdir, config)
+    start = mngr.latest_step()
+    num_steps = config.train.num_steps
+    if start is not None and start >= num_steps:  # nothing to train: no data source needed
+        state = trained_model.restore_checkpoint(mngr, start, state)
+        mngr.close()
+        return _finished(config, workdir, fns, state, start, val_scenes)
+    say(f"model: {sum(x.size for x in jax.tree.leaves(state.params))} parameters")
+
+    # ---- Input pipeline -----------------------------------------------------------------------
     channels = trained_model.input_channels(config)
     # Shards through grain (each process reads its own slice of every global batch) or scenes resident
     # in device memory (data/sources.py); either way the step gets one data argument.
     source = make_train_source(config, shard_dir, mesh, channels)
     data_iter = source.iterator  # None for resident data: the step is the position
-    if jax.process_index() == 0:
-        logging.info("data: %s", source.description)
+    say(f"data: {source.description}")
 
     # ---- Resume -------------------------------------------------------------------------------
     # The iterator is restored in place with the state: both continue from the same step.
-    mngr = trained_model.checkpoint_manager(workdir, config)
-    start = mngr.latest_step()
     if start is not None:
         state = trained_model.restore_checkpoint(mngr, start, state, data_iter)
-        if jax.process_index() == 0:
-            logging.info("resumed from step %d", start)
+        say(f"resumed from step {start}")
     start = int(start or 0)
 
     # ---- Main loop ----------------------------------------------------------------------------
     step_fn = jax.jit(source.wrap_step(make_train_step(fns, tx, config.loss)), donate_argnums=(0,))
+    lr = trained_model.learning_rate_schedule(config)
     writer = MetricsWriter(workdir)
-    num_steps = config.train.num_steps
     # Metrics stay on device until a log step, so no step waits for the previous one to finish.
     pending: list[dict] = []
     t_last, step_last = time.perf_counter(), start
     # Time in next(data_iter), logged per step as data_wait_s: says when device prefetch would pay.
     data_wait = 0.0
+    config_saved = False
     final: dict = {}
+    say(f"training steps {start + 1} to {num_steps}; compiling the train step ...")
     try:
         for step in range(start + 1, num_steps + 1):
             t_data = time.perf_counter()
             data = source.next_input()
             data_wait += time.perf_counter() - t_data
+            t_step = time.perf_counter()
             state, metrics = step_fn(state, data)
+            if step == start + 1:  # the first call traces and compiles before it dispatches
+                say(f"compiled the train step in {time.perf_counter() - t_step:.1f} s")
             pending.append(metrics)
             if step % config.train.log_every == 0 or step == num_steps:
                 means = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]}
@@ -118,25 +174,42 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, shard_dir: str
                 pending = []
                 now = time.perf_counter()
                 sps = (step - step_last) / (now - t_last)
-                means.update(steps_per_s=sps, images_per_s=sps * gb, data_wait_s=data_wait / (step - step_last))
+                means.update(steps_per_s=sps, images_per_s=sps * gb, data_wait_s=data_wait / (step - step_last),
+                             lr=float(lr(step - 1)))  # optax counts updates from 0
                 t_last, step_last, data_wait = now, step, 0.0
                 writer.write(step, means)
-                if jax.process_index() == 0:
-                    logging.info("step %d/%d loss %.4f %.2f steps/s %.1f images/s",
-                                 step, num_steps, means["loss"], sps, sps * gb)
+                say(f"step {step}/{num_steps} loss {means['loss']:.4f} lr {means['lr']:.2e} "
+                    f"{sps:.2f} steps/s {sps * gb:.1f} images/s")
             # ---- Checkpoint, evaluate --------------------------------------------------------
             # Saved after the step that consumed the batch, so state and iterator position agree.
             if step % config.train.checkpoint_every == 0 or step == num_steps:
+                if not config_saved:  # written with this run's first checkpoint: it describes that one
+                    trained_model.save_config(config, workdir)
+                    config_saved = True
                 trained_model.save_checkpoint(mngr, step, state, data_iter)
             if val_scenes and (step % config.train.eval_every == 0 or step == num_steps):
                 mngr.wait_until_finished()  # this step's checkpoint complete on disk before the evaluation
+                say(f"evaluating on {len(val_scenes)} held-out scene(s) ...")
                 final = evaluate_scenes(config, fns, state.params, state.batch_stats, val_scenes)
                 writer.write(step, final, prefix="eval")
-                if jax.process_index() == 0:
-                    logging.info("eval %s", " ".join(f"{k} {v:.4f}" for k, v in final.items() if v is not None))
+                _print_eval(final)
     finally:
         mngr.wait_until_finished()
         mngr.close()
         writer.close()
     final = dict(final, step=num_steps)
     return final
+
+
+def _finished(config: ml_collections.ConfigDict, workdir: str, fns, state, step: int,
+              val_scenes: list[str]) -> dict:
+    """A rerun of a run that is done: say so and give its final evaluation (stored, or made now)."""
+    say(f"{workdir} already holds step {step} (train.num_steps={config.train.num_steps}): nothing to "
+        "train; raise --config.train.num_steps to continue")
+    final = _stored_evaluation(workdir, step)
+    if not final and val_scenes:
+        say(f"evaluating on {len(val_scenes)} held-out scene(s) ...")
+        final = evaluate_scenes(config, fns, state.params, state.batch_stats, val_scenes)
+    if final:
+        _print_eval(final)
+    return dict(final, step=step)

@@ -75,14 +75,19 @@ def create_model(config: ml_collections.ConfigDict, seed: int | None = None):
     return ModelFns(graphdef_train, graphdef_eval), params, batch_stats
 
 
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+    """The learning rate of update `count` (0 for the first step): linear warmup, then cosine decay."""
     o = config.optim
-    schedule = optax.warmup_cosine_decay_schedule(
+    return optax.warmup_cosine_decay_schedule(
         init_value=0.0, peak_value=o.lr, warmup_steps=o.warmup_steps,
         decay_steps=max(config.train.num_steps, o.warmup_steps + 1), end_value=o.lr * o.final_lr_fraction)
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    o = config.optim
     return optax.chain(
         optax.clip_by_global_norm(o.clip_norm),
-        optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay),
+        optax.adamw(learning_rate_schedule(config), b1=o.b1, b2=o.b2, weight_decay=o.weight_decay),
     )
 
 
@@ -138,6 +143,70 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, step: int, template: TrainSt
     return mngr.restore(step, args=ocp.args.Composite(**items))[STATE_ITEM]
 
 
+def has_checkpoint(workdir: str) -> bool:
+    """Whether workdir holds a finished checkpoint step (a folder named by its step number)."""
+    folder = checkpoint_dir(workdir)
+    return os.path.isdir(folder) and any(n.isdigit() for n in os.listdir(folder))
+
+
+# Fields a rerun may change: they steer how long the loop runs, what it logs and evaluates and on how
+# many devices (same losses), not the model, the optimizer or the data order that the checkpoint
+# continues. Everything else must equal the stored config.json.
+RESUMABLE_FIELDS = ("train.num_steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
+                    "train.keep_checkpoints", "train.num_devices", "data.worker_count", "data.val_scenes",
+                    "eval.*")
+
+
+class ConfigMismatchError(ValueError):
+    """A rerun's config differs from the stored one in a field the checkpoint depends on."""
+
+
+def _flat_config(tree, prefix: str = "") -> dict:
+    """{'model': {'filters': [4, 8]}} -> {'model.filters': (4, 8)}: lists and tuples alike (config.json
+    stores tuples as lists), NaN equal to itself."""
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(_flat_config(value, f"{prefix}{key}."))
+        return out
+    if isinstance(tree, (list, tuple)):
+        return {prefix[:-1]: tuple(_flat_config(v, "_.")["_"] for v in tree)}
+    if isinstance(tree, float) and tree != tree:
+        return {prefix[:-1]: "NaN"}
+    return {prefix[:-1]: tree}
+
+
+def _resumable(path: str) -> bool:
+    return any(path == f or (f.endswith(".*") and path.startswith(f[:-1])) for f in RESUMABLE_FIELDS)
+
+
+def config_changes(stored: dict, config: ml_collections.ConfigDict) -> dict[str, tuple]:
+    """{dotted path: (stored value, new value)} of every field that differs (missing = None)."""
+    old = _flat_config(stored)
+    new = _flat_config(json.loads(config.to_json_best_effort()))
+    return {p: (old.get(p), new.get(p)) for p in sorted(set(old) | set(new)) if old.get(p) != new.get(p)}
+
+
+def _shown(value) -> str:
+    return "(" + ", ".join(map(_shown, value)) + ")" if isinstance(value, tuple) else repr(value)
+
+
+def check_resumable(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Raise ConfigMismatchError, before anything is written, when workdir holds a checkpoint trained
+    with a config that differs from `config` in a field outside RESUMABLE_FIELDS."""
+    path = os.path.join(workdir, CONFIG_JSON)
+    if not (os.path.exists(path) and has_checkpoint(workdir)):
+        return
+    with open(path) as f:
+        stored = json.load(f)
+    fixed = {p: v for p, v in config_changes(stored, config).items() if not _resumable(p)}
+    if fixed:
+        diffs = ", ".join(f"{p} {_shown(a)} -> {_shown(b)}" for p, (a, b) in fixed.items())
+        raise ConfigMismatchError(
+            f"{workdir} holds a run trained with another config ({diffs}); a rerun may change only "
+            f"{', '.join(RESUMABLE_FIELDS)}: use a new --workdir or the stored values ({path})")
+
+
 def save_config(config, workdir: str) -> None:
     if jax.process_index() == 0:
         fileio.write_text(os.path.join(workdir, CONFIG_JSON), config.to_json_best_effort(indent=1))
@@ -156,7 +225,7 @@ def restore_for_inference(workdir: str, step: int | None = None):
     config = load_config(workdir)
     fns, _, template = initial_state(config)
     # Read-only: no folder is created and no step deleted; the iterator item is not read.
-    options = ocp.CheckpointManagerOptions(read_only=True)
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
     with ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                                handler_registry=_handler_registry(with_data=False)) as mngr:
         step = mngr.latest_step() if step is None else step

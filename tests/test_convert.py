@@ -97,9 +97,11 @@ def test_rerun_skips_done_scenes_and_measured_statistics_match_the_data(scenes, 
 def test_different_patch_settings_in_one_folder_are_refused(scenes, tmp_path):
     _, files = scenes
     shards.convert_scenes(files[:1], str(tmp_path), SPEC, progress=False)
+    before = sorted(os.listdir(tmp_path))
     other = shards.PatchSpec(patch_size=32, stride=32, max_regions=16)
-    with pytest.raises(ValueError, match="different patch settings"):
+    with pytest.raises(ValueError, match="other patch settings"):
         shards.convert_scenes(files[1:2], str(tmp_path), other, progress=False)
+    assert sorted(os.listdir(tmp_path)) == before  # refused before the second scene was written
 
 
 def test_corrupt_and_truncated_files_are_named_while_the_others_convert(scenes, tmp_path):

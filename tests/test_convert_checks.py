@@ -1,6 +1,8 @@
 """convert.py says what it could not use: unknown SIGRID codes (warning, or error with --strict),
-scenes without any SAR data, patch settings that cut nothing."""
+scenes without any SAR data, patch settings that cut nothing; and it refuses, in one line and before
+writing anything, an output that is a file, cannot be written or holds shards cut otherwise."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -49,8 +51,7 @@ def test_strict_makes_unknown_codes_an_error_and_writes_nothing(raw_folder, tmp_
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {RAW_NAME}: unknown SIGRID codes CT=77")
     assert errors[0].endswith("(--strict)")
-    assert not [f for f in os.listdir(out) if f.startswith(RAW_NAME[:-3])]
-    assert json.load(open(out / "manifest.json"))["scenes"] == []
+    assert not out.exists()  # nothing converted: no folder, no 0-patch manifest
 
 
 def test_a_scene_without_sar_data_is_an_error_naming_it(tmp_path):
@@ -65,7 +66,7 @@ def test_a_scene_without_sar_data_is_an_error_naming_it(tmp_path):
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {RAW_NAME}: no SAR data: 'nersc_sar_primary' is no-data (NaN) at every pixel"]
-    assert not [f for f in os.listdir(out) if f.startswith(RAW_NAME[:-3])]
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("flag", ["--patch-size", "--stride"])
@@ -91,3 +92,70 @@ def test_reader_refuses_all_no_data_rtt(tmp_path):
     ds.to_netcdf(other)
     with pytest.raises(SceneError, match=r"no SAR data: 'nersc_sar_primary' is no-data \(NaN or 0\)"):
         open_scene(str(other))
+
+
+def cli_main(script="convert"):
+    """data_prep/<script>.py's main, in this process (exit code and stderr without a subprocess)."""
+    spec = importlib.util.spec_from_file_location(f"{script}_cli", os.path.join(ROOT, "data_prep", f"{script}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def convert_main():
+    return cli_main("convert")
+
+
+def snapshot(folder):
+    """{name: bytes} of every file under folder."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_other_patch_settings_into_a_converted_folder_are_refused_before_writing(raw_folder, tmp_path, capsys):
+    main, out = convert_main(), tmp_path / "out"
+    assert main(["--input", str(raw_folder), "--output", str(out), "--patch-size", "32", "--stride", "32"]) == 0
+    before = snapshot(out)
+    capsys.readouterr()
+    # underscore spelling accepted; same scene, other settings: refused, the folder as it was
+    code = main(["--input", str(raw_folder), "--output", str(out), "--patch_size", "48", "--stride", "32"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: --output {out}: holds shards cut with other patch settings (--patch-size 32 here, 48 asked); "
+        "use a new folder or the same settings\n")
+    assert snapshot(out) == before
+
+
+def test_an_output_that_is_a_file_or_cannot_be_made_is_one_line(raw_folder, tmp_path, capsys):
+    main = convert_main()
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    assert main(["--input", str(raw_folder), "--output", str(a_file), "--patch-size", "32"]) == 2
+    assert capsys.readouterr().err == f"error: --output {a_file}: is a file, not a folder\n"
+    below = a_file / "out"
+    assert main(["--input", str(raw_folder), "--output", str(below), "--patch-size", "32"]) == 2
+    assert capsys.readouterr().err == f"error: --output {below}: cannot create the folder (Not a directory)\n"
+    assert a_file.read_text() == "keep me" and sorted(os.listdir(tmp_path)) == ["notes.txt", "scenes"]
+
+
+def test_an_unwritable_output_folder_is_one_line_and_stays_empty(raw_folder, tmp_path, capsys, monkeypatch):
+    from seaice_jax.data import shards
+
+    def refused(*args, **kwargs):  # what a read-only folder gives (as root chmod would not refuse)
+        raise PermissionError(13, "Permission denied")
+
+    out = tmp_path / "readonly"
+    out.mkdir()
+    monkeypatch.setattr(shards.tempfile, "mkstemp", refused)
+    assert convert_main()(["--input", str(raw_folder), "--output", str(out), "--patch-size", "32"]) == 2
+    assert capsys.readouterr().err == f"error: --output {out}: cannot write in this folder (Permission denied)\n"
+    assert os.listdir(out) == []
+
+
+def test_synthesize_into_a_file_is_one_line_and_takes_underscore_flags(tmp_path, capsys):
+    main = cli_main("synthesize")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    args = ["--scenes", "1", "--product", "rtt", "--season", "winter", "--size", "40", "40", "--analyst_error", "0"]
+    assert main(["--out", str(a_file)] + args) == 2
+    assert capsys.readouterr().err == f"error: --out {a_file}: is a file, not a folder\n"
+    assert a_file.read_text() == "keep me"

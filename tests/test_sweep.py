@@ -174,7 +174,7 @@ def test_grid_points_cross_in_order_with_readable_names():
     assert points[1].name == "aspp=none,inputs=sar,num_steps=20"  # last axis fastest
     assert points[-1].name == "aspp=6-12-18,inputs=sar+amsr2,num_steps=30"
     config = apply_overrides(base_config(), points[-1].overrides)
-    assert config.model.aspp_rates == [6, 12, 18] and config.data.channels == ["sar", "amsr2"]
+    assert config.model.aspp_rates == (6, 12, 18) and config.data.channels == ("sar", "amsr2")  # list fields are tuples
     assert config.train.num_steps == 30 and base_config().train.num_steps != 30
     with pytest.raises(KeyError, match="no field 'aspp_ratez'"):
         apply_overrides(base_config(), {"model.aspp_ratez": [1]})

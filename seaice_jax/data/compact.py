@@ -131,6 +131,17 @@ def _features(layout: Layout):
     return f.FeaturesDict(spec)
 
 
+def warm_up(layout: Layout) -> None:
+    """Encode and decode one zero patch in the calling thread. TFDS imports its feature and parsing
+    modules lazily (etils); left to grain's prefetch threads, those first imports can block on the
+    import lock while the main thread imports too (seen as a hung multi-process run)."""
+    patch = {k: np.zeros(shape, dt) for k, (shape, dt) in layout.field_shapes().items()}
+    patch.update(cell_origin=np.zeros(2, np.int32), pixel_origin=np.zeros(2, np.int32),
+                 grid_cells=np.ones(2, np.int32), pixels_per_cell=np.int32(layout.pixels_per_cell),
+                 row=np.int32(0), col=np.int32(0), scene="warm-up")
+    decode_patch(encode_patch(patch, layout), layout)
+
+
 def encode_patch(patch: dict, layout: Layout) -> bytes:
     return layout.features().serialize_example(patch)
 

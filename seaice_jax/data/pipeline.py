@@ -139,6 +139,7 @@ def make_dataset(
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
 
+    compact.warm_up(layout)  # TFDS's lazy imports resolved here, not in grain's threads
     paths = shard_paths(shard_dir, scenes, split)
     if not paths:
         raise ValueError(f"{shard_dir}: no patches in split {split!r}")

@@ -26,19 +26,27 @@ def synthesize_and_convert(config: ml_collections.ConfigDict, root: str, *, val_
     written under `root` (validation ones from seed + 10 000 when `val_scenes`) and the training
     ones converted. No JAX: the sweep's parent process calls it too."""
     from seaice_jax.data import synthetic
-    from seaice_jax.data.shards import PatchSpec, convert_scenes
+    from seaice_jax.data.scene import list_scene_files
+    from seaice_jax.data.scene_types import SceneError
+    from seaice_jax.data.shards import PatchSpec, convert_scenes, is_converted
 
     d, s = config.data, config.data.synthetic
     train_dir, val_dir, shard_dir = (os.path.join(root, n) for n in ("train_scenes", "val_scenes", "shards"))
     todo = [(train_dir, s.train_scenes, s.seed)] + ([(val_dir, s.val_scenes, s.seed + 10_000)] if val_scenes else [])
     for folder, n, seed in todo:
         if count_scenes(folder) < n:
+            print(f"synthesizing {n} {s.season} {s.product} scene(s) of {s.size[0]} x {s.size[1]} px "
+                  f"into {folder} ...", flush=True)
             os.makedirs(folder, exist_ok=True)
             synthetic.write_synthetic_scenes(folder, n, s.product, s.season, tuple(s.size), seed)
     spec = PatchSpec(d.patch_size, d.stride, d.downsample, d.max_regions, ch.STORED_CHANNELS)
-    _, errors = convert_scenes([train_dir], shard_dir, spec, workers=1, progress=False)
+    if not all(is_converted(p, shard_dir, spec) for p in list_scene_files([train_dir])):
+        print(f"converting the training scenes to {d.patch_size} px patches in {shard_dir} ...", flush=True)
+    done, errors = convert_scenes([train_dir], shard_dir, spec, workers=1, progress=False)
     if errors:
-        raise RuntimeError("; ".join(errors))
+        raise SceneError("; ".join(errors))
+    if done:
+        print(f"converted {len(done)} scene(s), {sum(x['num_patches'] for x in done)} patches", flush=True)
     return shard_dir, val_dir
 
 

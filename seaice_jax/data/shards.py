@@ -12,11 +12,13 @@ a rerun skips the scenes whose shard and sidecar exist.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
 import sys
+import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
 
@@ -363,6 +365,46 @@ def _normalisation(sides: list[dict], names: list[str]) -> dict:
     return out
 
 
+SPEC_FLAGS = {"patch_size": "--patch-size", "stride": "--stride", "downsample": "--downsample",
+              "max_regions": "--max-regions", "channels": "--channels"}
+
+
+def check_output(output: str, spec: PatchSpec) -> None:
+    """Raise SceneError, before anything is written, when `output` cannot take shards cut with `spec`:
+    a file, a folder that cannot be written, or one that holds shards cut with other settings."""
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise SceneError(f"--output {output}: is a file, not a folder")
+    if not os.path.isdir(output):
+        return
+    for name in sorted(os.listdir(output)):
+        if not name.endswith(".json") or name in (MANIFEST, NORMALISATION):
+            continue
+        with open(os.path.join(output, name)) as f:
+            stored = json.load(f).get("spec")
+        if stored is not None and stored != spec.as_dict():
+            diffs = ", ".join(f"{SPEC_FLAGS.get(k, k)} {stored.get(k)} here, {v} asked"
+                              for k, v in spec.as_dict().items() if stored.get(k) != v)
+            raise SceneError(f"--output {output}: holds shards cut with other patch settings ({diffs}); "
+                             "use a new folder or the same settings")
+    try:
+        fd, probe = tempfile.mkstemp(dir=output, prefix=".write_test.")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise SceneError(f"--output {output}: cannot write in this folder ({e.strerror})") from None
+
+
+def _make_output(output: str) -> bool:
+    """Create `output`; True when this call created it (then a run that converts nothing removes it)."""
+    if os.path.isdir(output):
+        return False
+    try:
+        os.makedirs(output)
+    except OSError as e:
+        raise SceneError(f"--output {output}: cannot create the folder ({e.strerror})") from None
+    return True
+
+
 def convert_scenes(
     inputs: Sequence[str],
     output: str,
@@ -387,16 +429,20 @@ def convert_scenes(
     converted with the same spec are skipped. `finish` writes the manifest and TFDS metadata (with
     several cluster jobs: pass finish=False and call write_manifest once after all are done).
     Returns (sidecars of this run's scenes, error lines); bad files are reported and skipped while the
-    others convert.
+    others convert. An output that is a file, cannot be written or holds shards cut with another spec
+    raises SceneError before anything is written; a folder this call creates is removed again when no
+    scene converts.
     """
     from seaice_jax.data.scene import list_scene_files
 
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"--shard-index {shard_index} must be in [0, {num_shards})")
-    os.makedirs(output, exist_ok=True)
+    # Everything that can be refused is refused before the first file is written.
+    check_output(output, spec)
     all_files = list_scene_files(list(inputs))
     where = assign_shards(all_files, validation_scenes, validation_percent)
     files = all_files[shard_index::num_shards]
+    created = _make_output(output)
     todo = [p for p in files if not is_converted(p, output, spec, *where[p])]
     skipped = len(files) - len(todo)
     done, errors = [], []
@@ -422,6 +468,9 @@ def convert_scenes(
             print(f"warning: {unusable_message(side['source'], side['unusable'])}", file=sys.stderr)
     if skipped and progress:
         print(f"skipped {skipped} scene(s) already converted", file=sys.stderr)
-    if finish:
+    if finish and (done or skipped):
         write_manifest(output)
+    elif not (done or skipped) and created:  # nothing converted into a folder made for it: no debris
+        with contextlib.suppress(OSError):  # only if empty: a cluster peer may be writing into it
+            os.rmdir(output)
     return done, errors

@@ -63,7 +63,7 @@ def make_train_source(config, shard_dir: str, mesh, channels: tuple[str, ...]) -
         raise ValueError(f"data.source must be one of {SOURCES}, got {d.source!r}")
     if d.expand not in EXPANDS:
         raise ValueError(f"data.expand must be one of {EXPANDS}, got {d.expand!r}")
-    key = jax.random.key(config.seed + 1)
+    seed = config.seed + 1
     batch_sharding = jax.NamedSharding(mesh, jax.P("data"))
 
     if d.source == "device":
@@ -72,8 +72,14 @@ def make_train_source(config, shard_dir: str, mesh, channels: tuple[str, ...]) -
         data = resident.load_resident(files, spec, sharding=jax.NamedSharding(mesh, jax.P()))
 
         def wrap(step):
-            return resident.with_resident_batches(step, spec=spec, batch_size=gb, key=key, channels=channels,
-                                                  augment=d.augment, batch_sharding=batch_sharding)
+            def wrapped(state, data):
+                # The key is made inside the trace: a constant of the program. A key array made outside
+                # would be committed to this process's first device and enter the multi-process step as
+                # an input of its own placement (the processes' programs then disagree and hang).
+                key = jax.random.key(seed)
+                return resident.with_resident_batches(step, spec=spec, batch_size=gb, key=key, channels=channels,
+                                                      augment=d.augment, batch_sharding=batch_sharding)(state, data)
+            return wrapped
 
         return TrainSource(wrap, lambda: data, None,
                            f"device-resident data: {len(files)} scenes, crops of {d.patch_size} px drawn on device")
@@ -87,8 +93,11 @@ def make_train_source(config, shard_dir: str, mesh, channels: tuple[str, ...]) -
         layout = pipeline.load_layout(shard_dir)
 
         def wrap(step):
-            return device_augment.with_device_batches(step, layout=layout, channels=channels, key=key,
-                                                      augment=d.augment)
+            def wrapped(state, batch):
+                key = jax.random.key(seed)  # inside the trace, see above
+                return device_augment.with_device_batches(step, layout=layout, channels=channels, key=key,
+                                                          augment=d.augment)(state, batch)
+            return wrapped
     else:
         def wrap(step):
             return step
