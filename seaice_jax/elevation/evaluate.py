@@ -277,11 +277,11 @@ def plot_rmse_vs_tracks(result: dict, path: str) -> str:
     import matplotlib.pyplot as plt
     ks = [int(k) for k in result["pooled"]["by_tracks"]]
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for m in result["pooled"]["methods"]:
+    for i, m in enumerate(result["pooled"]["methods"]):
         for res, style in (("rmse_400m", "-o"), ("rmse_80m", ":x")):
             ys = [result["pooled"]["by_tracks"][str(k)]["methods"][m][res] for k in ks]
             ys = [np.nan if y is None else 100 * y for y in ys]
-            ax.plot(ks, ys, style, label=f"{m} {res[5:]}")
+            ax.plot(ks, ys, style, color=f"C{i}", label=f"{m} {res[5:]}")
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("tracks per scene")
