@@ -5,10 +5,11 @@ Methods (each a function of the collocated points it may use -> a freeboard map 
   model             the prediction file's `freeboard` (the network does not see the tracks; with
                     `calibrate` != 'none' it is recalibrated per scene on the tracks given to it)
   quantile_mapping  the scene's HV mapped through the CDF of the floe points' freeboards, leads at 0
-                    (Kortum, Singha & Spreen 2025); the floe / lead map is the prediction's ALS map
+                    (Kortum, Singha & Spreen 2025)
   gp                the JAX GP (altimetry/gp.py) on the points, inputs position + smoothed HH / HV
   nearest           nearest collocated point, leads at 0
-Lead / floe map for all baselines: the prediction's `ice_binary_als` (0 = water / lead).
+Lead / floe map for all baselines: the prediction's ice logit < 0 (`lead_mask`; the ALS map can be far
+off on a scene of almost only ice, where its concentration target is wrong).
 
 Figures (metres; None where not computable): against the full synthetic truth (scene variable
 `freeboard_truth` for kind 'laser') at 80 m and block-averaged to 100 / 200 / 400 m; on the SWOT
@@ -58,7 +59,7 @@ def _read_pred(pred_dir: str, name: str):
     if not os.path.exists(path):
         return None
     with xr.open_dataset(path, engine="netcdf4") as ds:
-        return {k: np.asarray(ds[k].values) for k in ("freeboard", "ice_binary_als", "ice_probability") if k in ds}
+        return {k: np.asarray(ds[k].values) for k in ("freeboard", "ice_logit", "ice_binary_als") if k in ds}
 
 
 def _read_truth(path: str, kind: str):
@@ -141,13 +142,23 @@ def swath_stats(field, swath_colls) -> dict:
                           np.concatenate([ref for _, ref in swath_colls]))
 
 
+def lead_mask(scene, pred: dict | None):
+    """Lead / open-water pixels of the prediction: the network's ice logit < 0 (p_ice < 0.5, the map the
+    freeboard head is multiplied by), else its ALS binary map; None without a prediction."""
+    if pred is None:
+        return None
+    if "ice_logit" in pred:
+        return scene.valid & (pred["ice_logit"] < 0)
+    if "ice_binary_als" in pred:
+        return scene.valid & (pred["ice_binary_als"] == 0)
+    return None
+
+
 def scene_methods(scene, pred: dict | None, *, calibrate: str = "none", gp_step: int = 4,
                   gp_max_points: int = 600, seed: int = 0) -> dict:
     """{method: fit(colloc) -> map} for one scene."""
     valid = scene.valid
-    lead = None
-    if pred is not None and "ice_binary_als" in pred:
-        lead = valid & (pred["ice_binary_als"] == 0)
+    lead = lead_mask(scene, pred)
     floe = valid & (~lead if lead is not None else True)
     hv = np.where(valid, scene.channels[HV], np.nan)
     feats = np.stack([ndimage.uniform_filter(scene.channels[c].astype(np.float64), 5) for c in (HH, HV)], -1)
@@ -194,7 +205,7 @@ def evaluate(pred_dir: str, scene_paths, track_paths, swath_paths=None, *, kind:
         colloc = collocate(scene, tracks, gap, max_pixels=8)
         methods = {m: f for m, f in scene_methods(scene, pred, calibrate=calibrate, gp_step=gp_step,
                                                   seed=seed + si).items() if m in methods}
-        lead = None if pred is None or "ice_binary_als" not in pred else scene.valid & (pred["ice_binary_als"] == 0)
+        lead = lead_mask(scene, pred)
         rng = np.random.default_rng([seed, si])
         subsets = {k: _subset_tracks(colloc, k, rng) for k in track_counts}
         sw_colls = swath_collocations(scene, swaths, gap, lead) if swaths else []
@@ -266,11 +277,11 @@ def plot_rmse_vs_tracks(result: dict, path: str) -> str:
     import matplotlib.pyplot as plt
     ks = [int(k) for k in result["pooled"]["by_tracks"]]
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for m in result["pooled"]["methods"]:
+    for i, m in enumerate(result["pooled"]["methods"]):
         for res, style in (("rmse_400m", "-o"), ("rmse_80m", ":x")):
             ys = [result["pooled"]["by_tracks"][str(k)]["methods"][m][res] for k in ks]
             ys = [np.nan if y is None else 100 * y for y in ys]
-            ax.plot(ks, ys, style, label=f"{m} {res[5:]}")
+            ax.plot(ks, ys, style, color=f"C{i}", label=f"{m} {res[5:]}")
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("tracks per scene")
