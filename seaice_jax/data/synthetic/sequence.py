@@ -342,8 +342,9 @@ def true_flow_latlon(seq: Sequence, lat, lon, time_unix, target_unix):
 
 def write_sequence(out_dir: str, num_scenes: int, product: str, season: str, size, seed: int, *,
                    service: str = "mixed", analyst_error: float = 0.0, split: str = "train",
-                   altimetry: str | None = None, track_days=TRACK_DAYS) -> list[str]:
-    """Write the sequence (see the module doc); the scene paths, in time order."""
+                   altimetry: str | None = None, track_days=TRACK_DAYS, drift=None) -> list[str]:
+    """Write the sequence (see the module doc); the scene paths, in time order. `drift`: a KnownDrift on
+    the plane (centre = the scenes' centre) instead of a drawn one."""
     from seaice_jax import drift_io
     from seaice_jax.data.synthetic.altimetry import (
         ALTIMETRY_DIR, DEFAULT_PASSES, _stream as alt_stream, scene_freeboard, write_scene_altimetry,
@@ -367,7 +368,8 @@ def write_sequence(out_dir: str, num_scenes: int, product: str, season: str, siz
     t0 = default_start_time(seed, season)
     times = [t0] + [t0 + dt.timedelta(days=k, seconds=int(rng.uniform(-3, 3) * 3600)) for k in range(1, num_scenes)]
     days = [(t - t0).total_seconds() / 86400.0 for t in times]
-    drift = draw_drift(rng, spacing)
+    drawn = draw_drift(rng, spacing)
+    drift = drawn if drift is None else drift
     frames = _frames(rng, num_scenes, shape, drift)
     lat_min, lat_max, lon_min, lon_max = CHART_REGIONS[service][chart_region(t0, service)]
     plane_geo = PlaneGeo(float(rng.uniform(lat_min, lat_max)), float(rng.uniform(lon_min, lon_max)),
