@@ -130,3 +130,107 @@ def test_sequence_is_deterministic(tmp_path):
         with xr.open_dataset(pa) as x, xr.open_dataset(pb) as y:
             assert os.path.basename(pa) == os.path.basename(pb)
             np.testing.assert_array_equal(x["nersc_sar_secondary"].values, y["nersc_sar_secondary"].values)
+
+
+# --------------------------------------------------------------------------------------------
+# drift-compensated tracks (seaice_jax.elevation.compensation)
+
+def _points_track(lat, lon, t_unix, value):
+    from seaice_jax.altimetry.track import Track
+    n = lat.size
+    return Track(time=np.full(n, t_unix), latitude=lat, longitude=lon, value=value, uncertainty=0.03,
+                 surface=np.zeros(n, np.uint8), quality=np.ones(n, bool), footprint_along=17.0,
+                 footprint_across=17.0, mission="icesat2", track_id="test:gt1l")
+
+
+def test_compensation_true_drift_lands_on_the_truth(sequence_dir):
+    from seaice_jax.altimetry.track import to_unix_seconds
+    from seaice_jax.elevation import compensation
+    out, _ = sequence_dir
+    meta = seq.read_sequence(out)
+    pair = meta.pairs[0]
+    fa_ = xr.open_dataset(os.path.join(out, pair["a"]))
+    fb_ = xr.open_dataset(os.path.join(out, pair["b"]))
+    tpa, tpb = _tie(fa_), _tie(fb_)
+    ta = to_unix_seconds(np.datetime64(meta.scenes[0]["time"]))
+    tb = to_unix_seconds(np.datetime64(meta.scenes[1]["time"]))
+    h, w = SIZE
+    r, c = np.mgrid[0:h:3, 0:w:3]
+    r, c = r.ravel().astype(float), c.ravel().astype(float)
+    lat, lon = geo.pixel_latlon(tpa, r, c)
+    track = _points_track(lat, lon, ta, fa_["freeboard_truth"].values[r.astype(int), c.astype(int)])
+    # where each point really is at B's time: A's frame -> plane -> the known flow -> B's frame
+    fr = [seq.Frame(tuple(s["frame"]["centre"]), s["frame"]["phi_rad"], tuple(s["frame"]["shape"]))
+          for s in meta.scenes]
+    er, ec = meta.drift.flow(*fr[0].to_plane(r, c), (tb - ta) / 86400.0)
+    true_r, true_c = fr[1].from_plane(er, ec)
+    moved = {}
+    for mode, kw in (("true", {"sequence": meta}), ("none", {}),
+                     ("estimated", {"fields": [drift_io.read_drift(os.path.join(out, seq.TRUTH_DIR,
+                                                                                  pair["file"]))["truth"]]})):
+        got = compensation.compensate_tracks([track], tb, mode, **kw)[0]
+        assert np.all(got.time == tb) and np.all(got.attrs["original_time"] == ta)
+        moved[mode] = geo.latlon_to_pixel(tpb, got.latitude, got.longitude)
+    # true drift: exactly where the ice went (tie-point interpolation only)
+    err = np.hypot(moved["true"][0] - true_r, moved["true"][1] - true_c)
+    assert np.nanmax(err) < 0.05  # px
+    inside = (true_r > -0.5) & (true_r < h - 0.5) & (true_c > -0.5) & (true_c < w - 0.5)
+    vb = fb_["freeboard_truth"].values
+    ib = fb_["ice_truth"].values
+    ia = fa_["ice_truth"].values[r.astype(int), c.astype(int)]
+
+    def agreement(mode):
+        rr, cc = moved[mode]
+        ok = inside & np.isfinite(rr) & (rr > -0.5) & (rr < h - 0.5) & (cc > -0.5) & (cc < w - 0.5)
+        ri, ci = np.rint(rr[ok]).astype(int), np.rint(cc[ok]).astype(int)
+        keep = np.isfinite(track.value[ok]) & np.isfinite(vb[ri, ci]) & ~((ib[ri, ci] == 0) & (ia[ok] == 1))
+        return np.mean(np.abs(track.value[ok][keep] - vb[ri, ci][keep]) < 0.01), np.mean(ok)
+
+    exact_true, _ = agreement("true")
+    exact_est, _ = agreement("estimated")
+    exact_none, _ = agreement("none")
+    assert exact_true > 0.5 and exact_est > 0.5
+    assert exact_none < 0.2  # uncompensated points sit on other ice
+    # estimated drift: uncertainty grows with the pair's nominal error pro rata of the time moved
+    f = drift_io.read_drift(os.path.join(out, seq.TRUTH_DIR, pair["file"]))["truth"]
+    f = __import__("dataclasses").replace(f, uncertainty_m=500.0)
+    got = compensation.compensate_tracks([track], tb, "estimated", fields=[f])[0]
+    np.testing.assert_allclose(got.attrs["position_uncertainty_m"], 500.0, rtol=1e-3)
+    np.testing.assert_allclose(got.uncertainty, np.hypot(0.03, 500.0 * compensation.FREEBOARD_PER_POSITION),
+                               rtol=1e-3)
+    with pytest.raises(ValueError):
+        compensation.compensate_tracks([track], tb, "estimated")
+
+
+def test_tracks_within_gap():
+    from seaice_jax.elevation import compensation
+    t0 = 1.6e9
+    tr = _points_track(np.zeros(5), np.zeros(5), 0.0, np.zeros(5))
+    tr.time = t0 + np.array([0.1, -0.9, 1.2, 3.0, -7.2]) * 86400
+    assert [len(t) for t in compensation.tracks_within([tr], t0, 0)] == [1]
+    assert [len(t) for t in compensation.tracks_within([tr], t0, 1)] == [2]
+    assert [len(t) for t in compensation.tracks_within([tr], t0, 7)] == [1]
+
+
+def test_evaluate_elevation_by_compensation(sequence_dir, tmp_path):
+    from launch import evaluate_elevation
+    out, paths = sequence_dir
+    meta = seq.read_sequence(out)
+    truth = drift_io.read_drift(os.path.join(out, seq.TRUTH_DIR, meta.pairs[0]["file"]))["truth"]
+    dr = str(tmp_path / "DR.nc")
+    import dataclasses
+    drift_io.write_drift(dr, {"pattern_matching": dataclasses.replace(truth, method="pattern_matching")})
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    j = str(tmp_path / "E" / "E.json")
+    rc = evaluate_elevation.main(["--pred", str(pred), "--scenes", *paths, "--tracks", os.path.join(out, "altimetry"),
+                                  "--json", j, "--no_loo", "--drift-compensation", "none", "estimated", "true",
+                                  "--drift", dr])
+    assert rc == 0
+    res = json.load(open(j))["by_compensation"]
+    assert set(res) == {"none", "estimated", "true"}
+    for mode in res:
+        assert set(res[mode]["by_gap_days"]) == {"0", "1", "3", "7"}
+        assert res[mode]["rmse_80m"] is not None and res[mode]["rmse_400m"] is not None
+    assert res["true"]["by_gap_days"]["1"]["rmse_80m"] < res["none"]["by_gap_days"]["1"]["rmse_80m"]
+    assert os.path.exists(str(tmp_path / "E" / "E_compensation.png"))
