@@ -16,7 +16,8 @@ lead (freeboard 0). Each scene then gets its own chart, wind, incidence, speckle
 
 Tracks: for each scene, passes at its own time and on the days `TRACK_DAYS` around it; the passes of day
 d sample the ice at day d's positions (a frame that moved with the ice, so the ice they see drifts into
-the scene by the scene's time). Uncompensated, they land on the wrong floes.
+the scene by the scene's time). Uncompensated, they land on the wrong floes. Passes fall within
+`PASS_TIME_OFFSET_S` of the time their ice is rendered at (the simulator samples one snapshot).
 
 Beside the scenes: `<out>/drift_truth/<tA>_<tB>_drift_truth.nc` (drift NetCDF, method 'truth', on scene
 A's grid, for every pair) and `<out>/drift_truth/sequence.json` (drift parameters, frames, geolocation,
@@ -40,6 +41,7 @@ SEQUENCE_FILE = "sequence.json"
 TRACK_DAYS = (-7, -3, -1, 1, 3, 7)
 OPEN_AREA_RATIO = 1.5      # area ratio above which the ice opened into a new open lead
 TRUTH_GRID_STEP_PX = 16    # truth drift grid on scene A
+PASS_TIME_OFFSET_S = 600.0  # altimeter passes within 10 min of the time of the ice they sample
 _KM_PER_DEG = 111_195.0
 
 
@@ -347,7 +349,8 @@ def write_sequence(out_dir: str, num_scenes: int, product: str, season: str, siz
     the plane (centre = the scenes' centre) instead of a drawn one."""
     from seaice_jax import drift_io
     from seaice_jax.data.synthetic.altimetry import (
-        ALTIMETRY_DIR, DEFAULT_PASSES, _stream as alt_stream, scene_freeboard, write_scene_altimetry,
+        ALTIMETRY_DIR, DEFAULT_PASSES, _stream as alt_stream, _tie_points as alt_tie_points, scene_freeboard,
+        truth_from_dataset,
     )
     from seaice_jax.altimetry import synthetic as asyn
     from seaice_jax.data.synthetic.layout import (
@@ -393,14 +396,22 @@ def write_sequence(out_dir: str, num_scenes: int, product: str, season: str, siz
                               freeboard_truth=truth if altimetry else None, geo=tie_point_geo(frame, plane_geo, product))
         ds.attrs["synthetic_sequence_index"] = np.int32(k)
         if altimetry:
-            write_scene_altimetry(alt_dir, ds, s, altimetry, start_time=t)
+            # passes within PASS_TIME_OFFSET_S of the time their ice is rendered at (the simulator samples one
+            # snapshot: a larger offset would misplace them by the drift over it)
+            tracks, swath = asyn.simulate_altimetry(alt_stream(s, 0xA17), truth_from_dataset(ds),
+                                                    alt_tie_points(ds, shape), t, altimetry,
+                                                    passes=dict(DEFAULT_PASSES), spacing_m=(spacing, spacing),
+                                                    max_time_offset_s=PASS_TIME_OFFSET_S)
+            os.makedirs(alt_dir, exist_ok=True)
+            asyn.write_synthetic_altimetry(alt_dir, tracks, swath)
             for j, td in enumerate(tdays):  # passes on other days, over the ice that drifts into the scene
                 g = frame.moved(drift, td)
                 _, tr_truth, _ = render(world, g, drift, d + td)
                 tp = _tie_points(tie_point_geo(g, plane_geo, product))
                 tracks, _ = asyn.simulate_altimetry(alt_stream(s, 0xA17 + 1 + j), tr_truth, tp,
                                                     t + dt.timedelta(days=td), altimetry, passes=dict(DEFAULT_PASSES),
-                                                    spacing_m=(spacing, spacing), swath=False)
+                                                    spacing_m=(spacing, spacing), swath=False,
+                                                    max_time_offset_s=PASS_TIME_OFFSET_S)
                 asyn.write_synthetic_altimetry(alt_dir, tracks, None)
         if split == "test":
             ds, reference = split_test_reference(ds)
