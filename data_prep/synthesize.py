@@ -2,6 +2,7 @@
 
   python data_prep/synthesize.py --out DIR --scenes 8 --product rtt --season winter --size 1000 1000 --seed 0
   --altimetry all also writes freeboard truth and ICESat-2 / CryoSat-2 / Sentinel-3 tracks + a SWOT swath
+  --sequence makes the scenes one ice field on consecutive days moved by a known drift (truth in OUT/drift_truth/)
   --split test writes RTT scenes as the real test split: <id>_prep.nc without charts + <id>_prep_reference.nc
 Flags take hyphens or underscores (`--analyst-error`, `--analyst_error`).
 """
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--altimetry", choices=("icesat2", "cryosat2", "sentinel3", "all"), default=None,
                         help="also write freeboard truth into the scenes and altimeter tracks + a SWOT swath "
                              "in the real layouts under OUT/altimetry/")
+    parser.add_argument("--sequence", action="store_true",
+                        help="the scenes are one ice field on consecutive days moved by a known drift; the true "
+                             "drift goes to OUT/drift_truth/ (with --altimetry: tracks on other days too)")
     args = parser.parse_args(argv)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         return cli.fail(f"--out {args.out}: is a file, not a folder", cli.EXIT_USAGE)
@@ -40,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = write_synthetic_scenes(args.out, args.scenes, args.product, args.season,
                                        tuple(args.size), args.seed, service=args.service,
                                        analyst_error=args.analyst_error, split=args.split,
-                                       altimetry=args.altimetry)
+                                       altimetry=args.altimetry, sequence=args.sequence)
     except ValueError as e:
         return cli.fail(e, cli.EXIT_USAGE)
     except OSError as e:

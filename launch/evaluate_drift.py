@@ -1,9 +1,12 @@
 """Score drift vectors against a known (synthetic) truth; writes JSON.
 
   python launch/evaluate_drift.py --drift DRIFT.nc --truth TRUTH.nc --json OUT.json [--truth_method truth]
+  python launch/evaluate_drift.py --drift DRIFT.nc --truth D --json OUT.json   (D: synthesize.py --sequence folder)
 
 Both files are drift NetCDF files (seaice_jax.drift_io); the truth is the method `--truth_method` of
-TRUTH.nc (default: its first), interpolated onto the drift grid of the same scene A. The JSON holds
+TRUTH.nc (default: its first), interpolated onto the drift grid of the same scene A. With a sequence
+folder, the truth is the one of the pair in DRIFT.nc (found by the scenes' times) and each method's entry
+also says the pair, its gap (days) and the drift's deformation (1/day). The JSON holds
 {method: {rmse_m, valid_fraction, ...}} for every method in DRIFT.nc. Logic: seaice_jax.drift_evaluation.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from seaice_jax import drift_evaluation, drift_io
@@ -19,17 +23,23 @@ from seaice_jax import drift_evaluation, drift_io
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drift", required=True, help="drift NetCDF (launch/drift.py output)")
-    parser.add_argument("--truth", required=True, help="drift NetCDF holding the true displacement")
+    parser.add_argument("--truth", required=True, help="drift NetCDF holding the true displacement, or a synthesize.py --sequence folder")
     parser.add_argument("--json", required=True, help="where to write the results JSON")
     parser.add_argument("--truth_method", default=None, help="method name inside the truth file")
     args = parser.parse_args(argv)
     try:
         estimates = drift_io.read_drift(args.drift)
-        truths = drift_io.read_drift(args.truth)
-        name = args.truth_method or next(iter(truths))
-        if name not in truths:
-            raise ValueError(f"{args.truth}: no method {name!r} (has {', '.join(truths)})")
-        results = drift_evaluation.evaluate_drift(estimates, truths[name])
+        if os.path.isdir(args.truth):
+            truth, info = drift_evaluation.sequence_truth(args.truth, next(iter(estimates.values())))
+        else:
+            truths = drift_io.read_drift(args.truth)
+            name = args.truth_method or next(iter(truths))
+            if name not in truths:
+                raise ValueError(f"{args.truth}: no method {name!r} (has {', '.join(truths)})")
+            truth, info = truths[name], {}
+        results = drift_evaluation.evaluate_drift(estimates, truth)
+        for r in results.values():
+            r.update(info)
     except (ValueError, OSError) as e:
         print(f"evaluate_drift: {e}", file=sys.stderr)
         return 1

@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_time_gap_h", type=float, default=6.0)
     parser.add_argument("--no_loo", action="store_true", help="skip leave-one-track-out")
     parser.add_argument("--seed", type=int, default=0, help="track subsets and GP subsampling")
+    parser.add_argument("--drift-compensation", dest="drift_compensation", nargs="+", default=None,
+                        choices=("none", "estimated", "true"),
+                        help="also score tracks from the days around each SAR time moved to it (JSON by_compensation; "
+                             "seaice_jax.elevation.compensation)")
+    parser.add_argument("--drift", nargs="*", default=None, help="drift files (launch/drift.py) for 'estimated'")
+    parser.add_argument("--truth_drift", default=None, help="synthesize.py --sequence folder for 'true' "
+                                                            "(default: the scenes' folder)")
     args = parser.parse_args(argv)
 
     from seaice_jax.elevation.evaluate import evaluate, markdown_table, write_outputs
@@ -35,11 +42,22 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(args.pred, args.scenes, args.tracks, args.swath, kind=args.kind,
                           max_time_gap_h=args.max_time_gap_h, calibrate=args.calibrate, loo=not args.no_loo,
                           seed=args.seed, progress=lambda s: print(s, file=sys.stderr, flush=True))
+        if args.drift_compensation:  # issue 13 hook
+            from seaice_jax.elevation import compensation
+            result["by_compensation"] = compensation.evaluate_compensation(
+                args.pred, args.scenes, args.tracks, args.drift_compensation, drift_paths=args.drift,
+                truth_drift=args.truth_drift, kind=args.kind, seed=args.seed)
     except (ValueError, OSError) as e:
         print("evaluate_elevation: " + " ".join(str(e).split()), file=sys.stderr)
         return 1
     paths = write_outputs(result, args.json)
     print(markdown_table(result))
+    if "by_compensation" in result:
+        from seaice_jax.elevation import compensation
+        print(compensation.compensation_table(result["by_compensation"]))
+        paths["compensation_plot"] = compensation.plot_compensation(
+            result["by_compensation"], args.json[: -len(".json")] + "_compensation.png"
+            if args.json.endswith(".json") else args.json + "_compensation.png")
     for p in paths.values():
         print(p)
     return 0

@@ -64,6 +64,28 @@ def evaluate_drift(estimates: dict[str, drift_lib.DriftField], truth: drift_lib.
     return results
 
 
+def sequence_truth(folder: str, field: drift_lib.DriftField, tolerance_s: float = 60.0):
+    """(truth DriftField, info) for the pair of `field` in a synthesized sequence folder (`synthesize.py
+    --sequence`): the truth file under `<folder>/drift_truth/` whose pair has the same start and end times
+    (within `tolerance_s`). info: {"truth_file", "gap_days", "deformation_per_day"}."""
+    import os
+    from seaice_jax import drift_io
+    from seaice_jax.data.synthetic import sequence as seq
+
+    meta = seq.read_sequence(folder)
+    truth_dir = os.path.join(folder, seq.TRUTH_DIR) if os.path.isdir(os.path.join(folder, seq.TRUTH_DIR)) else folder
+    ta, tb = field.time_a.timestamp(), field.time_b.timestamp()
+    times = {s["name"]: dt.datetime.fromisoformat(s["time"]).timestamp() for s in meta.scenes}
+    for pair in meta.pairs:
+        if abs(times[pair["a"]] - ta) <= tolerance_s and abs(times[pair["b"]] - tb) <= tolerance_s:
+            truth = drift_io.read_drift(os.path.join(truth_dir, pair["file"]))["truth"]
+            return truth, {"truth_file": pair["file"], "scene_a": pair["a"], "scene_b": pair["b"],
+                           "gap_days": pair["gap_days"], "deformation_per_day": meta.deformation_per_day}
+    raise ValueError(f"{folder}: no true drift for the pair {field.time_a:%Y%m%dT%H%M%S} -> "
+                     f"{field.time_b:%Y%m%dT%H%M%S} (pairs: "
+                     + ", ".join(f"{p['a']} -> {p['b']}" for p in meta.pairs) + ")")
+
+
 def write_json(results: dict, path: str) -> None:
     with open(path, "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)

@@ -181,6 +181,10 @@ def synthesize_scene(
     start_time: dt.datetime | None = None,
     amsr2_footprint: bool = True,
     freeboard: bool = False,
+    surface=None,
+    ice_texture_db: np.ndarray | None = None,
+    freeboard_truth=None,
+    geo: dict | None = None,
 ) -> xr.Dataset:
     """One synthetic scene in the layout of the real `product` ('rtt' or 'raw'), charts included.
 
@@ -192,6 +196,8 @@ def synthesize_scene(
     variables and the roughness brightening of HH / HV (`synthetic.altimetry`). `split_test_reference` turns an RTT
     scene into the test split's `_prep.nc` + `_prep_reference.nc` pair.
     Deterministic: the same arguments give identical arrays.
+    surface / ice_texture_db / freeboard_truth / geo: given instead of drawn (a time series of one ice
+    field, `synthetic.sequence`); the truth gets this scene's no-data.
     """
     _check_choice("product", product, PRODUCTS)
     _check_choice("season", season, SEASONS)
@@ -208,7 +214,8 @@ def synthesize_scene(
     shape = (h, w)
     spacing = ch.PIXEL_SPACING_M[product]
 
-    surface = make_surface(rng, shape, product, season, service)
+    if surface is None:
+        surface = make_surface(rng, shape, product, season, service)
     chart = make_chart(rng, seed, surface, product, season, analyst_error)
 
     # wind: ERA5 scale field on the SAR grid (its 2 km block means are the ERA5 values) + gusts
@@ -219,12 +226,13 @@ def synthesize_scene(
     wind_speed = np.hypot(wind_u, wind_v) * gusts
 
     theta = incidence_angle(rng, shape)
-    hh_db, hv_db = sar_backscatter(rng, surface, theta, wind_speed, season, product)
+    hh_db, hv_db = sar_backscatter(rng, surface, theta, wind_speed, season, product, texture=ice_texture_db)
     no_data = swath_no_data(rng, shape, product)
     fb_truth = None
     if freeboard:  # own seeded streams: the scene's generator is not touched
         from seaice_jax.data.synthetic.altimetry import HV_BRIGHTENING, sar_brightening_db, scene_freeboard
-        fb_truth = scene_freeboard(seed, surface, no_data, spacing)
+        fb_truth = scene_freeboard(seed, surface, no_data, spacing) if freeboard_truth is None \
+            else _with_no_data(freeboard_truth, no_data)
         bright = sar_brightening_db(seed, fb_truth)
         hh_db, hv_db = hh_db + bright, hv_db + HV_BRIGHTENING * bright
     zone = distance_zone(surface.distance_km, surface.land)
@@ -235,7 +243,10 @@ def synthesize_scene(
     ponds_2km = block_mean(surface.ponds, factor) / np.maximum(ice_2km, 1e-6)
     era5 = era5_fields(rng, block_mean(wind_u, factor), block_mean(wind_v, factor), ice_2km, season)
     amsr2 = amsr2_fields(rng, fractions, np.clip(ponds_2km, 0.0, 1.0), era5, season, amsr2_footprint)
-    geo = _tie_point_geolocation(rng, shape, product, service, chart_region(start_time, service))
+    if geo is None:
+        geo = _tie_point_geolocation(rng, shape, product, service, chart_region(start_time, service))
+    else:
+        geo = dict(geo)
     geo["theta"] = _at_tie_points(theta, geo["lines"], geo["samples"])
 
     parts = dict(file_name=scene_file_name(product, start_time, service),
@@ -247,6 +258,22 @@ def synthesize_scene(
         from seaice_jax.data.synthetic.altimetry import truth_variables
         ds = ds.assign(truth_variables(fb_truth))
     return ds
+
+
+def _with_no_data(truth, no_data: np.ndarray):
+    """A FreeboardTruth with NaN / invalid on the no-data pixels."""
+    import dataclasses
+    fields = {}
+    for f in dataclasses.fields(truth):
+        a = np.array(getattr(truth, f.name))
+        if f.name == "valid":
+            a = a & ~no_data
+        elif f.name == "lead":
+            a = a & ~no_data
+        else:
+            a[no_data] = np.nan
+        fields[f.name] = a
+    return type(truth)(**fields)
 
 
 def split_test_reference(ds: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
@@ -309,6 +336,7 @@ def write_synthetic_scenes(
     analyst_error: float = 0.0,
     split: str = "train",
     altimetry: str | None = None,
+    sequence: bool = False,
     **kw,
 ) -> list[str]:
     """Write `num_scenes` synthetic scenes into out_dir; scene i uses scene_seed(seed, i).
@@ -318,7 +346,8 @@ def write_synthetic_scenes(
     time (so a distinct file name). Returns the scene paths written (not the reference files).
     altimetry: None, or 'icesat2' | 'cryosat2' | 'sentinel3' | 'all': each scene also gets the
     freeboard truth and its passes written under `<out_dir>/altimetry/` (`synthetic.altimetry`).
-    Extra keywords go to synthesize_scene.
+    Extra keywords go to synthesize_scene. sequence: the scenes are one ice field on consecutive days
+    moved by a known drift, the true drift written beside them (`synthetic.sequence`).
     """
     if num_scenes < 0:
         raise ValueError(f"num_scenes must be >= 0, got {num_scenes}")
@@ -329,6 +358,10 @@ def write_synthetic_scenes(
         raise ValueError("split 'test' exists for the ready-to-train product only")
     if service != "mixed":
         _check_choice("service", service, SERVICES)
+    if sequence:
+        from seaice_jax.data.synthetic.sequence import write_sequence
+        return write_sequence(out_dir, num_scenes, product, season, size, seed, service=service,
+                              analyst_error=analyst_error, split=split, altimetry=altimetry)
     os.makedirs(out_dir, exist_ok=True)
     used_times: set[dt.datetime] = set()
     paths = []

@@ -54,8 +54,10 @@ def _hv_noise_floor_db(shape: tuple[int, int], rng: np.random.Generator) -> np.n
 
 
 def sar_backscatter(rng: np.random.Generator, surface: Surface, theta: np.ndarray,
-                     wind: np.ndarray, season: str, product: str) -> tuple[np.ndarray, np.ndarray]:
-    """(HH, HV) float32 dB [H, W] with speckle (no no-data yet)."""
+                     wind: np.ndarray, season: str, product: str,
+                     texture: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(HH, HV) float32 dB [H, W] with speckle (no no-data yet). `texture`: the ice / land texture (dB)
+    to use instead of a fresh one (a time series keeps its ice's texture)."""
     shape = surface.surface.shape
     spacing = ch.PIXEL_SPACING_M[product]
     theta_off = theta - 30.0
@@ -69,8 +71,9 @@ def sar_backscatter(rng: np.random.Generator, surface: Surface, theta: np.ndarra
     hh = params[s, 0] + params[s, 1] * theta_off
     hv = params[s, 2] + params[s, 3] * theta_off
     # deformation / ridging texture on ice and terrain on land
-    texture = 1.3 * gaussian_random_field(rng, shape, 150.0 / spacing) \
-        + 1.0 * gaussian_random_field(rng, shape, 1500.0 / spacing)
+    if texture is None:
+        texture = 1.3 * gaussian_random_field(rng, shape, 150.0 / spacing) \
+            + 1.0 * gaussian_random_field(rng, shape, 1500.0 / spacing)
     solid = surface.surface != WATER
     hh = np.where(solid, hh + texture, hh)
     hv = np.where(solid, hv + 0.8 * texture, hv)
