@@ -132,7 +132,7 @@ def ice_texture_db(rng: np.random.Generator, shape: tuple[int, int], mean_db: fl
                    contrast: float = 1.0) -> np.ndarray:
     """A backscatter field (dB) with ice-like texture at several scales (floes, ridges, leads);
     `contrast` scales every texture amplitude (1: ~4 dB std; speckle at 4 looks is ~2.3 dB)."""
-    from seaice_jax.data.synthetic import gaussian_random_field
+    from seaice_jax.data.synthetic.surface import gaussian_random_field
 
     x = (2.5 * gaussian_random_field(rng, shape, 1.5) + 2.0 * gaussian_random_field(rng, shape, 5.0)
          + 2.0 * gaussian_random_field(rng, shape, 20.0))

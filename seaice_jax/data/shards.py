@@ -205,7 +205,10 @@ def convert_scene(path: str, output: str, spec: PatchSpec, strict: bool = False,
     and with `strict` for a chart with codes the rules cannot use (then nothing is written)."""
     from seaice_jax.data.scene import open_scene
 
-    scene = open_scene(path, channels=spec.channels)
+    # Only the SAR-grid channels at full resolution: the 2 km channels are stored as cells, read from
+    # the file at 2 km, and the derived inputs are computed at the cell centres (compact.scene_cell_grids),
+    # so no full-resolution float32 plane of them is ever made (a 10 000 x 10 000 raw scene: 20 x 400 MB).
+    scene = open_scene(path, channels=spec.layout.sar_channels)
     if strict and scene.chart_report:
         raise SceneError(unusable_message(path, scene.chart_report) + " (--strict)")
     shard = os.path.join(output, shard_name(split, index))

@@ -28,8 +28,8 @@ from seaice_jax.data.synthetic.chart import (
 from seaice_jax.data.synthetic.dataset import SYNTHETIC_FILE_ATTR, raw_dataset, rtt_dataset
 from seaice_jax.data.synthetic.layout import (
     CHART_REGIONS, NUM_TIEPOINTS, SPLITS, chart_region, default_start_time, resolve_service,
-    scene_file_name, scene_seed, split_test_reference, synthesize_scene, write_scene,
-    write_synthetic_scenes,
+    scene_file_name, scene_seed, split_test_reference, synthesize_scene, write_independent_scenes,
+    write_scene,
 )
 from seaice_jax.data.synthetic.radiometer import amsr2_fields, block_mean, era5_fields
 from seaice_jax.data.synthetic.sar import incidence_angle, sar_backscatter, swath_no_data
@@ -50,3 +50,15 @@ __all__ = [
     "scene_seed", "split_test_reference", "swath_no_data", "synthesize_scene", "write_scene",
     "write_synthetic_scenes",
 ]
+
+
+def write_synthetic_scenes(out_dir: str, num_scenes: int, product: str, season: str, size: tuple[int, int],
+                           seed: int, *, sequence: bool = False, **kw) -> list[str]:
+    """Write `num_scenes` synthetic scenes into out_dir (layout.write_independent_scenes), or with
+    `sequence` one ice field on consecutive days moved by a known drift, the true drift written
+    beside them (sequence.write_sequence). Returns the scene paths written."""
+    if sequence:
+        from seaice_jax.data.synthetic.sequence import write_sequence
+
+        return write_sequence(out_dir, num_scenes, product, season, size, seed, **kw)
+    return write_independent_scenes(out_dir, num_scenes, product, season, size, seed, **kw)

@@ -324,7 +324,7 @@ def write_scene(ds: xr.Dataset, out_dir: str) -> str:
     return path
 
 
-def write_synthetic_scenes(
+def write_independent_scenes(
     out_dir: str,
     num_scenes: int,
     product: str,
@@ -336,7 +336,6 @@ def write_synthetic_scenes(
     analyst_error: float = 0.0,
     split: str = "train",
     altimetry: str | None = None,
-    sequence: bool = False,
     **kw,
 ) -> list[str]:
     """Write `num_scenes` synthetic scenes into out_dir; scene i uses scene_seed(seed, i).
@@ -346,8 +345,8 @@ def write_synthetic_scenes(
     time (so a distinct file name). Returns the scene paths written (not the reference files).
     altimetry: None, or 'icesat2' | 'cryosat2' | 'sentinel3' | 'all': each scene also gets the
     freeboard truth and its passes written under `<out_dir>/altimetry/` (`synthetic.altimetry`).
-    Extra keywords go to synthesize_scene. sequence: the scenes are one ice field on consecutive days
-    moved by a known drift, the true drift written beside them (`synthetic.sequence`).
+    Extra keywords go to synthesize_scene. (A sequence of one ice field on consecutive days:
+    `synthetic.write_synthetic_scenes(..., sequence=True)`, see `synthetic.sequence`.)
     """
     if num_scenes < 0:
         raise ValueError(f"num_scenes must be >= 0, got {num_scenes}")
@@ -358,10 +357,6 @@ def write_synthetic_scenes(
         raise ValueError("split 'test' exists for the ready-to-train product only")
     if service != "mixed":
         _check_choice("service", service, SERVICES)
-    if sequence:
-        from seaice_jax.data.synthetic.sequence import write_sequence
-        return write_sequence(out_dir, num_scenes, product, season, size, seed, service=service,
-                              analyst_error=analyst_error, split=split, altimetry=altimetry)
     os.makedirs(out_dir, exist_ok=True)
     used_times: set[dt.datetime] = set()
     paths = []
