@@ -19,6 +19,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/autoice_baseline.py
 _BATCH = flags.DEFINE_integer("batch_size", 8, "train-step batch")
 _SIZE = flags.DEFINE_integer("size", None, "scene side: ALS default 5000, inference default 1024")
 _JSON = flags.DEFINE_string("json", None, "JSON file to write (merged with what is there)")
+_END_TO_END = flags.DEFINE_bool(
+    "end_to_end", False, "with --what train/all: also run the real training loop with each data source "
+    "(shards, device) on synthetic scenes and report images/s beside the bare step")
 _DEVICES = flags.DEFINE_integer(
     "devices", None, "also measure data-parallel scaling of the train step on 1, 2, 4, ... N devices "
     "(simulated CPU devices on CPU, one process per count)")
@@ -30,6 +33,7 @@ def main(argv):
     from seaice_jax.benchmarks import suite
 
     results = suite.run(_WHAT.value, _CONFIG.value, batch_size=_BATCH.value, size=_SIZE.value,
+                        end_to_end=_END_TO_END.value,
                         devices=_DEVICES.value)
     print(json.dumps(results, indent=1))
     if _JSON.value:

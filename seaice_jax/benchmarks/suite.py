@@ -22,7 +22,8 @@ def machine_info() -> dict:
     }
 
 
-def run(what: str, config, *, batch_size: int = 8, size: int | None = None, devices: int | None = None) -> dict:
+def run(what: str, config, *, batch_size: int = 8, size: int | None = None, devices: int | None = None,
+        end_to_end: bool = False) -> dict:
     results: dict = {}
     if what in ("pipeline", "all"):
         from seaice_jax.benchmarks import pipeline
@@ -32,6 +33,10 @@ def run(what: str, config, *, batch_size: int = 8, size: int | None = None, devi
         from seaice_jax.benchmarks import train
 
         results.update(train.run(config, batch_size=batch_size))
+        if end_to_end:  # the real loop with each data source beside the bare step
+            from seaice_jax.benchmarks import end_to_end as e2e
+
+            results.update(e2e.run(config, batch_size=batch_size))
     if what in ("inference", "all"):
         from seaice_jax.benchmarks import inference
 

@@ -70,7 +70,9 @@ def prediction_arrays(scene, pred: dict, maps: BinaryMaps) -> dict[str, np.ndarr
         "ice_binary_als": masked_uint8(maps.binary_als, valid),
         "ice_binary_conc": masked_uint8(maps.binary_conc, valid),
     }
-    data.update({c: masked_uint8(pred[c], valid) for c in CHART_NAMES if c in pred})
+    # Chart classes at every pixel, as the challenge scores them: every pixel whose *reference* is not
+    # 255 counts, whatever our validity mask says, and a 255 there would be scored as a wrong class.
+    data.update({c: np.asarray(pred[c], np.uint8) for c in CHART_NAMES if c in pred})
     for name in PRED_VARIABLES:  # any further map the table knows: float NaN / uint8 255 off the valid pixels
         if name in pred and name not in data:
             values = pred[name]
