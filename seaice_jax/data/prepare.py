@@ -66,5 +66,7 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str) -> tuple[str, 
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices("prepare_data")
+    if not os.path.isdir(val_dir):  # synthetic.val_scenes = 0: no held-out scenes
+        return shard_dir, []
     val = sorted(os.path.join(val_dir, f) for f in os.listdir(val_dir) if f.endswith(".nc"))
     return shard_dir, val
