@@ -31,9 +31,10 @@ def main(argv):
     del argv
     cli.quiet_logs()
     from seaice_jax.benchmarks import suite
+    from seaice_jax.train import train_and_evaluate  # the entry point hands the loop to the benchmark
 
     results = suite.run(_WHAT.value, _CONFIG.value, batch_size=_BATCH.value, size=_SIZE.value,
-                        end_to_end=_END_TO_END.value,
+                        end_to_end=train_and_evaluate if _END_TO_END.value else None,
                         devices=_DEVICES.value)
     print(json.dumps(results, indent=1))
     if _JSON.value:

@@ -25,11 +25,12 @@ def _steady_rows(workdir: str) -> list[dict]:
     return rows[1:]  # the first logged window includes the compilation
 
 
-def run(config, *, batch_size: int = 8, size: int = 256, steps: int = 16, log_every: int = 4,
+def run(config, train_and_evaluate, *, batch_size: int = 8, size: int = 256, steps: int = 16, log_every: int = 4,
         sources: tuple[str, ...] = ("shards", "device")) -> dict:
-    """{'train_end_to_end': {source: {images_per_s, data_wait_s, step_s, data_fraction}, 'bare': ...}}."""
-    from seaice_jax.train import train_and_evaluate
+    """{'train_end_to_end': {source: {images_per_s, data_wait_s, step_s, data_fraction}, 'bare': ...}}.
 
+    train_and_evaluate: the training loop (`seaice_jax.train.train_and_evaluate`), handed in by the
+    entry point: the library does not import the loop."""
     base = bare.run(config, batch_size=batch_size, size=size)["train"]
     out: dict = {"bare": {"images_per_s": base["images_per_s"], "step_s": base["step_ms"] / 1e3},
                  "batch_size": batch_size, "patch_size": size, "steps": steps}

@@ -23,7 +23,8 @@ def machine_info() -> dict:
 
 
 def run(what: str, config, *, batch_size: int = 8, size: int | None = None, devices: int | None = None,
-        end_to_end: bool = False) -> dict:
+        end_to_end=None) -> dict:
+    """end_to_end: the training loop (train_and_evaluate) to also run end to end with each data source."""
     results: dict = {}
     if what in ("pipeline", "all"):
         from seaice_jax.benchmarks import pipeline
@@ -33,10 +34,10 @@ def run(what: str, config, *, batch_size: int = 8, size: int | None = None, devi
         from seaice_jax.benchmarks import train
 
         results.update(train.run(config, batch_size=batch_size))
-        if end_to_end:  # the real loop with each data source beside the bare step
+        if end_to_end is not None:  # the real loop with each data source beside the bare step
             from seaice_jax.benchmarks import end_to_end as e2e
 
-            results.update(e2e.run(config, batch_size=batch_size))
+            results.update(e2e.run(config, end_to_end, batch_size=batch_size))
     if what in ("inference", "all"):
         from seaice_jax.benchmarks import inference
 
