@@ -297,6 +297,17 @@ def _beam_dict(tracks) -> dict[str, Track]:
     return out
 
 
+def _granule(product: str, directory, tracks, rgt: int, cycle: int, region: int, release: int,
+             hemisphere: str, name: str | None):
+    """(beam -> Track, first time, last time, path) of a granule to write; the folder is made."""
+    beams = _beam_dict(tracks)
+    t0 = min(float(t.time.min()) for t in beams.values())
+    t1 = max(float(t.time.max()) for t in beams.values())
+    name = name or granule_name(product, t0, rgt, cycle, region, release, 1, hemisphere)
+    os.makedirs(os.fspath(directory), exist_ok=True)
+    return beams, t0, t1, os.path.join(os.fspath(directory), name)
+
+
 def write_atl10(directory, tracks, *, sc_orient: int = 0, release: int = 6, rgt: int = 1307, cycle: int = 2,
                 region: int = 1, hemisphere: str = "nh", name: str | None = None) -> str:
     """ATL10 granule from Tracks (freeboard, one per beam; `Track.beam` names the group).
@@ -305,12 +316,7 @@ def write_atl10(directory, tracks, *, sc_orient: int = 0, release: int = 6, rgt:
     one. Bad-quality points get `beam_fb_quality_flag` 5 (`invalid`); NaN values the float fill.
     """
     h5py = _h5py()
-    beams = _beam_dict(tracks)
-    t0 = min(float(t.time.min()) for t in beams.values())
-    t1 = max(float(t.time.max()) for t in beams.values())
-    name = name or granule_name("ATL10", t0, rgt, cycle, region, release, 1, hemisphere)
-    path = os.path.join(os.fspath(directory), name)
-    os.makedirs(os.fspath(directory), exist_ok=True)
+    beams, t0, t1, path = _granule("ATL10", directory, tracks, rgt, cycle, region, release, hemisphere, name)
     with h5py.File(path, "w") as f:
         _write_common(f, t0, t1, sc_orient, release, "ATL10")
         for beam, tr in beams.items():
@@ -346,12 +352,7 @@ def write_atl07(directory, tracks, *, sc_orient: int = 0, release: int = 6, rgt:
                 region: int = 1, hemisphere: str = "nh", name: str | None = None) -> str:
     """ATL07 granule from Tracks (surface heights, one per beam)."""
     h5py = _h5py()
-    beams = _beam_dict(tracks)
-    t0 = min(float(t.time.min()) for t in beams.values())
-    t1 = max(float(t.time.max()) for t in beams.values())
-    name = name or granule_name("ATL07", t0, rgt, cycle, region, release, 1, hemisphere)
-    path = os.path.join(os.fspath(directory), name)
-    os.makedirs(os.fspath(directory), exist_ok=True)
+    beams, t0, t1, path = _granule("ATL07", directory, tracks, rgt, cycle, region, release, hemisphere, name)
     with h5py.File(path, "w") as f:
         _write_common(f, t0, t1, sc_orient, release, "ATL07")
         for beam, tr in beams.items():
