@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from seaice_jax.data import geolocation as geo
+from seaice_jax.data.scene import land_from_distance
 from seaice_jax.drift import DriftField
 
 EPOCH = dt.datetime(1970, 1, 1)
@@ -168,7 +169,7 @@ def read_scene_for_drift(path: str, channel: str = "nersc_sar_secondary"):
 
     RTT (`_prep.nc`): SAR is standard scaled and 0 is its fill value (`variable_fill_value`); tie
     points `sar_grid2d_latitude / longitude`, samples first. Raw: NaN = no data; tie points
-    `sar_grid_line / sample / latitude / longitude`.
+    `sar_grid_line / sample / latitude / longitude`. Land (distance_map zone 0) is no data too.
     """
     if not os.path.exists(path):
         raise DriftFileError(f"{path}: scene file not found")
@@ -176,9 +177,15 @@ def read_scene_for_drift(path: str, channel: str = "nersc_sar_secondary"):
         if channel not in ds:
             raise DriftFileError(f"{path}: no variable {channel!r}")
         image = ds[channel].values.astype(np.float32)
-        if "sar_grid2d_latitude" in ds:
+        rtt = "sar_grid2d_latitude" in ds
+        if rtt:
             fill = ds[channel].attrs.get("variable_fill_value", 0)
             image = np.where(image == fill, np.nan, image)
+        if "distance_map" in ds and ds["distance_map"].shape == image.shape:
+            # land does not drift: its static texture would match at zero displacement, and the median test
+            # would keep those vectors; it is no data here, as in drift products
+            image[land_from_distance(ds["distance_map"].values, "rtt" if rtt else "raw")] = np.nan
+        if rtt:
             tie = geo.tie_points_from_rtt(ds["sar_grid2d_latitude"].values, ds["sar_grid2d_longitude"].values,
                                           image.shape)
         elif "sar_grid_latitude" in ds:

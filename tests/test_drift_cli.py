@@ -24,9 +24,10 @@ def _launcher(name):
     return module.main
 
 
-def _write_rtt(path, hv, tie, start):
+def _write_rtt(path, hv, tie, start, distance=None):
     z = (hv - hv.mean()) / hv.std()  # standard scaled; 0 is the fill value
-    xr.Dataset({
+    extra = {} if distance is None else {"distance_map": (("sar_lines", "sar_samples"), distance.astype(np.float32))}
+    xr.Dataset({**extra,
         "nersc_sar_primary": (("sar_lines", "sar_samples"), z.astype(np.float32), {"variable_fill_value": 0}),
         "nersc_sar_secondary": (("sar_lines", "sar_samples"), z.astype(np.float32), {"variable_fill_value": 0}),
         "sar_grid2d_latitude": (("sar_sample_2dgrid_points", "sar_line_2dgrid_points"), tie.latitude.T),
@@ -75,3 +76,33 @@ def test_missing_scene_is_one_line_error(scenes, tmp_path, capsys):
     assert _launcher("drift")(["--scenes", a, str(tmp_path / "nope.nc"), "--out", str(tmp_path / "d.nc")]) == 1
     assert "scene file not found" in capsys.readouterr().err
     assert not (tmp_path / "d.nc").exists()
+
+
+def test_land_is_not_matched(scenes, tmp_path):
+    """Land does not drift: its static texture must not give zero vectors (they would pass every test)."""
+    folder, a, b, truth = scenes
+    land_rows = slice(200, None)
+    rng = np.random.default_rng(5)
+    static = rng.normal(0, 1, SHAPE).astype(np.float32)
+    mean, std = 23.6277, 14.9902  # distance_map standard scaling; zone 0 = land, zone 10 = sea
+    distance = np.full(SHAPE, (10 - mean) / std, np.float32)
+    distance[land_rows] = (0 - mean) / std
+    paths = []
+    for src in (a, b):
+        with xr.open_dataset(src) as ds:
+            hv = ds["nersc_sar_secondary"].values.copy()
+            tie = drift_io.read_scene_for_drift(src)[1]
+            start = drift_io._start_time(ds, src)
+        hv[land_rows] = static[land_rows]
+        paths.append(str(tmp_path / os.path.basename(src)))
+        _write_rtt(paths[-1], hv, tie, start, distance)
+    image = drift_io.read_scene_for_drift(paths[0])[0]
+    assert np.isnan(image[land_rows]).all() and np.isfinite(image[:200]).all()
+    out, js = str(tmp_path / "drift.nc"), str(tmp_path / "scores.json")
+    assert _launcher("drift")(["--scenes", *paths, "--out", out, "--max_drift_km", "8", "--coarse_factor", "4",
+                               "--coarse_template_km", "6.4", "--coarse_grid_step_km", "3.2", "--grid_step_km", "2"]) == 0
+    field = drift_io.read_drift(out)["pattern_matching"]
+    assert not field.valid[field.rows >= 200 - 17].any()  # no template reaching onto land
+    assert field.valid.sum() > 40
+    assert _launcher("evaluate_drift")(["--drift", out, "--truth", truth, "--json", js]) == 0
+    assert json.load(open(js))["pattern_matching"]["rmse_m"] < 40.0

@@ -218,6 +218,15 @@ def _standard_scaled(values: np.ndarray, var: str) -> np.ndarray:
     return (values - np.float32(mean)) / np.float32(std)
 
 
+def land_from_distance(distance: np.ndarray, product: str) -> np.ndarray:
+    """bool: land pixels (distance-to-land zone 0) of the file's `distance_map` values. RTT files hold
+    the standard-scaled zone index (2 x 2 means step 0.25), raw files the index itself."""
+    if product == "raw":
+        return distance == 0.0
+    mean, std = NORM_STATS[DISTANCE]
+    return np.abs(distance * np.float32(std) + np.float32(mean)) < 0.1
+
+
 def _raw_sar_no_data(ds: xr.Dataset, hh: np.ndarray) -> np.ndarray:
     """Raw no-data: NaN, or the finite `variable_fill_value` if the file declares one."""
     no_data = ~np.isfinite(hh)
@@ -367,14 +376,8 @@ def _scene_from_dataset(
 
     hh_file = _read_float(ds, HH)
     distance_file = _read_float(ds, DISTANCE)
-    if product == "raw":
-        no_data = _raw_sar_no_data(ds, hh_file)
-        land = distance_file == 0.0
-    else:
-        no_data = (hh_file == 0.0) | ~np.isfinite(hh_file)
-        # RTT holds the scaled distance; land is an unscaled zone index of 0 (2x2 means step 0.25).
-        mean, std = NORM_STATS[DISTANCE]
-        land = np.abs(distance_file * np.float32(std) + np.float32(mean)) < 0.1
+    no_data = _raw_sar_no_data(ds, hh_file) if product == "raw" else (hh_file == 0.0) | ~np.isfinite(hh_file)
+    land = land_from_distance(distance_file, product)
     del hh_file, distance_file
     if no_data.all():
         raise _fail(name, f"no SAR data: {HH!r} is no-data (NaN{'' if product == 'raw' else ' or 0'}) at every pixel")
