@@ -191,3 +191,46 @@ def test_unknown_codes_are_named():
     assert sigrid.unknown_codes(polygon(POLY_TYPE="W", CT=2, SA=98, FA=10)) == []
     lookup = sigrid.polygon_tables_to_lookup({5: polygon(CT=77, SA=87, FA=4), 6: polygon(CT=90, SA=87, FA=4)})
     assert lookup.unknown == {5: ["CT=77"]} and math.isnan(lookup.conc[5])
+
+
+def test_whole_raster_passes_in_slices_give_the_one_pass_results(monkeypatch):
+    """index_of, polygon_regions and chart_report work on a raster slice by slice (for memory): the
+    same numbers as the one-pass formulas, with slices that do not divide the raster."""
+    from seaice_jax.data import regions
+
+    lookup = sigrid.polygon_tables_to_lookup({
+        1: polygon(POLY_TYPE="W"), 4: polygon(CT=57, SA=87, FA=4),
+        5: polygon(CT=77, SA=87, FA=4),  # an unknown CT: NaN concentration, reported
+        7: polygon(CT=91, SA=95, FA=8)})
+    assert lookup.unknown
+    rng = np.random.default_rng(0)
+    raster = rng.choice(np.array([1, 4, 5, 7, 3, -2, 99, np.nan], np.float32), size=(13, 11))
+    usable = rng.random((13, 11)) < 0.7
+    missing = lookup.missing_index
+
+    def one_pass_index(r):
+        ids = np.where(np.isfinite(r), r, -1)
+        return np.where((ids < 0) | (ids >= missing), missing, ids).astype(np.int32)
+
+    def one_pass_regions(index, ok, conc):
+        ok = ok & np.isfinite(conc)[index]
+        used = np.bincount(index[ok].ravel(), minlength=len(conc)) > 0
+        new_id = np.cumsum(used, dtype=np.int64) - 1
+        return np.where(ok, new_id[index], -1).astype(np.int32), conc[np.flatnonzero(used)]
+
+    expected_index = one_pass_index(raster)
+    expected_ids, expected_conc = one_pass_regions(expected_index, usable, lookup.conc)
+    expected_report = regions.chart_report(lookup, expected_index, usable)
+    assert expected_report["pixels"] > 0
+    monkeypatch.setattr(sigrid, "INDEX_SLICE", 7)
+    monkeypatch.setattr(regions, "ID_SLICE", 5)
+    index = lookup.index_of(raster)
+    assert index.dtype == np.int32
+    np.testing.assert_array_equal(index, expected_index)
+    int_raster = np.nan_to_num(raster, nan=-1).astype(np.int64)
+    np.testing.assert_array_equal(lookup.index_of(int_raster), one_pass_index(int_raster))
+    ids, conc = regions.polygon_regions(index, usable, lookup.conc)
+    assert ids.dtype == np.int32 and conc.dtype == np.float32
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_array_equal(conc, expected_conc)
+    assert regions.chart_report(lookup, index, usable) == expected_report

@@ -14,6 +14,22 @@ from scipy import ndimage
 from seaice_jax.data import sigrid
 from seaice_jax.data.channels import NUM_CLASSES
 
+ID_SLICE = 1 << 22  # pixels per slice of the whole-raster id passes below
+
+
+def _slices(size: int) -> list[slice]:
+    return [slice(start, start + ID_SLICE) for start in range(0, size, ID_SLICE)]
+
+
+def _bincount_where(index: np.ndarray, mask: np.ndarray, minlength: int) -> np.ndarray:
+    """np.bincount(index[mask].ravel(), minlength=minlength), summed over slices of the raster: whole-
+    raster temporaries would be int64 (bincount works in intp), 800 MB on a 10 000 x 10 000 scene."""
+    flat_index, flat_mask = np.ravel(index), np.ravel(mask)
+    counts = np.zeros(minlength, np.intp)
+    for part in _slices(flat_index.size):
+        found = np.bincount(flat_index[part][flat_mask[part]], minlength=counts.size)
+        counts = found + np.pad(counts, (0, found.size - counts.size))
+    return counts
 
 
 def _compact_ids(index: np.ndarray, usable: np.ndarray, num_ids: int) -> tuple[np.ndarray, np.ndarray]:
@@ -22,9 +38,14 @@ def _compact_ids(index: np.ndarray, usable: np.ndarray, num_ids: int) -> tuple[n
     index: int [H, W] ids in [0, num_ids); usable: bool [H, W].
     Returns (region_ids int32 [H, W], used_ids int64 [R]).
     """
-    used = np.bincount(index[usable].ravel(), minlength=num_ids) > 0
+    used = _bincount_where(index, usable, num_ids) > 0
     new_id = np.cumsum(used, dtype=np.int64) - 1
-    region_ids = np.where(usable, new_id[index], -1).astype(np.int32)
+    # Slice by slice, as new_id[index] would be a whole-raster int64 array.
+    flat_index, flat_usable = np.ravel(index), np.ravel(usable)
+    region_ids = np.empty(index.shape, np.int32)
+    flat_ids = region_ids.reshape(-1)
+    for part in _slices(flat_index.size):
+        flat_ids[part] = np.where(flat_usable[part], new_id[flat_index[part]], -1)
     return region_ids, np.flatnonzero(used)
 
 
@@ -109,7 +130,7 @@ def chart_report(lookup: sigrid.PolygonLookup, index: np.ndarray, valid: np.ndar
     if not lookup.unknown:
         return {}
     ids = sorted(lookup.unknown)
-    counts = np.bincount(index[valid].ravel(), minlength=len(lookup.known))
+    counts = _bincount_where(index, valid, len(lookup.known))
     codes: dict[str, int] = {}
     for poly_id in ids:
         for code in lookup.unknown[poly_id]:

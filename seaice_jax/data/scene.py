@@ -214,8 +214,11 @@ def _read_uint8(ds: xr.Dataset, name: str, var: str, num_classes: int | None) ->
 
 
 def _standard_scaled(values: np.ndarray, var: str) -> np.ndarray:
+    """(values - mean) / std in float32, as a new array (one full-size temporary, not two)."""
     mean, std = channel_stats(var)
-    return (values - np.float32(mean)) / np.float32(std)
+    out = np.subtract(values, np.float32(mean), dtype=np.float32)
+    out /= np.float32(std)
+    return out
 
 
 def land_from_distance(distance: np.ndarray, product: str) -> np.ndarray:
@@ -264,8 +267,8 @@ def _read_channel(ds: xr.Dataset, var: str, product: str, sar_shape: tuple[int, 
     else:
         values = _read_float(ds, var)
     if product == "raw":
-        values = _standard_scaled(values, var)
-    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        values = _standard_scaled(values, var)  # a new array: NaN -> 0 can work in place
+    values = np.nan_to_num(values, copy=product != "raw", nan=0.0, posinf=0.0, neginf=0.0)
     if var in GRID_2KM_CHANNELS:
         values = upsample_2km(values, sar_shape, PIXELS_PER_2KM[product], interp)
     return values.astype(np.float32, copy=False)
@@ -398,7 +401,7 @@ def _scene_from_dataset(
     report: dict = {}
     if chart_source == "polygons":
         sic, sod, floe, polygon_index, lookup = _read_raw_charts(ds, name)
-        land |= lookup.poly_type[polygon_index] == "L"
+        land |= (lookup.poly_type == "L")[polygon_index]  # bool per pixel, not a '<U1' raster
     elif chart_source == "rasters":
         sic, sod, floe = (_read_uint8(ds, name, c, NUM_CLASSES[c]) for c in CHART_NAMES)
     elif chart_source == "reference":
@@ -406,6 +409,7 @@ def _scene_from_dataset(
     else:
         sic, sod, floe = (np.full(sar_shape, CHART_FILL, np.uint8) for _ in CHART_NAMES)
     valid = ~land & ~no_data
+    del land, no_data  # the masks and index rasters go as soon as they are used: lower peak memory
     # No supervision where there is no usable SAR: mask the charts there (a no-op for RTT land).
     for chart in (sic, sod, floe):
         chart[~valid] = CHART_FILL
@@ -415,6 +419,7 @@ def _scene_from_dataset(
         report = chart_report(lookup, polygon_index, valid)
     else:
         region_ids, region_conc = chart_regions(sic, sod, floe, usable)
+    del usable, polygon_index
 
     ice_truth = _read_uint8(ds, name, ICE_TRUTH, None) if ICE_TRUTH in ds.variables else None
     return Scene(

@@ -292,6 +292,9 @@ def polygon_code_line(poly_id: int, row: dict) -> str:
                     + [str(row["POLY_TYPE"])])
 
 
+INDEX_SLICE = 1 << 22  # pixels per slice of `PolygonLookup.index_of`
+
+
 @dataclasses.dataclass(frozen=True)
 class PolygonLookup:
     """Per-polygon values indexed by polygon id (length max id + 2; the last entry = unknown id).
@@ -319,13 +322,15 @@ class PolygonLookup:
         """
         raster = np.asarray(polygon_raster)
         missing = self.missing_index
-        if np.issubdtype(raster.dtype, np.floating):
-            ids = np.where(np.isfinite(raster), raster, -1)
-        else:
-            ids = raster
-        out_of_table = (ids < 0) | (ids >= missing)
         # int32 halves the memory of a 10 000 x 10 000 raster; table sizes are far below 2**31.
-        return np.where(out_of_table, missing, ids).astype(np.int32)
+        out = np.empty(raster.shape, np.int32)
+        flat_raster, flat_out = np.ravel(raster), out.reshape(-1)
+        # In slices, so the temporaries (NaN-free ids, the out-of-table mask) stay small.
+        for start in range(0, flat_raster.size, INDEX_SLICE):
+            part = flat_raster[start : start + INDEX_SLICE]
+            ids = np.where(np.isfinite(part), part, -1) if np.issubdtype(part.dtype, np.floating) else part
+            flat_out[start : start + INDEX_SLICE] = np.where((ids < 0) | (ids >= missing), missing, ids)
+        return out
 
 
 def polygon_tables_to_lookup(table: dict[int, dict]) -> PolygonLookup:
