@@ -80,12 +80,16 @@ def _resample_on_device(image_b, valid_b, map_rows, map_cols, shape_a, step):
 
 
 def resample_to_a(image_b, valid_b, tie_b: geo.TiePoints, tie_a: geo.TiePoints,
-                  shape_a: tuple[int, int], step: int = 16):
+                  shape_a: tuple[int, int], step: int = 16, move=None):
     """Scene B on scene A's pixel grid: ([H_a, W_a] float32, valid bool). The A -> B pixel map is
-    computed exactly (tie-point geolocation) every `step` px and bilinear between (it is smooth)."""
+    computed exactly (tie-point geolocation) every `step` px and bilinear between (it is smooth).
+    `move(lat, lon) -> (lat, lon)`: where the ice at A's positions is at B's time (the drift between
+    the two acquisitions, see seaice_jax.temporal); None: the same place (geolocation only)."""
     rows = np.arange(0, shape_a[0] + step, step, dtype=np.float64)
     cols = np.arange(0, shape_a[1] + step, step, dtype=np.float64)
     lat, lon = geo.pixel_latlon(tie_a, rows[:, None], cols[None, :])
+    if move is not None:
+        lat, lon = move(lat, lon)
     br, bc = geo.latlon_to_pixel(tie_b, lat, lon)
     far = -1e6  # NaN (not converged) -> far outside B
     br, bc = np.where(np.isfinite(br), br, far), np.where(np.isfinite(bc), bc, far)
