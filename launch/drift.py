@@ -1,6 +1,6 @@
 """Sea-ice drift between two scenes of the same area; writes CF NetCDF vectors (and a PNG).
 
-  python launch/drift.py --scenes A.nc B.nc --out DRIFT.nc [--png DRIFT.png] [--channel nersc_sar_secondary]
+  python launch/drift.py --scenes A.nc B.nc --out DRIFT.nc [--png [DRIFT.png]] [--channel nersc_sar_secondary]
       [--methods pattern_matching phase_correlation] [--grid_step_km 2] [--<any DriftConfig field> V]
 
 Reads each scene's SAR channel, tie points and start time straight from the AI4Arctic file (RTT or
@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", required=True, nargs=2, metavar=("A", "B"), help="the earlier and the later scene")
     parser.add_argument("--out", required=True, help="drift NetCDF to write")
-    parser.add_argument("--png", default=None, help="optional PNG of the vectors over scene A's HH")
+    parser.add_argument("--png", nargs="?", const="", default=None, metavar="PNG",
+                        help="also a PNG of the vectors over scene A's HH (at PNG; without it beside --out: DRIFT.png)")
     parser.add_argument("--channel", default="nersc_sar_secondary", help="SAR variable to match")
     parser.add_argument("--methods", nargs="+", default=list(drift.METHODS), choices=drift.METHODS)
     for field in dataclasses.fields(drift.DriftConfig):  # every number of the method, default: the library's
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
                                 help=f"default {field.default}" + (" (pixel_spacing_m: the file's, else 80 RTT / "
                                                                     "40 raw)" if field.name == "pixel_spacing_m" else ""))
     args = parser.parse_args(argv)
+    if args.png == "":
+        args.png = (args.out[: -len(".nc")] if args.out.endswith(".nc") else args.out) + ".png"
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(drift.DriftConfig)
                  if getattr(args, f.name) is not None}
     if "rotations_deg" in overrides:
