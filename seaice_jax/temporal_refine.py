@@ -184,48 +184,17 @@ def summary_table(doc: dict) -> str:
 
 def write_figure(path: str, target: tm.Acquisition, fused: tm.Fused, max_pixels: int = 800) -> str:
     """PNG: HH, the scene's own map, the refined map, the neighbours' agreement (colour bar), truth."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import ListedColormap
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    from seaice_jax import fileio
-    from seaice_jax.inference.products import (
-        ICE_COLOUR, LAND_COLOUR, NO_DATA_COLOUR, WATER_COLOUR, _categorical, surface_masks)
+    from seaice_jax.inference.products import _categorical, surface_masks, write_panels
 
     scene = target.scene
     s = max(1, math.ceil(max(scene.shape) / max_pixels))
     valid = target.valid[::s, ::s]
     land = surface_masks(scene)[0][::s, ::s]
-    classes = ListedColormap([WATER_COLOUR, ICE_COLOUR, LAND_COLOUR, NO_DATA_COLOUR])
     panels = [("HH (standard-scaled)", "hh", np.where(valid, scene.channels[tm.HH][::s, ::s], np.nan)),
               ("own map (concentration-preserving)", "classes", _categorical(target.binary[::s, ::s], valid, land)),
               ("refined with neighbours", "classes", _categorical(fused.binary[::s, ::s], valid, land)),
-              ("neighbours agreeing", "agreement", fused.agreement[::s, ::s])]
+              ("neighbours agreeing (grey: none covers)", ("magma", "fraction of neighbours agreeing"), fused.agreement[::s, ::s])]
     if scene.ice_truth is not None:
         t = scene.ice_truth[::s, ::s]
         panels.append(("truth", "classes", _categorical(t == 1, valid & (t != CHART_FILL), land)))
-    h, w = valid.shape
-    fig = Figure(figsize=(3.2 * len(panels), 3.2 * h / max(w, 1) + 1.4))
-    FigureCanvasAgg(fig)
-    for ax, (title, kind, image) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
-        if kind == "classes":
-            ax.imshow(image, cmap=classes, vmin=-0.5, vmax=3.5, interpolation="nearest")
-        elif kind == "hh":
-            finite = image[np.isfinite(image)]
-            lo, hi = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
-            ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
-        else:
-            shown = ax.imshow(image, cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest")
-            bar = fig.colorbar(shown, cax=ax.inset_axes((0.0, -0.13, 1.0, 0.05)), orientation="horizontal")
-            bar.set_label("fraction of neighbours agreeing", fontsize=8)
-            bar.ax.tick_params(labelsize=7)
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    handles = [Patch(facecolor=c, edgecolor="black", linewidth=0.5, label=n) for n, c in
-               (("ice", ICE_COLOUR), ("water", WATER_COLOUR), ("land", LAND_COLOUR), ("no data", NO_DATA_COLOUR))]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    fig.suptitle(scene.name, fontsize=9)
-    fig.subplots_adjust(left=0.02, right=0.98, top=0.88, bottom=0.22, wspace=0.08)
-    return fileio.write_atomically(lambda tmp: fig.savefig(tmp, format="png", dpi=100), path, ".png.part")
+    return write_panels(path, panels, land, scene.name)

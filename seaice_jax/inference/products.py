@@ -178,54 +178,61 @@ def _categorical(binary: np.ndarray, valid: np.ndarray, land: np.ndarray) -> np.
 def write_quicklook(path: str, scene, maps: BinaryMaps, *, max_pixels: int = 800) -> str:
     """PNG of HH, the ALS probability (with a colour bar), both binary maps and the truth when the
     scene has one; one legend for ice, water, land and no data."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import ListedColormap
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
     step = max(1, math.ceil(max(scene.shape) / max_pixels))  # subsample: a figure needs no 10k pixels
     valid = scene.valid[::step, ::step]
-    land_full, _ = surface_masks(scene)
-    land = land_full[::step, ::step]
-    categories = ListedColormap([WATER_COLOUR, ICE_COLOUR, LAND_COLOUR, NO_DATA_COLOUR])
-    surface = ListedColormap([LAND_COLOUR, NO_DATA_COLOUR])
-
-    hh = np.where(valid, scene.channels[HH][::step, ::step], np.nan)
-    panels = [("HH (standard-scaled)", "hh", hh),
-              ("ALS ice probability", "probability", np.where(valid, maps.probability[::step, ::step], np.nan)),
+    land = surface_masks(scene)[0][::step, ::step]
+    panels = [("HH (standard-scaled)", "hh", np.where(valid, scene.channels[HH][::step, ::step], np.nan)),
+              ("ALS ice probability", ("viridis", "ice probability"),
+               np.where(valid, maps.probability[::step, ::step], np.nan)),
               ("ice, ALS threshold", "classes", _categorical(maps.binary_als[::step, ::step], valid, land)),
               ("ice, concentration-preserving", "classes",
                _categorical(maps.binary_conc[::step, ::step], valid, land))]
     if scene.ice_truth is not None:
         truth = scene.ice_truth[::step, ::step]
         panels.append(("truth", "classes", _categorical(truth == 1, valid & (truth != CHART_FILL), land)))
-    h, w = valid.shape
-    width = 3.2 * len(panels)
-    fig = Figure(figsize=(width, 3.2 * h / max(w, 1) + 1.4))
+    return write_panels(path, panels, land, scene.name)
+
+
+def write_panels(path: str, panels, land: np.ndarray, title: str) -> str:
+    """A row of map panels as a PNG with one legend for ice, water, land and no data.
+
+    panels: (title, kind, image [h, w]) with kind "classes" (`_categorical` codes), "hh" (grey, 2-98 %
+    stretch) or (colour map, colour-bar label) for a field in [0, 1]; land [h, w] is drawn in its legend
+    colour under the continuous panels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    categories = ListedColormap([WATER_COLOUR, ICE_COLOUR, LAND_COLOUR, NO_DATA_COLOUR])
+    surface = ListedColormap([LAND_COLOUR, NO_DATA_COLOUR])
+    h, w = land.shape
+    fig = Figure(figsize=(3.2 * len(panels), 3.2 * h / max(w, 1) + 1.4))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (title, kind, image) in zip(axes, panels):
+    for ax, (name, kind, image) in zip(axes, panels):
         if kind == "classes":
             ax.imshow(image, cmap=categories, vmin=-0.5, vmax=3.5, interpolation="nearest")
         else:
             # Land / no data under the map in their legend colours; the map on the sea only.
             ax.imshow(np.where(land, 0, 1).astype(np.float32), cmap=surface, vmin=-0.5, vmax=1.5,
                       interpolation="nearest")
-            finite = image[np.isfinite(image)]
             if kind == "hh":
+                finite = image[np.isfinite(image)]
                 lo, hi = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
                 ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
             else:
-                shown = ax.imshow(image, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+                cmap, label = kind
+                shown = ax.imshow(image, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
                 bar = fig.colorbar(shown, cax=ax.inset_axes((0.0, -0.13, 1.0, 0.05)), orientation="horizontal")
-                bar.set_label("ice probability", fontsize=8)
+                bar.set_label(label, fontsize=8)
                 bar.ax.tick_params(labelsize=7)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     handles = [Patch(facecolor=c, edgecolor="black", linewidth=0.5, label=n) for n, c in
                (("ice", ICE_COLOUR), ("water", WATER_COLOUR), ("land", LAND_COLOUR), ("no data", NO_DATA_COLOUR))]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    fig.suptitle(scene.name, fontsize=9)
+    fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(left=0.02, right=0.98, top=0.88, bottom=0.22, wspace=0.08)
     return fileio.write_atomically(lambda tmp: fig.savefig(tmp, format="png", dpi=100), path, ".png.part")
