@@ -128,7 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=0.5, help="std (dB) of the noise added to the SAR channels")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    path = enlarge(args.template, args.out, args.factor, args.noise, args.seed)
+    if not os.path.isfile(args.template):
+        print(f"error: big_raw_scene: --template {args.template}: file not found", file=sys.stderr)
+        return 1
+    try:
+        path = enlarge(args.template, args.out, args.factor, args.noise, args.seed)
+    except (OSError, ValueError, KeyError) as e:  # unreadable template, not the raw layout, unwritable --out
+        print(f"error: big_raw_scene: {args.template}: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     print(f"{path}: {os.path.getsize(path) / 1e6:.0f} MB")
     return 0
 
