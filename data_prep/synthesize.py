@@ -14,7 +14,7 @@ import os
 import sys
 
 from seaice_jax import cli
-from seaice_jax.data.synthetic import write_synthetic_scenes
+from seaice_jax.synthetic import write_synthetic_scenes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@
 
 Reads each scene's SAR channel, tie points and start time straight from the AI4Arctic file (RTT or
 raw). HV (`nersc_sar_secondary`) is the default: Muckenhuber et al. 2016 found ~4x more vectors in HV.
-Logic: seaice_jax.drift (estimation), seaice_jax.drift_io (files).
+Logic: seaice_jax.drift.estimation, seaice_jax.drift.io (files).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import argparse
 import dataclasses
 import sys
 
-from seaice_jax import drift, drift_io
+from seaice_jax.drift import estimation as drift
+from seaice_jax.drift import io as drift_io
 
 
 def main(argv: list[str] | None = None) -> int:

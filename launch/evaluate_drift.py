@@ -3,11 +3,11 @@
   python launch/evaluate_drift.py --drift DRIFT.nc --truth TRUTH.nc --json OUT.json [--truth_method truth]
   python launch/evaluate_drift.py --drift DRIFT.nc --truth D --json OUT.json   (D: synthesize.py --sequence folder)
 
-Both files are drift NetCDF files (seaice_jax.drift_io); the truth is the method `--truth_method` of
+Both files are drift NetCDF files (seaice_jax.drift.io); the truth is the method `--truth_method` of
 TRUTH.nc (default: its first), interpolated onto the drift grid of the same scene A. With a sequence
 folder, the truth is the one of the pair in DRIFT.nc (found by the scenes' times) and each method's entry
 also says the pair, its gap (days) and the drift's deformation (1/day). The JSON holds
-{method: {rmse_m, valid_fraction, ...}} for every method in DRIFT.nc. Logic: seaice_jax.drift_evaluation.
+{method: {rmse_m, valid_fraction, ...}} for every method in DRIFT.nc. Logic: seaice_jax.drift.evaluation (and seaice_jax.synthetic.sequence for a sequence folder).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import json
 import os
 import sys
 
-from seaice_jax import drift_evaluation, drift_io
+from seaice_jax.drift import evaluation as drift_evaluation
+from seaice_jax.drift import io as drift_io
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         estimates = drift_io.read_drift(args.drift)
         if os.path.isdir(args.truth):
-            truth, info = drift_evaluation.sequence_truth(args.truth, next(iter(estimates.values())))
+            from seaice_jax.synthetic.sequence import pair_truth
+            truth, info = pair_truth(args.truth, next(iter(estimates.values())))
         else:
             truths = drift_io.read_drift(args.truth)
             name = args.truth_method or next(iter(truths))

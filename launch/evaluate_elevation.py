@@ -44,9 +44,13 @@ def main(argv: list[str] | None = None) -> int:
                           seed=args.seed, progress=lambda s: print(s, file=sys.stderr, flush=True))
         if args.drift_compensation:  # issue 13 hook
             from seaice_jax.elevation import compensation
+            true_flow = None
+            if "true" in args.drift_compensation:  # the synthetic sequence's exact motion
+                from seaice_jax.synthetic.sequence import find_true_flow
+                true_flow = find_true_flow(args.scenes, args.truth_drift)
             result["by_compensation"] = compensation.evaluate_compensation(
                 args.pred, args.scenes, args.tracks, args.drift_compensation, drift_paths=args.drift,
-                truth_drift=args.truth_drift, kind=args.kind, seed=args.seed)
+                true_flow=true_flow, kind=args.kind, seed=args.seed)
     except (ValueError, OSError) as e:
         print("evaluate_elevation: " + " ".join(str(e).split()), file=sys.stderr)
         return 1

@@ -17,7 +17,12 @@ import sys
 
 from seaice_jax.cli import fail, flag_names
 from seaice_jax.output_paths import (
-    OutputError, check_output_file, check_output_folder, missing_folders, remove_if_empty)
+    OutputError,
+    check_output_file,
+    check_output_folder,
+    missing_folders,
+    remove_if_empty,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

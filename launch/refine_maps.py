@@ -9,7 +9,7 @@ interpolated in time over them). Writes R/<scene>_pred.nc (the same prediction l
 launch/evaluate.py scores it; plus `acquisitions` and `temporal_agreement` maps), R.json (agreement
 between the acquisitions under each warp available, and with a pixel truth the own map against all
 fusions and the `gain`) and R.md (tables); --png adds R/<scene>_temporal.png.
-Flags take hyphens or underscores. Logic: seaice_jax.temporal, seaice_jax.temporal_refine.
+Flags take hyphens or underscores. Logic: seaice_jax.drift.temporal, seaice_jax.drift.refine.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from seaice_jax.output_paths import OutputError, check_output_file, check_output
 
 
 def main(argv: list[str] | None = None) -> int:
-    from seaice_jax import temporal
+    from seaice_jax.drift import temporal
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pred", required=True, help="folder of <scene>_pred.nc files (launch/infer.py)")
@@ -56,11 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"refine_maps: {e}")
 
     from seaice_jax import fileio
-    from seaice_jax.temporal_refine import refine_scenes, summary_table
+    from seaice_jax.drift.refine import refine_scenes, summary_table
 
     try:
+        # The synthetic sequence's true flow: required for --warp true, else scored when the scenes have one.
+        from seaice_jax.synthetic.sequence import find_true_flow
+
+        true_flow = find_true_flow(args.scenes, args.truth_drift, required=args.warp == "true")
         doc = refine_scenes(args.scenes, args.pred, args.out, warp=args.warp, drift_paths=args.drift,
-                            drift_method=args.drift_method, truth_drift=args.truth_drift, fusion=args.fusion,
+                            drift_method=args.drift_method, true_flow=true_flow, fusion=args.fusion,
                             decay_days=args.decay_days, max_gap_days=args.max_gap_days, step=args.step,
                             png=args.png, progress=lambda line: print(line, file=sys.stderr, flush=True))
         table = summary_table(doc)

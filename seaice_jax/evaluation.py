@@ -150,7 +150,7 @@ class EvaluationAccumulator:
             if scene.ice_truth is not None:
                 self.topology[method].add(binary, scene.ice_truth, mask, pack)
 
-    def merge(self, other: "EvaluationAccumulator") -> None:
+    def merge(self, other: EvaluationAccumulator) -> None:
         self.challenge.merge(other.challenge)
         for m in METHODS:
             self.polygon[m].merge(other.polygon[m])

@@ -25,7 +25,6 @@ scenes and the model sees pixels at the scale it was trained on (downsampling fu
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -193,7 +193,7 @@ class ChallengeAccumulator:
             counts += np.bincount(code, minlength=dropped + 1)
         self.confusion[chart] += counts[:dropped].reshape(num_classes, columns)
 
-    def merge(self, other: "ChallengeAccumulator") -> None:
+    def merge(self, other: ChallengeAccumulator) -> None:
         for c in CHART_NAMES:
             self.confusion[c] += other.confusion[c]
             self.pred_masked_pixels[c] += other.pred_masked_pixels[c]
@@ -283,7 +283,7 @@ class PolygonAccumulator:
     def add(self, binary: np.ndarray, region_ids: np.ndarray, region_conc: np.ndarray, valid: np.ndarray) -> None:
         self._errors.append(polygon_errors(binary, region_ids, region_conc, valid, self.min_pixels))
 
-    def merge(self, other: "PolygonAccumulator") -> None:
+    def merge(self, other: PolygonAccumulator) -> None:
         self._errors.extend(other._errors)
 
     @property
@@ -353,7 +353,7 @@ class TopologyAccumulator:
         self.pack_confusion += counts[4:8].reshape(2, 2)
         self.all_confusion += (counts[0:4] + counts[4:8]).reshape(2, 2)
 
-    def merge(self, other: "TopologyAccumulator") -> None:
+    def merge(self, other: TopologyAccumulator) -> None:
         self.all_confusion += other.all_confusion
         self.pack_confusion += other.pack_confusion
 

@@ -21,11 +21,11 @@ import ml_collections
 import numpy as np
 
 from seaice_jax import trained_model
-from seaice_jax.data.prepare import prepare_data
 from seaice_jax.data.sources import make_train_source
 from seaice_jax.inference.validate import evaluate_scenes
 from seaice_jax.metric_writer import MetricsWriter, read_rows
 from seaice_jax.parallel import make_mesh, mesh_device_count
+from seaice_jax.prepare import prepare_data
 from seaice_jax.train_step import make_train_step
 
 

@@ -36,7 +36,7 @@ def trained_workdir(tmp_path_factory):
     """One trained workdir (config.json + a checkpoint at step 2) for every test that needs a trained
     model from disk: the inference, Grad-CAM and CLI tests. Training compiles a step, so it runs
     once per session instead of once per test module."""
-    from seaice_jax.data import synthetic
+    from seaice_jax import synthetic
     from seaice_jax.data.shards import PatchSpec, convert_scenes
     from seaice_jax.train import train_and_evaluate
 

@@ -40,7 +40,7 @@ class FakeScene:
 def _track_through(tp, rows, cols, dt_s, along=300.0, across=1600.0, quality=None):
     lat, lon = geo.pixel_latlon(tp, rows, cols)
     n = len(rows)
-    return alt.Track(time=np.full(n, T_SAR.replace(tzinfo=dt.timezone.utc).timestamp()) + dt_s, latitude=lat,
+    return alt.Track(time=np.full(n, T_SAR.replace(tzinfo=dt.UTC).timestamp()) + dt_s, latitude=lat,
                      longitude=lon, value=np.linspace(0.1, 0.5, n), uncertainty=np.full(n, 0.1),
                      surface=np.zeros(n, np.uint8), quality=np.ones(n, bool) if quality is None else quality,
                      footprint_along=along, footprint_across=across, mission="cryosat2", track_id="t")

@@ -7,8 +7,9 @@ import numpy as np
 from seaice_jax import altimetry as alt
 from seaice_jax.altimetry import collocate as col
 from seaice_jax.altimetry import metrics
-from seaice_jax.altimetry import synthetic as syn
 from seaice_jax.data import geolocation as geo
+from seaice_jax.synthetic import freeboard
+from seaice_jax.synthetic import tracks as simulated
 
 H, W = 96, 80
 T_SAR = dt.datetime(2019, 3, 24, 8, 0, 0)
@@ -37,7 +38,7 @@ def _maps():
 
 def test_truth_consistent_with_floes_leads_age_and_deformation():
     stage, lead, deform = _maps()
-    t = syn.freeboard_truth(0, stage, lead, deform)
+    t = freeboard.freeboard_truth(0, stage, lead, deform)
     assert np.all(t.laser_freeboard[lead] == 0) and np.all(t.radar_freeboard[80:, :10] == 0)
     assert np.all(np.isnan(t.ice_freeboard[:4, :4])) and not t.valid[:4, :4].any()
     ice = t.valid & ~t.lead
@@ -50,21 +51,21 @@ def test_truth_consistent_with_floes_leads_age_and_deformation():
     level = t.roughness[50:80, 45:75].mean()
     assert deformed > 3 * level
     assert t.ice_freeboard[10:30, 50:75].max() > 0.5  # ridges
-    db = syn.roughness_brightening_db(1, t.roughness)
+    db = freeboard.roughness_brightening_db(1, t.roughness)
     assert db[10:30, 50:75].mean() > db[50:80, 45:75].mean() + 0.5
     # roughness -> dB has scatter (not a lookup)
     r = t.roughness[10:30, 50:75].ravel()
     b = db[10:30, 50:75].ravel()
     assert 0.3 < np.corrcoef(r, b)[0, 1] < 0.99
-    again = syn.freeboard_truth(0, stage, lead, deform)
+    again = freeboard.freeboard_truth(0, stage, lead, deform)
     np.testing.assert_array_equal(again.laser_freeboard, t.laser_freeboard)
 
 
 def test_tracks_noise_classification_and_determinism():
     stage, lead, deform = _maps()
-    t = syn.freeboard_truth(0, stage, lead, deform)
+    t = freeboard.freeboard_truth(0, stage, lead, deform)
     tp = _tie_points()
-    cs = syn.simulate_track(3, t, tp, T_SAR, "cryosat2", angle_deg=5.0, lead_error=0.0, noise_m=0.1)
+    cs = simulated.simulate_track(3, t, tp, T_SAR, "cryosat2", angle_deg=5.0, lead_error=0.0, noise_m=0.1)
     assert len(cs) > 20 and cs.mission == "cryosat2"
     floe = cs.surface == alt.FLOE
     resid = cs.value[floe] - cs.attrs["true_value"][floe]
@@ -72,11 +73,11 @@ def test_tracks_noise_classification_and_determinism():
     good = cs.good()
     np.testing.assert_array_equal(good.attrs["true_value"], cs.attrs["true_value"][cs.quality])
     assert (cs.surface == alt.LEAD).any()  # the lead band at rows 40-42 (1.6 km across footprint)
-    np.testing.assert_array_equal(syn.simulate_track(3, t, tp, T_SAR, "cryosat2", angle_deg=5.0,
+    np.testing.assert_array_equal(simulated.simulate_track(3, t, tp, T_SAR, "cryosat2", angle_deg=5.0,
                                                      lead_error=0.0, noise_m=0.1).value, cs.value)
-    flipped = syn.simulate_track(3, t, tp, T_SAR, "cryosat2", angle_deg=5.0, lead_error=0.5)
+    flipped = simulated.simulate_track(3, t, tp, T_SAR, "cryosat2", angle_deg=5.0, lead_error=0.5)
     assert (flipped.surface != cs.surface).mean() > 0.2
-    beams = syn.simulate_icesat2(4, t, tp, T_SAR, angle_deg=0.0, time_offset_s=1800.0)
+    beams = simulated.simulate_icesat2(4, t, tp, T_SAR, angle_deg=0.0, time_offset_s=1800.0)
     assert [b.beam for b in beams] == ["gt1l", "gt2l", "gt3l"]
     mid = beams[1]
     assert np.all((mid.footprint_along >= 27) & (mid.footprint_along <= 200))
@@ -86,15 +87,15 @@ def test_tracks_noise_classification_and_determinism():
 
 def test_written_in_real_layouts_and_collocated_back(tmp_path):
     stage, lead, deform = _maps()
-    t = syn.freeboard_truth(0, stage, lead, deform)
+    t = freeboard.freeboard_truth(0, stage, lead, deform)
     tp = _tie_points()
-    tracks = [syn.simulate_track(1, t, tp, T_SAR, "cryosat2", angle_deg=5.0, time_offset_s=-3600),
-              syn.simulate_track(2, t, tp, T_SAR, "sentinel3a", angle_deg=-20.0, offset_px=10.0)]
-    tracks += syn.simulate_icesat2(3, t, tp, T_SAR, angle_deg=80.0)
-    sw = syn.simulate_swath(5, t, tp, T_SAR, angle_deg=90.0, offset_px=-30.0 * 1000 / 80, inner_km=10,
+    tracks = [simulated.simulate_track(1, t, tp, T_SAR, "cryosat2", angle_deg=5.0, time_offset_s=-3600),
+              simulated.simulate_track(2, t, tp, T_SAR, "sentinel3a", angle_deg=-20.0, offset_px=10.0)]
+    tracks += simulated.simulate_icesat2(3, t, tp, T_SAR, angle_deg=80.0)
+    sw = simulated.simulate_swath(5, t, tp, T_SAR, angle_deg=90.0, offset_px=-30.0 * 1000 / 80, inner_km=10,
                             outer_km=40)
     assert sw[0], "swath misses the scene"
-    paths = syn.write_synthetic_altimetry(tmp_path, tracks, sw)
+    paths = simulated.write_synthetic_altimetry(tmp_path, tracks, sw)
     names = sorted(p.split("/")[-1] for p in paths)
     assert any(n.startswith("ATL10-01_20190324080000_1307") for n in names)
     assert any(n.startswith("CS_OFFL_SIR_SAR_2__20190324T070000") and n.endswith("_E001.nc") for n in names)
@@ -128,10 +129,10 @@ def test_end_to_end_baselines_and_metrics_json():
     from seaice_jax.altimetry import baselines
 
     stage, lead, deform = _maps()
-    t = syn.freeboard_truth(0, stage, lead, deform)
+    t = freeboard.freeboard_truth(0, stage, lead, deform)
     tp = _tie_points()
-    hv = -22.0 + syn.roughness_brightening_db(1, t.roughness) + 2.0 * (stage == 5)
-    tracks = [syn.simulate_track(10 + k, t, tp, T_SAR, "cryosat2", angle_deg=a, offset_px=o, lead_error=0.0)
+    hv = -22.0 + freeboard.roughness_brightening_db(1, t.roughness) + 2.0 * (stage == 5)
+    tracks = [simulated.simulate_track(10 + k, t, tp, T_SAR, "cryosat2", angle_deg=a, offset_px=o, lead_error=0.0)
               for k, (a, o) in enumerate([(5.0, -25.0), (5.0, 0.0), (-5.0, 25.0)])]
 
     class Scene:
@@ -160,18 +161,18 @@ def test_end_to_end_baselines_and_metrics_json():
 
 def test_simulate_altimetry_missions_deterministic(tmp_path):
     stage, lead, deform = _maps()
-    t = syn.freeboard_truth(0, stage, lead, deform)
+    t = freeboard.freeboard_truth(0, stage, lead, deform)
     tp = _tie_points()
-    tracks, sw = syn.simulate_altimetry(7, t, tp, T_SAR, "all")
+    tracks, sw = simulated.simulate_altimetry(7, t, tp, T_SAR, "all")
     assert {tr.mission for tr in tracks} == {"icesat2", "cryosat2", "sentinel3a"}
-    again, sw2 = syn.simulate_altimetry(7, t, tp, T_SAR, "all")
+    again, sw2 = simulated.simulate_altimetry(7, t, tp, T_SAR, "all")
     for a, b in zip(tracks, again):
         np.testing.assert_array_equal(a.value, b.value)
         np.testing.assert_array_equal(a.latitude, b.latitude)
-    only, _ = syn.simulate_altimetry(7, t, tp, T_SAR, "sentinel3", swath=False)
+    only, _ = simulated.simulate_altimetry(7, t, tp, T_SAR, "sentinel3", swath=False)
     assert {tr.mission for tr in only} == {"sentinel3a"}
-    start = T_SAR.replace(tzinfo=dt.timezone.utc).timestamp()
+    start = T_SAR.replace(tzinfo=dt.UTC).timestamp()
     assert all(abs(tr.time.min() - start) <= 3 * 3600 + 60 for tr in tracks)
     assert sw is not None and sw[0] and all(s.quality.any() for s in sw[0])
-    paths = syn.write_synthetic_altimetry(tmp_path, tracks, sw)
+    paths = simulated.write_synthetic_altimetry(tmp_path, tracks, sw)
     assert len(paths) == 5  # 1 ATL10 granule, 2 CS2, 1 S3, 1 SWOT

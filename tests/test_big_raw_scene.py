@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from seaice_jax.data.scene import open_scene
-from seaice_jax.data.synthetic.layout import synthesize_scene, write_scene
+from seaice_jax.synthetic.layout import synthesize_scene, write_scene
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seaice_jax.data import cells, scene as scene_reader
+from seaice_jax.data import cells
+from seaice_jax.data import scene as scene_reader
 
 SHAPES = [(25, 517, 433), (50, 1003, 777), (25, 50, 75), (50, 149, 51)]
 

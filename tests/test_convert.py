@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from seaice_jax import synthetic
 from seaice_jax.data import channels as ch
-from seaice_jax.data import compact, shards, synthetic
+from seaice_jax.data import compact, shards
 from seaice_jax.data.scene import open_scene
 from tests.test_shards import F16_ATOL, F16_RTOL
 

@@ -8,9 +8,9 @@ import optax
 import pytest
 from flax import nnx, struct
 
-from seaice_jax import losses
+from seaice_jax import losses, synthetic
 from seaice_jax.config import base_config
-from seaice_jax.data import device_augment, pipeline, resident, shards, synthetic
+from seaice_jax.data import device_augment, pipeline, resident, shards
 from seaice_jax.models import build_model
 
 CHANNELS = ("nersc_sar_primary", "nersc_sar_secondary", "btemp_36_5v")

@@ -5,8 +5,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from seaice_jax import drift, drift_fields
 from seaice_jax.data import geolocation as geo
+from seaice_jax.drift import estimation as drift
+from seaice_jax.synthetic import drift as known
 
 SHAPE = (320, 320)
 T0 = dt.datetime(2021, 3, 1, 6)
@@ -23,10 +24,10 @@ def _truth_px(field, model, days=1.0):
 
 @pytest.fixture(scope="module")
 def rotated_pair():
-    model = drift_fields.KnownDrift(translation_m_per_day=(2400.0, -3700.0), rotation_deg_per_day=2.0,
+    model = known.KnownDrift(translation_m_per_day=(2400.0, -3700.0), rotation_deg_per_day=2.0,
                                     centre_px=(SHAPE[0] / 2, SHAPE[1] / 2))
-    hh_a, hh_b = drift_fields.synthetic_pair(SHAPE, model, 1.0, seed=3)
-    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
+    hh_a, hh_b = known.synthetic_pair(SHAPE, model, 1.0, seed=3)
+    tie = known.synthetic_tie_points(SHAPE, 80.0)
     est = drift.estimate_drift(hh_a, tie, T0, hh_b, tie, T1, CONFIG, methods=drift.METHODS)
     return model, tie, hh_a, est
 
@@ -62,11 +63,11 @@ def test_phase_correlation_reference_on_the_same_grid(rotated_pair):
 
 
 def test_low_texture_area_gets_low_quality():
-    model = drift_fields.KnownDrift(translation_m_per_day=(1600.0, 2400.0))
+    model = known.KnownDrift(translation_m_per_day=(1600.0, 2400.0))
     flat = np.zeros(SHAPE, bool)
     flat[:, : SHAPE[1] // 2] = True  # left half: flat ice, only the independent speckle differs
-    hh_a, hh_b = drift_fields.synthetic_pair(SHAPE, model, 1.0, seed=5, low_texture=flat)
-    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
+    hh_a, hh_b = known.synthetic_pair(SHAPE, model, 1.0, seed=5, low_texture=flat)
+    tie = known.synthetic_tie_points(SHAPE, 80.0)
     f = drift.estimate_drift(hh_a, tie, T0, hh_b, tie, T1, CONFIG)["pattern_matching"]
     left = f.cols < SHAPE[1] // 2 - 30  # templates fully inside the flat half
     right = f.cols > SHAPE[1] // 2 + 30
@@ -78,10 +79,10 @@ def test_low_texture_area_gets_low_quality():
 
 def test_geometry_is_removed_through_tie_points():
     """Scene B covers a window of the area offset by (25, -40) px: only the ice motion remains."""
-    model = drift_fields.KnownDrift(translation_m_per_day=(-2000.0, 1500.0))
+    model = known.KnownDrift(translation_m_per_day=(-2000.0, 1500.0))
     big = (SHAPE[0] + 80, SHAPE[1] + 80)
-    hh_a_big, hh_b_big = drift_fields.synthetic_pair(big, model, 1.0, seed=7)
-    tie_big = drift_fields.synthetic_tie_points(big, 80.0)
+    hh_a_big, hh_b_big = known.synthetic_pair(big, model, 1.0, seed=7)
+    tie_big = known.synthetic_tie_points(big, 80.0)
     a0, b0 = (10, 60), (35, 20)  # top-left corners in the big frame
     crop = lambda x, o: x[o[0]:o[0] + SHAPE[0], o[1]:o[1] + SHAPE[1]]
 
@@ -123,7 +124,7 @@ def test_subpixel_peak_of_a_quadratic_is_exact():
 
 
 def test_unknown_method_is_refused():
-    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
+    tie = known.synthetic_tie_points(SHAPE, 80.0)
     with pytest.raises(ValueError, match="unknown drift method"):
         drift.estimate_drift(np.zeros(SHAPE), tie, T0, np.zeros(SHAPE), tie, T1, CONFIG, methods=("optical_flow",))
 
@@ -136,16 +137,16 @@ def test_times_may_be_datetime64_or_strings():
 
 def test_scene_b_from_another_orbit_is_resampled_onto_a():
     """B's frame is A's turned by 90 degrees (another pass direction): east / north still match."""
-    model = drift_fields.KnownDrift(translation_m_per_day=(1500.0, -2500.0))
-    hh_a, hh_b_in_a = drift_fields.synthetic_pair(SHAPE, model, 1.0, seed=9)
-    tie_a = drift_fields.synthetic_tie_points(SHAPE, 80.0)
+    model = known.KnownDrift(translation_m_per_day=(1500.0, -2500.0))
+    hh_a, hh_b_in_a = known.synthetic_pair(SHAPE, model, 1.0, seed=9)
+    tie_a = known.synthetic_tie_points(SHAPE, 80.0)
     h, w = SHAPE
     hh_b = np.rot90(hh_b_in_a)  # B[i, j] = A-frame[j, w - 1 - i]; B has w lines and h samples
     lines, samples = np.linspace(0, w - 1, 5), np.linspace(0, h - 1, 5)
     lat, lon = geo.pixel_latlon(tie_a, samples[None, :], w - 1 - lines[:, None])
     tie_b = geo.TiePoints(lines, samples, lat, lon)
     f = drift.estimate_drift(hh_a, tie_a, T0, hh_b, tie_b, T1, CONFIG)["pattern_matching"]
-    truth = drift_fields.known_drift_field(model, 1.0, f.rows, f.cols, tie_a, T0)
+    truth = known.known_drift_field(model, 1.0, f.rows, f.cols, tie_a, T0)
     err = np.hypot(f.east_m - truth.east_m, f.north_m - truth.north_m)[f.valid]
     assert f.valid.mean() > 0.4
     assert np.sqrt(np.mean(err ** 2)) < 40.0  # m, half a pixel

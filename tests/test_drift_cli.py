@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from seaice_jax import drift_fields, drift_io
+from seaice_jax.drift import io as drift_io
+from seaice_jax.synthetic import drift as known
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE = (320, 320)
@@ -39,14 +40,14 @@ def _write_rtt(path, hv, tie, start, distance=None):
 def scenes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("drift_cli")
     days = (T1 - T0).total_seconds() / 86400
-    model = drift_fields.KnownDrift(translation_m_per_day=(2000.0, 3000.0), divergence_per_day=0.01,
+    model = known.KnownDrift(translation_m_per_day=(2000.0, 3000.0), divergence_per_day=0.01,
                                     centre_px=(SHAPE[0] / 2, SHAPE[1] / 2))
-    hh_a, hh_b = drift_fields.synthetic_pair(SHAPE, model, days, seed=11)
-    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
+    hh_a, hh_b = known.synthetic_pair(SHAPE, model, days, seed=11)
+    tie = known.synthetic_tie_points(SHAPE, 80.0)
     a, b = str(folder / f"{T0:%Y%m%dT%H%M%S}_dmi_prep.nc"), str(folder / f"{T1:%Y%m%dT%H%M%S}_dmi_prep.nc")
     _write_rtt(a, hh_a, tie, T0)
     _write_rtt(b, hh_b, tie, T1)
-    truth = drift_fields.known_drift_field(model, days, np.arange(0, SHAPE[0], 8), np.arange(0, SHAPE[1], 8), tie, T0)
+    truth = known.known_drift_field(model, days, np.arange(0, SHAPE[0], 8), np.arange(0, SHAPE[1], 8), tie, T0)
     truth_path = str(folder / "truth.nc")
     drift_io.write_drift(truth_path, truth)
     return folder, a, b, truth_path

@@ -7,29 +7,33 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from seaice_jax import drift, drift_evaluation, drift_fields, drift_io
 from seaice_jax.data import geolocation as geo
+from seaice_jax.drift import estimation as drift
+from seaice_jax.drift import evaluation as drift_evaluation
+from seaice_jax.drift import io as drift_io
+from seaice_jax.drift import motion
+from seaice_jax.synthetic import drift as known
 
 SHAPE = (200, 240)
 T0 = dt.datetime(2021, 3, 1, 6)
 
 
 def test_flow_is_invertible_and_rotation_is_rigid():
-    model = drift_fields.KnownDrift(translation_m_per_day=(800.0, -400.0), rotation_deg_per_day=5.0,
+    model = known.KnownDrift(translation_m_per_day=(800.0, -400.0), rotation_deg_per_day=5.0,
                                     divergence_per_day=0.02, shear_per_day=0.01, centre_px=(100.0, 120.0))
     r, c = np.array([10.0, 150.0, 60.0]), np.array([20.0, 200.0, 90.0])
     fr, fc = model.flow(r, c, 2.0)
     br, bc = model.flow(fr, fc, -2.0)
     np.testing.assert_allclose(br, r, atol=1e-6)
     np.testing.assert_allclose(bc, c, atol=1e-6)
-    rigid = drift_fields.KnownDrift(translation_m_per_day=(0.0, 0.0), rotation_deg_per_day=10.0, centre_px=(0.0, 0.0))
+    rigid = known.KnownDrift(translation_m_per_day=(0.0, 0.0), rotation_deg_per_day=10.0, centre_px=(0.0, 0.0))
     fr, fc = rigid.flow(np.array([0.0]), np.array([100.0]), 1.0)  # a point right of the centre
     assert np.hypot(fr, fc)[0] == pytest.approx(100.0, abs=1e-6)
     assert np.rad2deg(np.arctan2(-fr, fc))[0] == pytest.approx(10.0, abs=1e-6)  # turned up: CCW as displayed
 
 
 def test_lead_opens_at_its_rate():
-    model = drift_fields.KnownDrift(translation_m_per_day=(0.0, 0.0), lead_opening_m_per_day=400.0,
+    model = known.KnownDrift(translation_m_per_day=(0.0, 0.0), lead_opening_m_per_day=400.0,
                                     lead_angle_deg=90.0, centre_px=(50.0, 50.0), lead_width_px=2.0)
     # angle 90: the lead runs along the rows (vertical line at col 50); its sides move apart in col.
     _, c = model.flow(np.array([50.0, 50.0]), np.array([30.0, 70.0]), 2.0)
@@ -37,22 +41,22 @@ def test_lead_opens_at_its_rate():
 
 
 def test_area_ratio_shows_divergence_and_the_opening_lead():
-    spread = drift_fields.KnownDrift(translation_m_per_day=(500.0, 0.0), divergence_per_day=0.1, centre_px=(0.0, 0.0))
-    ratio = drift_fields.area_ratio(spread, 1.0, (40, 50))
+    spread = known.KnownDrift(translation_m_per_day=(500.0, 0.0), divergence_per_day=0.1, centre_px=(0.0, 0.0))
+    ratio = motion.area_ratio(spread, 1.0, (40, 50))
     np.testing.assert_allclose(ratio, np.exp(0.1), rtol=1e-4)  # d(area)/dt = div x area
-    lead = drift_fields.KnownDrift(translation_m_per_day=(0.0, 0.0), lead_opening_m_per_day=400.0,
+    lead = known.KnownDrift(translation_m_per_day=(0.0, 0.0), lead_opening_m_per_day=400.0,
                                    lead_angle_deg=90.0, centre_px=(50.0, 50.0), lead_width_px=2.0)
-    ratio = drift_fields.area_ratio(lead, 1.0, (100, 100), step=2)
+    ratio = motion.area_ratio(lead, 1.0, (100, 100), step=2)
     assert ratio[:, 50].min() > 1.5 and abs(ratio[:, 10] - 1).max() < 1e-3
 
 
 def test_warp_moves_an_ice_feature_with_the_flow():
-    model = drift_fields.KnownDrift(translation_m_per_day=(800.0, -1200.0), rotation_deg_per_day=3.0,
+    model = known.KnownDrift(translation_m_per_day=(800.0, -1200.0), rotation_deg_per_day=3.0,
                                     centre_px=(100.0, 120.0))
     image = np.zeros(SHAPE, np.float32)
     image[60:63, 80:83] = 1.0  # a small floe centred on (61, 81)
-    moved = drift_fields.warp(image, model, 1.0, cval=0.0)
-    labels = drift_fields.warp(image.astype(np.uint8), model, 1.0, order=0, cval=255)
+    moved = motion.warp(image, model, 1.0, cval=0.0)
+    labels = motion.warp(image.astype(np.uint8), model, 1.0, order=0, cval=255)
     er, ec = model.flow(np.array([61.0]), np.array([81.0]), 1.0)
     yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
     centroid = (moved * yy).sum() / moved.sum(), (moved * xx).sum() / moved.sum()
@@ -62,8 +66,8 @@ def test_warp_moves_an_ice_feature_with_the_flow():
 
 
 def test_synthetic_pair_has_independent_speckle():
-    model = drift_fields.KnownDrift(translation_m_per_day=(0.0, 0.0))
-    a, b = drift_fields.synthetic_pair(SHAPE, model, 1.0, seed=0)
+    model = known.KnownDrift(translation_m_per_day=(0.0, 0.0))
+    a, b = known.synthetic_pair(SHAPE, model, 1.0, seed=0)
     assert np.all(np.isfinite(a)) and np.all(np.isfinite(b))
     assert not np.allclose(a, b)
     assert 0.3 < np.corrcoef(a.ravel(), b.ravel())[0, 1] < 0.95  # same ice, different speckle
@@ -71,19 +75,19 @@ def test_synthetic_pair_has_independent_speckle():
 
 def _truth_field(model, days, tie, time_a, uncertainty_m=0.0, step=20):
     rows, cols = np.arange(0, SHAPE[0], step), np.arange(0, SHAPE[1], step)
-    return drift_fields.known_drift_field(model, days, rows, cols, tie, time_a, uncertainty_m=uncertainty_m)
+    return known.known_drift_field(model, days, rows, cols, tie, time_a, uncertainty_m=uncertainty_m)
 
 
 def test_move_tracks_lands_on_the_truth_and_grows_uncertainty():
-    model = drift_fields.KnownDrift(translation_m_per_day=(3000.0, -2000.0), divergence_per_day=0.01,
+    model = known.KnownDrift(translation_m_per_day=(3000.0, -2000.0), divergence_per_day=0.01,
                                     centre_px=(100.0, 120.0))
-    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
+    tie = known.synthetic_tie_points(SHAPE, 80.0)
     field = _truth_field(model, 1.0, tie, T0, uncertainty_m=300.0)
     rows, cols = np.array([60.0, 100.0, 140.0]), np.array([50.0, 120.0, 170.0])
     lat, lon = geo.pixel_latlon(tie, rows, cols)
     times = np.array([T0 + dt.timedelta(hours=6)] * 3, dtype="datetime64[us]")
     target = T0 + dt.timedelta(days=1)
-    got_lat, got_lon, sigma = drift_fields.move_tracks(lat, lon, times, [field], target, uncertainty_m=50.0)
+    got_lat, got_lon, sigma = motion.move_tracks(lat, lon, times, [field], target, uncertainty_m=50.0)
     er, ec = model.flow(rows, cols, 0.75)
     want_lat, want_lon = geo.pixel_latlon(tie, er, ec)
     miss_e, miss_n = drift.spherical_displacement(want_lat, want_lon, got_lat, got_lon)
@@ -94,19 +98,19 @@ def test_move_tracks_lands_on_the_truth_and_grows_uncertainty():
     er2, ec2 = model.flow(rows, cols, 2.0)
     lat2, lon2 = geo.pixel_latlon(tie, er2, ec2)
     later = np.array([T0 + dt.timedelta(days=2)] * 3, dtype="datetime64[us]")
-    back_lat, back_lon, sigma2 = drift_fields.move_tracks(lat2, lon2, later, [field2, field], T0)
+    back_lat, back_lon, sigma2 = motion.move_tracks(lat2, lon2, later, [field2, field], T0)
     miss_e, miss_n = drift.spherical_displacement(lat, lon, back_lat, back_lon)
     assert np.hypot(miss_e, miss_n).max() < 20.0
     np.testing.assert_allclose(sigma2, np.hypot(300.0, 300.0), rtol=1e-9)
     # A point already at the target time does not move.
-    same_lat, _, same_sigma = drift_fields.move_tracks(lat, lon, np.datetime64(target), [field], target)
+    same_lat, _, same_sigma = motion.move_tracks(lat, lon, np.datetime64(target), [field], target)
     np.testing.assert_allclose(same_lat, lat)
     np.testing.assert_allclose(same_sigma, 0.0)
 
 
 def test_evaluation_on_a_known_answer():
-    model = drift_fields.KnownDrift(translation_m_per_day=(3000.0, -2000.0))
-    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
+    model = known.KnownDrift(translation_m_per_day=(3000.0, -2000.0))
+    tie = known.synthetic_tie_points(SHAPE, 80.0)
     truth = _truth_field(model, 1.0, tie, T0)
     valid = np.zeros(truth.valid.shape, bool)
     valid[:, ::2] = True
@@ -123,8 +127,8 @@ def test_evaluation_on_a_known_answer():
 
 
 def test_drift_file_round_trip_and_cf_attributes(tmp_path):
-    model = drift_fields.KnownDrift(translation_m_per_day=(3000.0, -2000.0))
-    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
+    model = known.KnownDrift(translation_m_per_day=(3000.0, -2000.0))
+    tie = known.synthetic_tie_points(SHAPE, 80.0)
     truth = _truth_field(model, 1.0, tie, T0, uncertainty_m=300.0)
     other = truth.__class__(**{**truth.__dict__, "method": "phase_correlation",
                                "valid": np.arange(truth.valid.size).reshape(truth.valid.shape) % 3 > 0})
@@ -152,8 +156,8 @@ def test_drift_file_round_trip_and_cf_attributes(tmp_path):
 
 
 def test_png_is_written(tmp_path):
-    model = drift_fields.KnownDrift(translation_m_per_day=(3000.0, -2000.0))
-    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
+    model = known.KnownDrift(translation_m_per_day=(3000.0, -2000.0))
+    tie = known.synthetic_tie_points(SHAPE, 80.0)
     path = tmp_path / "drift.png"
     drift_io.plot_drift_png(str(path), np.random.default_rng(0).standard_normal(SHAPE), _truth_field(model, 1.0, tie, T0))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -161,7 +165,7 @@ def test_png_is_written(tmp_path):
 
 def test_read_scene_for_drift_rtt_layout(tmp_path):
     rng = np.random.default_rng(0)
-    tie = drift_fields.synthetic_tie_points(SHAPE, 80.0)
+    tie = known.synthetic_tie_points(SHAPE, 80.0)
     hv = rng.standard_normal(SHAPE).astype(np.float32)
     hv[:5] = 0.0  # the RTT fill value
     ds = xr.Dataset({
@@ -180,7 +184,7 @@ def test_read_scene_for_drift_rtt_layout(tmp_path):
 
 
 def test_read_scene_for_drift_raw_layout(tmp_path):
-    tie = drift_fields.synthetic_tie_points(SHAPE, 40.0)
+    tie = known.synthetic_tie_points(SHAPE, 40.0)
     hh = np.random.default_rng(1).standard_normal(SHAPE).astype(np.float32) - 15.0
     hh[:, :3] = np.nan  # raw files: NaN = no data
     L, S = np.meshgrid(tie.lines, tie.samples, indexing="ij")

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from seaice_jax import drift_fields, drift_io
 from seaice_jax.data import geolocation as geo
-from seaice_jax.data.synthetic import sequence as seq
+from seaice_jax.drift import io as drift_io
+from seaice_jax.drift import motion
+from seaice_jax.synthetic import drift as known
+from seaice_jax.synthetic import sequence as seq
 
 SIZE = (256, 256)
-DRIFT = drift_fields.KnownDrift(translation_m_per_day=(3000.0, -4000.0), rotation_deg_per_day=0.8,
+DRIFT = known.KnownDrift(translation_m_per_day=(3000.0, -4000.0), rotation_deg_per_day=0.8,
                                 divergence_per_day=0.01, shear_per_day=0.02, lead_opening_m_per_day=300.0,
                                 lead_angle_deg=40.0, lead_offset_px=20.0, pixel_spacing_m=80.0)
 
@@ -65,7 +67,7 @@ def test_sequence_is_one_field_moved_by_the_written_drift(sequence_dir):
     R, C = R.ravel(), C.ravel()
     lat, lon = geo.pixel_latlon(_tie(xr.open_dataset(os.path.join(out, pair["a"]))), R, C)
     t = np.full(lat.shape, truth.time_a, dtype="datetime64[us]")
-    mlat, mlon, _ = drift_fields.move_tracks(lat, lon, t, [truth], np.datetime64(truth.time_b, "us"))
+    mlat, mlon, _ = motion.move_tracks(lat, lon, t, [truth], np.datetime64(truth.time_b, "us"))
     rb, cb = geo.latlon_to_pixel(tpb, mlat, mlon)
     inside = np.isfinite(rb) & (rb > -0.5) & (rb < h - 0.5) & (cb > -0.5) & (cb < w - 0.5)
     assert inside.mean() > 0.5  # consecutive scenes overlap ...
@@ -90,9 +92,9 @@ def test_truth_files_move_tracks_onto_the_true_flow(sequence_dir):
     lat, lon = geo.pixel_latlon(_tie(xr.open_dataset(os.path.join(out, meta.pairs[0]["a"]))),
                                 rng.uniform(0, 255, 200), rng.uniform(0, 255, 200))
     t = np.full(200, truth.time_a, dtype="datetime64[us]")
-    mlat, mlon, _ = drift_fields.move_tracks(lat, lon, t, [truth], np.datetime64(truth.time_b, "us"))
+    mlat, mlon, _ = motion.move_tracks(lat, lon, t, [truth], np.datetime64(truth.time_b, "us"))
     tlat, tlon = seq.true_flow_latlon(meta, lat, lon, truth.time_a.timestamp(), truth.time_b.timestamp())
-    from seaice_jax.drift import spherical_displacement
+    from seaice_jax.drift.estimation import spherical_displacement
     e, n = spherical_displacement(tlat, tlon, mlat, mlon)
     err = np.hypot(e, n)
     assert np.median(err) < 20.0 and err.max() < 400.0  # the lead's jump is the only non-linear part
@@ -100,6 +102,7 @@ def test_truth_files_move_tracks_onto_the_true_flow(sequence_dir):
 
 def test_evaluate_drift_truth_folder_known_answer(sequence_dir, tmp_path):
     import dataclasses
+
     from launch import evaluate_drift
     out, _ = sequence_dir
     meta = seq.read_sequence(out)
@@ -165,7 +168,7 @@ def test_compensation_true_drift_lands_on_the_truth(sequence_dir):
     er, ec = meta.drift.flow(*fr[0].to_plane(r, c), (tb - ta) / 86400.0)
     true_r, true_c = fr[1].from_plane(er, ec)
     moved = {}
-    for mode, kw in (("true", {"sequence": meta}), ("none", {}),
+    for mode, kw in (("true", {"true_flow": seq.true_flow(meta)}), ("none", {}),
                      ("estimated", {"fields": [drift_io.read_drift(os.path.join(out, seq.TRUTH_DIR,
                                                                                   pair["file"]))["truth"]]})):
         got = compensation.compensate_tracks([track], tb, mode, **kw)[0]

@@ -13,11 +13,11 @@ import xarray as xr
 from seaice_jax import trained_model
 from seaice_jax.altimetry import metrics as am
 from seaice_jax.altimetry.collocate import collocate
-from seaice_jax.data.synthetic import write_synthetic_scenes
 from seaice_jax.elevation import calibrate as cal
 from seaice_jax.elevation import data as edata
 from seaice_jax.elevation import evaluate as ev
 from seaice_jax.elevation.train import elevation_loss, make_elevation_step
+from seaice_jax.synthetic import write_synthetic_scenes
 
 
 def _tiny_config():
@@ -82,7 +82,7 @@ def test_crop_footprints_reindexed(scenes_dir):
     got = np.asarray(footprint_mean(jnp.asarray(crop), out["fb_index"], out["fb_weight"]))[out["fb_mask"]]
     full = am.footprint_means(field, es.colloc)
     # exact: each kept point's crop mean equals its scene mean
-    sel = [np.flatnonzero((es.colloc.value == v))[0] for v in out["fb_value"][out["fb_mask"]]]
+    sel = [np.flatnonzero(es.colloc.value == v)[0] for v in out["fb_value"][out["fb_mask"]]]
     np.testing.assert_allclose(got, full[sel], rtol=1e-5)
 
 

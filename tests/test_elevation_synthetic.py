@@ -11,7 +11,7 @@ from data_prep import synthesize
 from seaice_jax.altimetry import Swath, Track, open_altimetry
 from seaice_jax.altimetry.collocate import collocate
 from seaice_jax.data.scene import open_scene
-from seaice_jax.data.synthetic import synthesize_scene
+from seaice_jax.synthetic import synthesize_scene
 
 
 def _write(out, seed=5):

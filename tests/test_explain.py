@@ -84,7 +84,7 @@ def test_unknown_layer_and_bad_class_raise_one_line_errors(model):
 def workdir_and_scene(trained_workdir, tmp_path_factory):
     """The session's trained tiny model (conftest: same channels, an SOD head among others, two
     steps) and a second scene to explain."""
-    from seaice_jax.data import synthetic
+    from seaice_jax import synthetic
 
     root = tmp_path_factory.mktemp("explain")
     scene = synthetic.write_synthetic_scenes(str(root / "scene"), 1, "rtt", "winter", (72, 80), 2)[0]

@@ -40,7 +40,7 @@ def _tree(folder) -> list[str]:
 @pytest.fixture(scope="module")
 def test_split(tmp_path_factory):
     """Two RTT test-split scenes: `_prep.nc` without charts, each with its `_prep_reference.nc`."""
-    from seaice_jax.data import synthetic
+    from seaice_jax import synthetic
 
     root = tmp_path_factory.mktemp("test_split")
     paths = synthetic.write_synthetic_scenes(str(root), 2, "rtt", "winter", (64, 80), 11, split="test")

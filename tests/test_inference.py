@@ -27,7 +27,7 @@ def tiny_config(shards: str = ""):
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     """An RTT scene, a raw scene and an unlabelled copy of the RTT scene (charts dropped)."""
-    from seaice_jax.data import synthetic
+    from seaice_jax import synthetic
 
     root = tmp_path_factory.mktemp("scenes")
     rtt = synthetic.write_synthetic_scenes(str(root / "rtt"), 1, "rtt", "winter", (128, 160), 5)[0]

@@ -7,7 +7,6 @@ import pytest
 
 from seaice_jax import metrics
 
-
 # ---------------------------------------------------------------- R^2 and weighted F1
 
 

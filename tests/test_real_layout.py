@@ -15,7 +15,12 @@ import xarray as xr
 
 from seaice_jax.data import scene as scene_lib
 from seaice_jax.data.channels import (
-    ALL_CHANNELS, AMSR2_CHANNELS, DERIVED_CHANNELS, ERA5_CHANNELS, NORM_STATS, STORED_CHANNELS,
+    ALL_CHANNELS,
+    AMSR2_CHANNELS,
+    DERIVED_CHANNELS,
+    ERA5_CHANNELS,
+    NORM_STATS,
+    STORED_CHANNELS,
 )
 from seaice_jax.data.scene_types import SceneError
 

@@ -100,7 +100,7 @@ def test_the_memory_check_fails_with_one_clear_line():
 
 
 def test_load_resident_checks_before_reading(tmp_path):
-    from seaice_jax.data import synthetic
+    from seaice_jax import synthetic
 
     files = synthetic.write_synthetic_scenes(str(tmp_path), 1, "rtt", "winter", (60, 60), 0)
     with pytest.raises(MemoryError, match="needs"):

@@ -1,6 +1,7 @@
 import numpy as np
 
-from seaice_jax.data import compact, scene as scene_reader, shards
+from seaice_jax.data import compact, shards
+from seaice_jax.data import scene as scene_reader
 from seaice_jax.data.scene_types import Scene
 
 # float16 storage of the SAR-grid channels: round to nearest, relative error <= 2**-11 (and an absolute

@@ -1,5 +1,5 @@
-"""The package's import graph, read from its own source: no cycle, and the training loop imported by
-launchers and tests only."""
+"""The package's import graph, read from its own source: no cycle, the training loop imported by
+launchers and tests only, and the synthetic world above the libraries it uses (none of them imports it)."""
 
 from __future__ import annotations
 
@@ -120,3 +120,44 @@ def test_no_library_module_is_much_over_500_lines():
         if lines > 550 and module not in exempt:
             long[module] = lines
     assert long == {}
+
+
+# The layers that real data goes through: none of them may depend on the simulated world.
+LIBRARY_PACKAGES = ("seaice_jax.data", "seaice_jax.altimetry", "seaice_jax.drift", "seaice_jax.models",
+                    "seaice_jax.inference")
+# Root modules allowed to import seaice_jax.synthetic: the training run's own data preparation.
+SYNTHETIC_USERS_AT_ROOT = {"seaice_jax.prepare"}
+
+
+def _is_library_module(module: str) -> bool:
+    if any(module == p or module.startswith(p + ".") for p in LIBRARY_PACKAGES):
+        return True
+    parts = module.split(".")
+    is_root_module = len(parts) == 2 and not os.path.isdir(os.path.join(ROOT, *parts))
+    return is_root_module and module not in SYNTHETIC_USERS_AT_ROOT
+
+
+def test_no_library_module_imports_the_synthetic_world():
+    graph = import_graph()
+    assert {"seaice_jax.synthetic", "seaice_jax.drift.motion", "seaice_jax.train"} <= set(graph)
+    assert _is_library_module("seaice_jax.train") and _is_library_module("seaice_jax.drift.refine")
+    assert not _is_library_module("seaice_jax.prepare") and not _is_library_module("seaice_jax.sweep.run")
+    offenders = {m: sorted(d for d in deps if d == "seaice_jax.synthetic" or d.startswith("seaice_jax.synthetic."))
+                 for m, deps in graph.items() if _is_library_module(m)}
+    assert {m: d for m, d in offenders.items() if d} == {}
+
+
+def test_the_synthetic_world_uses_the_libraries_below_it():
+    """The simulator writes through the real layouts' writers and geolocation, so it must import them
+    (the arrow points down); a copy of a writer inside synthetic/ would pass the test above unnoticed."""
+    graph = import_graph()
+    used = set().union(*(deps for m, deps in graph.items() if m.startswith("seaice_jax.synthetic")))
+    assert {"seaice_jax.data.geolocation", "seaice_jax.altimetry.icesat2", "seaice_jax.drift.io",
+            "seaice_jax.drift.motion"} <= used
+
+
+def test_old_flat_modules_are_gone():
+    package = os.path.join(ROOT, PACKAGE)
+    flat = sorted(n for n in os.listdir(package) if n.startswith(("drift_", "temporal")) and n.endswith(".py"))
+    assert flat == [] and not os.path.exists(os.path.join(package, "data", "synthetic"))
+    assert not os.path.exists(os.path.join(package, "altimetry", "synthetic.py"))

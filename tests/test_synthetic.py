@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import re
 import subprocess
@@ -13,9 +12,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from seaice_jax import synthetic as sy
 from seaice_jax.data import channels as ch
 from seaice_jax.data import sigrid
-from seaice_jax.data import synthetic as sy
 
 SIZE = (200, 250)
 RTT_NAME = re.compile(r"^\d{8}T\d{6}_(cis|dmi)_prep\.nc$")

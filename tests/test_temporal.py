@@ -1,4 +1,4 @@
-"""Issue 13: a scene's map refined with the neighbouring acquisitions warped onto it (seaice_jax.temporal,
+"""Issue 13: a scene's map refined with the neighbouring acquisitions warped onto it (seaice_jax.drift.temporal,
 launch/refine_maps.py). Predictions are written by hand (truth + independent noise per acquisition), so
 no model is trained here."""
 
@@ -9,15 +9,16 @@ import os
 import numpy as np
 import pytest
 
-from seaice_jax import drift_fields, temporal as tm
 from seaice_jax.data.scene import open_scene
-from seaice_jax.data.synthetic import sequence as seq
+from seaice_jax.drift import temporal as tm
 from seaice_jax.evaluation import load_prediction
 from seaice_jax.inference.binarize import binary_maps
 from seaice_jax.inference.products import write_prediction
+from seaice_jax.synthetic import drift as known
+from seaice_jax.synthetic import sequence as seq
 
 SIZE = (256, 256)
-DRIFT = drift_fields.KnownDrift(translation_m_per_day=(2500.0, -3000.0), rotation_deg_per_day=1.0,
+DRIFT = known.KnownDrift(translation_m_per_day=(2500.0, -3000.0), rotation_deg_per_day=1.0,
                                 divergence_per_day=0.01, shear_per_day=0.02, lead_opening_m_per_day=200.0,
                                 lead_angle_deg=40.0, lead_offset_px=20.0, pixel_spacing_m=80.0)
 NOISE = 1.2  # logit noise std; the truth logit is +-1.5
@@ -98,7 +99,7 @@ def test_true_warp_aligns_the_truths(series):
     target, nb = tm.load_acquisition(paths[1], pred), tm.load_acquisition(paths[0], pred)
     kappa = {}
     for mode in ("none", "true"):
-        wp = tm.warp_onto(target, nb, mode, sequence=sequence)
+        wp = tm.warp_onto(target, nb, mode, true_flow=seq.true_flow(sequence))
         assert wp.covered.mean() > 0.5
         a = tm.Agreement()
         a.add(target.scene.ice_truth, wp.truth, wp.covered & (target.scene.ice_truth != 255), wp.covered)

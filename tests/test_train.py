@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Two small synthetic training scenes as shards and one validation scene."""
-    from seaice_jax.data import synthetic
+    from seaice_jax import synthetic
     from seaice_jax.data.shards import PatchSpec, convert_scenes
 
     root = tmp_path_factory.mktemp("data")

@@ -76,14 +76,14 @@ class Collocation:
     def __len__(self) -> int:
         return self.row.shape[0]
 
-    def select(self, mask) -> "Collocation":
+    def select(self, mask) -> Collocation:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for k in ("track_index", "point_index", "row", "col", "time_offset", "value", "uncertainty", "surface",
                   "footprint_along", "footprint_across", "index", "weight"):
             out[k] = out[k][mask]
         return Collocation(**out)
 
-    def of_track(self, i: int) -> "Collocation":
+    def of_track(self, i: int) -> Collocation:
         return self.select(self.track_index == i)
 
     def pixel_rc(self) -> tuple[np.ndarray, np.ndarray]:

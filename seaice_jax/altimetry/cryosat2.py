@@ -19,8 +19,17 @@ import re
 import numpy as np
 
 from seaice_jax.altimetry import _nc
-from seaice_jax.altimetry.track import (CRYOSAT2_FOOTPRINT_M, DEFAULT_UNCERTAINTY_M, FLOE, LEAD,
-                                        SEA_SURFACE, UNKNOWN, AltimetryFormatError, Track, unix_to_datetime)
+from seaice_jax.altimetry.track import (
+    CRYOSAT2_FOOTPRINT_M,
+    DEFAULT_UNCERTAINTY_M,
+    FLOE,
+    LEAD,
+    SEA_SURFACE,
+    UNKNOWN,
+    AltimetryFormatError,
+    Track,
+    unix_to_datetime,
+)
 
 BASELINE_E_ERROR_BITS = {"freeboard_error": 65536, "height_1_error": 16777216}
 _L2_RE = re.compile(r"CS_(OFFL|NRT_|RPRO|TEST|LTA_)_(SIR_SAR_2|SIR_SIN_2|SIR_LRM_2)__"

@@ -30,7 +30,7 @@ class GPParams:
                                [self.log_signal, self.log_nugget, self.mean]])
 
     @staticmethod
-    def unflat(v) -> "GPParams":
+    def unflat(v) -> GPParams:
         v = np.asarray(v, np.float64)
         return GPParams(v[:-3], float(v[-3]), float(v[-2]), float(v[-1]))
 

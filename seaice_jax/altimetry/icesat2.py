@@ -26,8 +26,15 @@ import re
 
 import numpy as np
 
-from seaice_jax.altimetry.track import (FLOE, ICESAT2_SPOT_M, LEAD, UNKNOWN, AltimetryFormatError, Track,
-                                        unix_to_datetime)
+from seaice_jax.altimetry.track import (
+    FLOE,
+    ICESAT2_SPOT_M,
+    LEAD,
+    UNKNOWN,
+    AltimetryFormatError,
+    Track,
+    unix_to_datetime,
+)
 
 BEAMS = ("gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r")
 ATLAS_SDP_GPS_EPOCH = 1198800018.0  # GPS seconds of 2018-01-01T00:00:00Z
@@ -382,6 +389,6 @@ def parse_granule_name(name: str) -> dict | None:
         return None
     product, hemi, stamp, rgt, cycle, region, release, version = m.groups()
     return {"product": product, "hemisphere": "nh" if hemi == "01" else "sh",
-            "start": _dt.datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=_dt.timezone.utc),
+            "start": _dt.datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=_dt.UTC),
             "rgt": int(rgt), "cycle": int(cycle), "region": int(region), "release": int(release),
             "version": int(version)}

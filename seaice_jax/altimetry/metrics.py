@@ -6,7 +6,7 @@ not computable)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class ErrorSums:
     st2: float = 0.0
     spt: float = 0.0
 
-    def add(self, pred, truth, mask=None) -> "ErrorSums":
+    def add(self, pred, truth, mask=None) -> ErrorSums:
         p, t = np.asarray(pred, np.float64).ravel(), np.asarray(truth, np.float64).ravel()
         ok = np.isfinite(p) & np.isfinite(t)
         if mask is not None:
@@ -73,7 +73,7 @@ class ErrorSums:
         self.spt += float((p * t).sum())
         return self
 
-    def merge(self, other: "ErrorSums") -> "ErrorSums":
+    def merge(self, other: ErrorSums) -> ErrorSums:
         return ErrorSums(*[getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)])
 
     def stats(self) -> dict:

@@ -14,8 +14,17 @@ import os
 import numpy as np
 
 from seaice_jax.altimetry import _nc
-from seaice_jax.altimetry.track import (DEFAULT_UNCERTAINTY_M, FLOE, LEAD, SEA_SURFACE, SENTINEL3_FOOTPRINT_M,
-                                        UNKNOWN, AltimetryFormatError, Track, unix_to_datetime)
+from seaice_jax.altimetry.track import (
+    DEFAULT_UNCERTAINTY_M,
+    FLOE,
+    LEAD,
+    SEA_SURFACE,
+    SENTINEL3_FOOTPRINT_M,
+    UNKNOWN,
+    AltimetryFormatError,
+    Track,
+    unix_to_datetime,
+)
 
 FREEBOARD_NAMES = ("radar_freeboard_20_ku", "sea_ice_freeboard_20_ku", "freeboard_20_ku")
 MEASUREMENT_FILE = "enhanced_measurement.nc"

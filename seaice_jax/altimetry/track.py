@@ -59,7 +59,7 @@ def seconds_since_to_unix(values, units: str, path="<file>") -> np.ndarray:
     if not m:
         raise AltimetryFormatError(path, f"time units {units!r} are not 'seconds|days since <date>'")
     unit, y, mo, d, hh, mm, ss = m.groups()
-    epoch = _dt.datetime(int(y), int(mo), int(d), int(hh or 0), int(mm or 0), 0, tzinfo=_dt.timezone.utc)
+    epoch = _dt.datetime(int(y), int(mo), int(d), int(hh or 0), int(mm or 0), 0, tzinfo=_dt.UTC)
     offset = epoch.timestamp() + float(ss or 0.0)
     scale = 86400.0 if unit == "days" else 1.0
     return np.asarray(values, np.float64) * scale + offset
@@ -75,13 +75,13 @@ def to_unix_seconds(t) -> float:
         return float((t - np.datetime64("1970-01-01T00:00:00")) / np.timedelta64(1, "us")) * 1e-6
     if isinstance(t, _dt.datetime):
         if t.tzinfo is None:
-            t = t.replace(tzinfo=_dt.timezone.utc)
+            t = t.replace(tzinfo=_dt.UTC)
         return t.timestamp()
     if isinstance(t, str):
         s = t.strip().replace("Z", "")
         for fmt in ("%Y%m%dT%H%M%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
             try:
-                return _dt.datetime.strptime(s, fmt).replace(tzinfo=_dt.timezone.utc).timestamp()
+                return _dt.datetime.strptime(s, fmt).replace(tzinfo=_dt.UTC).timestamp()
             except ValueError:
                 pass
         raise ValueError(f"cannot parse time {t!r}")
@@ -89,7 +89,7 @@ def to_unix_seconds(t) -> float:
 
 
 def unix_to_datetime(t: float) -> _dt.datetime:
-    return _dt.datetime.fromtimestamp(float(t), tz=_dt.timezone.utc)
+    return _dt.datetime.fromtimestamp(float(t), tz=_dt.UTC)
 
 
 def to_seconds(gap) -> float:
@@ -144,7 +144,7 @@ class Track:
     def __len__(self) -> int:
         return self.time.shape[0]
 
-    def select(self, mask) -> "Track":
+    def select(self, mask) -> Track:
         """The points where `mask` (bool or index array) holds."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for name in ("time", "latitude", "longitude", "value", "uncertainty", "surface", "quality",
@@ -156,7 +156,7 @@ class Track:
                            for k, v in self.attrs.items()}
         return Track(**fields)
 
-    def good(self) -> "Track":
+    def good(self) -> Track:
         """Only the points with quality True."""
         return self.select(self.quality)
 

@@ -6,7 +6,7 @@
     `estimate_drift` seconds for pattern matching alone and for both methods, the first call
     (compiles) and the median of `repeats` warm calls (wall and process CPU seconds), the grid
     size and the scores against the truth.
-  accuracy: `drift_evaluation.synthetic_study` on study_size pairs: RMSE (m) of both methods as a
+  accuracy: `synthetic.drift.synthetic_study` on study_size pairs: RMSE (m) of both methods as a
     function of the time gap (0.5, 1, 2 days) and of the deformation rate (0, 0.02, 0.05 / day),
     and at 1 day / 0.02 per day with weaker ice texture (contrast 0.5, 0.3, 0.2 of the default).
 Synthetic texture is cleaner than real SAR (no melt ponds, no wind on leads, one sensor): the
@@ -21,8 +21,10 @@ import time
 
 import numpy as np
 
-from seaice_jax import drift, drift_evaluation, drift_fields
 from seaice_jax.data import geolocation as geo
+from seaice_jax.drift import estimation as drift
+from seaice_jax.drift import evaluation as drift_evaluation
+from seaice_jax.synthetic import drift as known
 
 
 def _timed(fn, repeats: int) -> dict:
@@ -44,14 +46,14 @@ def _timed(fn, repeats: int) -> dict:
 def timing(size: int = 5000, repeats: int = 1, config: drift.DriftConfig | None = None, seed: int = 0) -> dict:
     config = config or drift.DriftConfig()
     shape = (size, size)
-    model = drift_fields.KnownDrift(translation_m_per_day=(6000.0, -8000.0), rotation_deg_per_day=0.5,
+    model = known.KnownDrift(translation_m_per_day=(6000.0, -8000.0), rotation_deg_per_day=0.5,
                                     divergence_per_day=0.01, shear_per_day=0.01, centre_px=(size / 2, size / 2),
                                     lead_opening_m_per_day=300.0, lead_offset_px=size / 5)
     start = time.perf_counter()
-    hh_a, hh_b_on_a = drift_fields.synthetic_pair(shape, model, 1.0, seed=seed)
+    hh_a, hh_b_on_a = known.synthetic_pair(shape, model, 1.0, seed=seed)
     synth_s = time.perf_counter() - start
     # B's scene frame starts 37 lines / 23 samples later than A's: tie points say so.
-    big = drift_fields.synthetic_tie_points((size + 100, size + 100), config.pixel_spacing_m)
+    big = known.synthetic_tie_points((size + 100, size + 100), config.pixel_spacing_m)
     lines = np.linspace(0, size - 1, 21)
 
     def tie_of(o):
@@ -68,7 +70,7 @@ def timing(size: int = 5000, repeats: int = 1, config: drift.DriftConfig | None 
         result = {}
         out[label] = _timed(lambda: result.update(drift.estimate_drift(hh_a, tie_a, t0, hh_b, tie_b, t1, config,
                                                                        methods=methods)), repeats)
-        truth = drift_fields.known_drift_field(model, 1.0, result["pattern_matching"].rows,
+        truth = known.known_drift_field(model, 1.0, result["pattern_matching"].rows,
                                                result["pattern_matching"].cols, tie_a, t0)
         scores = drift_evaluation.evaluate_drift(result, truth)
         out[label]["scores"] = scores
@@ -80,9 +82,9 @@ def timing(size: int = 5000, repeats: int = 1, config: drift.DriftConfig | None 
 def accuracy(study_size: int = 640, config: drift.DriftConfig | None = None) -> list[dict]:
     config = config or drift.DriftConfig(coarse_factor=4, coarse_template_km=6.4, coarse_grid_step_km=3.2,
                                          max_drift_km=15.0)
-    cases = [drift_evaluation.StudyCase(g, d) for g in (0.5, 1.0, 2.0) for d in (0.0, 0.02, 0.05)]
-    cases += [drift_evaluation.StudyCase(1.0, 0.02, contrast=c) for c in (0.5, 0.3, 0.2)]  # weaker texture
-    return drift_evaluation.synthetic_study(cases, shape=(study_size, study_size), config=config,
+    cases = [known.StudyCase(g, d) for g in (0.5, 1.0, 2.0) for d in (0.0, 0.02, 0.05)]
+    cases += [known.StudyCase(1.0, 0.02, contrast=c) for c in (0.5, 0.3, 0.2)]  # weaker texture
+    return known.synthetic_study(cases, shape=(study_size, study_size), config=config,
                                             speed_m_per_day=5000.0)
 
 

@@ -22,7 +22,6 @@ import math
 
 import numpy as np
 
-
 CELL_LCM = 50  # every supported pixels-per-cell (25 RTT, 50 raw, and their divisors) divides this
 
 

@@ -83,7 +83,7 @@ class Layout:
         return self.sar_channels + self.cell_channels
 
     @classmethod
-    def from_spec(cls, spec, pixels_per_cell: int = min(ch.PIXELS_PER_2KM.values())) -> "Layout":
+    def from_spec(cls, spec, pixels_per_cell: int = min(ch.PIXELS_PER_2KM.values())) -> Layout:
         sar, cells = split_channels(spec.channels)
         return cls(spec.patch_size, spec.max_regions, sar, cells, pixels_per_cell, spec.downsample)
 
@@ -93,7 +93,7 @@ class Layout:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Layout":
+    def from_dict(cls, d: dict) -> Layout:
         return cls(int(d["patch_size"]), int(d["max_regions"]), tuple(d["sar_channels"]),
                    tuple(d["cell_channels"]), int(d["pixels_per_cell"]), int(d.get("downsample", 1)),
                    int(d.get("margin", 1)))

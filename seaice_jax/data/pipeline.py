@@ -21,7 +21,7 @@ import grain
 import numpy as np
 
 from seaice_jax.data import compact
-from seaice_jax.data.shards import MANIFEST, FORMAT_VERSION
+from seaice_jax.data.shards import FORMAT_VERSION, MANIFEST
 
 SPATIAL_FIELDS = ("inputs", "sic", "sod", "floe", "region_ids", "valid", "ice_truth")
 BATCH_FIELDS = SPATIAL_FIELDS + ("region_conc",)

@@ -26,8 +26,6 @@ import numpy as np
 import xarray as xr
 
 from seaice_jax.data import cells, geolocation, sigrid
-from seaice_jax.data.derived import derived_channel
-from seaice_jax.data.regions import chart_regions, chart_report, polygon_regions  # noqa: F401 (re-exported)
 from seaice_jax.data.channels import (
     ALL_CHANNELS,
     CHART_FILL,
@@ -45,6 +43,8 @@ from seaice_jax.data.channels import (
     channel_stats,
     resolve_channels,
 )
+from seaice_jax.data.derived import derived_channel
+from seaice_jax.data.regions import chart_regions, chart_report, polygon_regions  # noqa: F401 (re-exported)
 from seaice_jax.data.scene_types import Scene, SceneError
 
 INTERP_MODES = ("bilinear", "nearest")

@@ -25,9 +25,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from seaice_jax import fileio
-from seaice_jax.data.patches import localise_regions, patch_origins  # noqa: F401 (re-exported)
 from seaice_jax.data import channels as ch
 from seaice_jax.data import compact
+from seaice_jax.data.patches import localise_regions, patch_origins  # noqa: F401 (re-exported)
 from seaice_jax.data.scene_types import Scene, SceneError
 
 DATASET_NAME = compact.DATASET_NAME

@@ -9,7 +9,6 @@ tensors.
 
 from __future__ import annotations
 
-
 from seaice_jax.data import compact
 
 METADATA_FILES = ("dataset_info.json", "features.json", "metadata.json")

@@ -4,10 +4,11 @@ the elevation evaluation with them.
 `compensate_tracks(tracks, target_time, mode, ...)`:
   none       the points stay where they were measured; only their time is set to the SAR time (used
              like same-day points, so they sample the ice that was there on their own day)
-  estimated  moved with estimated drift fields (`drift_fields.move_tracks`: velocity piecewise in time
+  estimated  moved with estimated drift fields (`drift.motion.move_tracks`: velocity piecewise in time
              over the pairs, linear in time between pairs, nearest pair beyond them); the position
              uncertainty grows with each pair's nominal error pro rata of the time it covers
-  true       moved with the synthetic truth (`synthetic.sequence.true_flow_latlon`, exact; the ceiling)
+  true       moved with the synthetic truth (a `drift.motion.PointFlow` such as
+             `synthetic.sequence.true_flow`, exact; the ceiling)
 The freeboard uncertainty grows by FREEBOARD_PER_POSITION x the position uncertainty (in quadrature;
 an assumption: ~5 cm of freeboard per km of misplacement, the scale of level-ice variability). The
 original time and the position uncertainty go into each track's attrs.
@@ -21,13 +22,13 @@ half a day of `gap` days before or after the scene).
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 
 from seaice_jax.altimetry import metrics as am
 from seaice_jax.altimetry.collocate import collocate
 from seaice_jax.altimetry.track import to_unix_seconds
+from seaice_jax.drift.io import read_drift_fields
 
 MODES = ("none", "estimated", "true")
 GAP_DAYS = (0, 1, 3, 7)
@@ -37,25 +38,13 @@ DEFAULT_METHODS = ("model", "nearest", "quantile_mapping")
 DAY_S = 86400.0
 
 
-def read_drift_fields(paths, method: str = "pattern_matching") -> list:
-    """The DriftFields of `method` in the given drift NetCDF files (launch/drift.py outputs)."""
-    from seaice_jax import drift_io
-    fields = []
-    for p in ([paths] if isinstance(paths, str) else list(paths or [])):
-        got = drift_io.read_drift(p)
-        if method not in got:
-            raise ValueError(f"{p}: no drift method {method!r} (has {', '.join(got)})")
-        fields.append(got[method])
-    return fields
-
-
-def compensate_tracks(tracks, target_time, mode: str, *, fields=None, sequence=None) -> list:
+def compensate_tracks(tracks, target_time, mode: str, *, fields=None, true_flow=None) -> list:
     """The tracks moved to `target_time` (see the module doc); every returned point has time target_time."""
     if mode not in MODES:
         raise ValueError(f"drift compensation must be one of {MODES}, got {mode!r}")
     if mode == "estimated" and not fields:
         raise ValueError("drift compensation 'estimated' needs drift files (--drift)")
-    if mode == "true" and sequence is None:
+    if mode == "true" and true_flow is None:
         raise ValueError("drift compensation 'true' needs the synthetic sequence truth (synthesize.py --sequence)")
     tracks = [t for t in tracks if len(t)]
     if not tracks:
@@ -66,12 +55,11 @@ def compensate_tracks(tracks, target_time, mode: str, *, fields=None, sequence=N
     time = np.concatenate([t.time for t in tracks])
     pos_unc = np.zeros_like(lat)
     if mode == "estimated":
-        from seaice_jax.drift_fields import move_tracks
+        from seaice_jax.drift.motion import move_tracks
         t64 = (time * 1e6).astype("int64").astype("datetime64[us]")
         lat, lon, pos_unc = move_tracks(lat, lon, t64, fields, np.datetime64(int(target * 1e6), "us"))
     elif mode == "true":
-        from seaice_jax.data.synthetic.sequence import true_flow_latlon
-        lat, lon = true_flow_latlon(sequence, lat, lon, time, target)
+        lat, lon = true_flow(lat, lon, time, target)
     out, i = [], 0
     for t in tracks:
         n = len(t)
@@ -99,16 +87,8 @@ def tracks_within(tracks, scene_time, gap_days: float, tolerance_days: float = 0
     return out
 
 
-def _sequence_for(scene_paths, truth_drift):
-    from seaice_jax.data.synthetic.sequence import read_sequence
-    if truth_drift:
-        return read_sequence(truth_drift)
-    folder = os.path.dirname(os.path.abspath(scene_paths[0]))
-    return read_sequence(folder)
-
-
 def evaluate_compensation(pred_dir: str, scene_paths, track_paths, modes=MODES, *, drift_paths=None,
-                          drift_method: str = "pattern_matching", truth_drift: str | None = None,
+                          drift_method: str = "pattern_matching", true_flow=None,
                           kind: str = "laser", gaps=GAP_DAYS, methods=DEFAULT_METHODS, seed: int = 0,
                           progress=None) -> dict:
     """{mode: {"rmse_80m", "rmse_400m", "method", "methods": {m: {...}}, "by_gap_days": {g: {...}}}}."""
@@ -120,7 +100,6 @@ def evaluate_compensation(pred_dir: str, scene_paths, track_paths, modes=MODES, 
     files = list_scene_files(list(scene_paths))
     tracks = tracks_of_kind(read_altimetry(track_paths)[0], kind)
     fields = read_drift_fields(drift_paths, drift_method) if "estimated" in modes else None
-    sequence = _sequence_for(files, truth_drift) if "true" in modes else None
     keys = ["all"] + [str(g) for g in gaps]
     sums = {mode: {k: {} for k in keys} for mode in modes}
     points = {mode: {k: 0 for k in keys} for mode in modes}
@@ -136,7 +115,7 @@ def evaluate_compensation(pred_dir: str, scene_paths, track_paths, modes=MODES, 
         by_gap["all"] = tracks_within(tracks, scene.start_time, max(gaps) / 2.0, max(gaps) / 2.0 + 0.5)
         for mode in modes:
             for key in keys:
-                moved = compensate_tracks(by_gap[key], scene.start_time, mode, fields=fields, sequence=sequence)
+                moved = compensate_tracks(by_gap[key], scene.start_time, mode, fields=fields, true_flow=true_flow)
                 colloc = collocate(scene, moved, None, max_pixels=8)
                 points[mode][key] += len(colloc)
                 if len(colloc) < 3:

@@ -24,8 +24,7 @@ from seaice_jax import losses, trained_model
 from seaice_jax.altimetry.loss import masked_huber_loss
 from seaice_jax.elevation.data import CropSampler, load_elevation_scenes, read_altimetry, tracks_of_kind
 from seaice_jax.metric_writer import MetricsWriter
-
-TRAIN_DIR = "elevation_train"
+from seaice_jax.prepare import synthesize_elevation_scenes
 
 
 def elevation_loss(outputs, batch, loss_cfg, ecfg):
@@ -58,20 +57,6 @@ def make_elevation_step(fns, tx, loss_cfg, ecfg):
     return step
 
 
-def synthesize_training_data(config, workdir: str) -> tuple[list[str], str]:
-    """(scene paths, altimetry folder) of the run's synthetic training scenes (written once)."""
-    from seaice_jax.data import synthetic
-    s = config.data.synthetic
-    root = os.path.join(workdir, "data", TRAIN_DIR)
-    alt_dir = os.path.join(root, "altimetry")
-    scenes = sorted(f for f in os.listdir(root) if f.endswith(".nc")) if os.path.isdir(root) else []
-    if len(scenes) < s.train_scenes or not os.path.isdir(alt_dir):
-        synthetic.write_synthetic_scenes(root, s.train_scenes, s.product, s.season, tuple(s.size), s.seed,
-                                         altimetry=config.elevation.missions)
-        scenes = sorted(f for f in os.listdir(root) if f.endswith(".nc"))
-    return [os.path.join(root, f) for f in scenes], alt_dir
-
-
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
     policy = ocp.checkpoint_managers.LatestN(n=config.train.keep_checkpoints)
     options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True)
@@ -85,7 +70,7 @@ def train_elevation(config, workdir: str) -> dict:
     os.makedirs(workdir, exist_ok=True)
     trained_model.save_config(config, workdir)
     e = config.elevation
-    paths, alt_dir = synthesize_training_data(config, workdir)
+    paths, alt_dir = synthesize_elevation_scenes(config, workdir)
     tracks, _ = read_altimetry(alt_dir)
     tracks = tracks_of_kind(tracks, e.kind)
     channels = trained_model.input_channels(config)

@@ -12,14 +12,37 @@ The names below are the package's public API.
 """
 
 from seaice_jax.inference.binarize import (
-    BinaryMaps, binary_maps, cell_regions, conc_targets, region_ice_counts, region_means, trim_threshold_ties)
-from seaice_jax.inference.predict import (
-    head_layout, output_maps, predict_scene, single_tile_predictor, tile_predictor)
+    BinaryMaps,
+    binary_maps,
+    cell_regions,
+    conc_targets,
+    region_ice_counts,
+    region_means,
+    trim_threshold_ties,
+)
+from seaice_jax.inference.predict import head_layout, output_maps, predict_scene, single_tile_predictor, tile_predictor
 from seaice_jax.inference.products import (
-    HH, PRED_SUFFIX, QUICKLOOK_SUFFIX, masked_uint8, write_prediction, write_quicklook)
+    HH,
+    PRED_SUFFIX,
+    QUICKLOOK_SUFFIX,
+    masked_uint8,
+    write_prediction,
+    write_quicklook,
+)
 from seaice_jax.inference.run import predict_files
 from seaice_jax.inference.submission import (
-    SubmissionWriter, block_max_2x2, submission_charts, submission_key, write_submission)
+    SubmissionWriter,
+    block_max_2x2,
+    submission_charts,
+    submission_key,
+    write_submission,
+)
 from seaice_jax.inference.tiling import (
-    check_tiling, core_window, default_margin, receptive_radius, tile_alignment, tile_origins)
+    check_tiling,
+    core_window,
+    default_margin,
+    receptive_radius,
+    tile_alignment,
+    tile_origins,
+)
 from seaice_jax.inference.validate import evaluate_binary_maps, evaluate_scenes

@@ -87,7 +87,7 @@ def provenance(scene, *, step: int, config=None) -> dict:
 
     from seaice_jax import __version__
 
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     attrs = {
         "Conventions": CF_CONVENTIONS,
         "title": f"seaice-jax sea-ice prediction for {scene.name}",

@@ -26,8 +26,7 @@ import numpy as np
 
 from seaice_jax.inference.binarize import binary_maps
 from seaice_jax.inference.predict import predict_scene
-from seaice_jax.inference.products import (
-    DISTANCE, HH, PRED_SUFFIX, QUICKLOOK_SUFFIX, write_prediction, write_quicklook)
+from seaice_jax.inference.products import DISTANCE, HH, PRED_SUFFIX, QUICKLOOK_SUFFIX, write_prediction, write_quicklook
 from seaice_jax.inference.submission import SubmissionWriter, submission_charts
 from seaice_jax.inference.tiling import BLENDS, blend_margin, check_tiling, tile_alignment
 from seaice_jax.trained_model import input_channels, restore_for_inference

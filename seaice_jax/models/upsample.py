@@ -119,7 +119,7 @@ def _sparse_map(matrix: np.ndarray, axis: int):
     return apply
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _interpolation_along(length_in: int, axis: int):
     """Align-corners x2 interpolation along one axis as a sparse map with a sparse transpose.
 
@@ -142,7 +142,7 @@ def _shifted_interpolation(length_in: int, length_out: int, shift: int) -> np.nd
     return shifted
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _shifted_interpolation_along(length_in: int, length_out: int, shift: int, axis: int):
     return _sparse_map(_shifted_interpolation(length_in, length_out, shift), axis)
 
@@ -160,7 +160,7 @@ def upsample_bilinear_x2_gathers(x: jax.Array) -> jax.Array:
     return _interpolation_along(x.shape[2], 2)(x)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _padded_interpolation(length_in: int, length_out: int) -> np.ndarray:
     return _shifted_interpolation(length_in, length_out, 0)
 

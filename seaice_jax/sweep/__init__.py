@@ -37,10 +37,29 @@ and `reports` (results.csv / .md / .png). The names below are the package's publ
 
 from seaice_jax.sweep.devices import detect_devices, device_slots
 from seaice_jax.sweep.grid import (
-    SHARD_FIELDS, SweepPoint, apply_overrides, check_grid_keeps_shards, flatten_nested, grid_points, point_config,
-    value_label)
+    SHARD_FIELDS,
+    SweepPoint,
+    apply_overrides,
+    check_grid_keeps_shards,
+    flatten_nested,
+    grid_points,
+    point_config,
+    value_label,
+)
 from seaice_jax.sweep.point import CONFIG_JSON, LOG_TXT, POINT_JSON, RESULTS_JSON, point_main, run_point
 from seaice_jax.sweep.reports import (
-    DEFAULT_TABLE_METRICS, format_results_markdown, metric_value, plot_results, results_table, write_reports)
+    DEFAULT_TABLE_METRICS,
+    format_results_markdown,
+    metric_value,
+    plot_results,
+    results_table,
+    write_reports,
+)
 from seaice_jax.sweep.run import (
-    heldout_scenes, last_error_line, load_sweep_config, prepare_training_data, run_sweep, shared_data_paths)
+    heldout_scenes,
+    last_error_line,
+    load_sweep_config,
+    prepare_training_data,
+    run_sweep,
+    shared_data_paths,
+)

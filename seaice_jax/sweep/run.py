@@ -10,13 +10,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
 
 from seaice_jax import fileio
-from seaice_jax.data.prepare import count_scenes, synthesize_and_convert
+from seaice_jax.prepare import count_scenes, synthesize_and_convert
 from seaice_jax.sweep.devices import detect_devices, device_slots
 from seaice_jax.sweep.grid import SweepPoint, check_grid_keeps_shards, flatten_nested, grid_points, point_config
 from seaice_jax.sweep.point import CONFIG_JSON, LOG_TXT, POINT_JSON, RESULTS_JSON
@@ -58,7 +57,7 @@ def heldout_scenes(sweep: ml_collections.ConfigDict, workdir: str) -> list[str]:
         raise ValueError(f"sweep eval.seed {e.seed} is a seed of the training / validation scenes; pick another")
     folder = os.path.join(workdir, "heldout")
     if count_scenes(folder) < e.num_scenes:
-        from seaice_jax.data import synthetic
+        from seaice_jax import synthetic
 
         os.makedirs(folder, exist_ok=True)
         synthetic.write_synthetic_scenes(folder, e.num_scenes, e.get("product", s.product),

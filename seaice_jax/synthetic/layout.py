@@ -1,5 +1,5 @@
 """File names, tie-point geolocation, dataset assembly in the real AI4Arctic layouts, and writing
-(step 5 of seaice_jax.data.synthetic)."""
+(step 5 of seaice_jax.synthetic)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,24 @@ import xarray as xr
 from scipy import ndimage
 
 from seaice_jax.data import channels as ch
-from seaice_jax.data.synthetic.chart import make_chart
-from seaice_jax.data.synthetic.radiometer import amsr2_fields, block_mean, era5_fields
-from seaice_jax.data.synthetic.dataset import SYNTHETIC_FILE_ATTR, raw_dataset, rtt_dataset
-from seaice_jax.data.synthetic.sar import incidence_angle, sar_backscatter, swath_no_data
-from seaice_jax.data.synthetic.surface import (
-    NEW_ICE, NUM_SURFACES, OLD_ICE, PRODUCTS, SEASON_PARAMS, SEASONS, SERVICES, distance_zone,
-    gaussian_random_field, make_surface,
+from seaice_jax.synthetic.chart import make_chart
+from seaice_jax.synthetic.dataset import SYNTHETIC_FILE_ATTR, raw_dataset, rtt_dataset
+from seaice_jax.synthetic.freeboard import HV_BRIGHTENING, sar_brightening_db, scene_freeboard, truth_variables
+from seaice_jax.synthetic.radiometer import amsr2_fields, block_mean, era5_fields
+from seaice_jax.synthetic.sar import incidence_angle, sar_backscatter, swath_no_data
+from seaice_jax.synthetic.surface import (
+    NEW_ICE,
+    NUM_SURFACES,
+    OLD_ICE,
+    PRODUCTS,
+    SEASON_PARAMS,
+    SEASONS,
+    SERVICES,
+    distance_zone,
+    gaussian_random_field,
+    make_surface,
 )
+from seaice_jax.synthetic.tracks import ALTIMETRY_DIR, write_scene_altimetry
 
 NUM_TIEPOINTS = 21
 SPLITS = ("train", "test")
@@ -230,7 +240,6 @@ def synthesize_scene(
     no_data = swath_no_data(rng, shape, product)
     fb_truth = None
     if freeboard:  # own seeded streams: the scene's generator is not touched
-        from seaice_jax.data.synthetic.altimetry import HV_BRIGHTENING, sar_brightening_db, scene_freeboard
         fb_truth = scene_freeboard(seed, surface, no_data, spacing) if freeboard_truth is None \
             else _with_no_data(freeboard_truth, no_data)
         bright = sar_brightening_db(seed, fb_truth)
@@ -255,7 +264,6 @@ def synthesize_scene(
                  theta=theta, zone=zone, amsr2=amsr2, era5=era5, geo=geo)
     ds = rtt_dataset(**parts) if product == "rtt" else raw_dataset(**parts)
     if fb_truth is not None:
-        from seaice_jax.data.synthetic.altimetry import truth_variables
         ds = ds.assign(truth_variables(fb_truth))
     return ds
 
@@ -369,7 +377,6 @@ def write_independent_scenes(
         ds = synthesize_scene(product, season, size, s, service=service,
                               analyst_error=analyst_error, start_time=start, freeboard=bool(altimetry), **kw)
         if altimetry:
-            from seaice_jax.data.synthetic.altimetry import ALTIMETRY_DIR, write_scene_altimetry
             write_scene_altimetry(os.path.join(out_dir, ALTIMETRY_DIR), ds, s, altimetry, start_time=start)
         if split == "test":
             ds, reference = split_test_reference(ds)

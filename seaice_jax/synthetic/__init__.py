@@ -22,21 +22,53 @@ Extras real files lack: the variable `ice_truth` and the attributes `synthetic_*
 `ice_truth` when present but never detects anything from it.
 """
 
-from seaice_jax.data.synthetic.chart import (
-    Chart, chart_rasters, concentration_code, make_chart, polygon_code_lines,
+from seaice_jax.synthetic.chart import (
+    Chart,
+    chart_rasters,
+    concentration_code,
+    make_chart,
+    polygon_code_lines,
 )
-from seaice_jax.data.synthetic.dataset import SYNTHETIC_FILE_ATTR, raw_dataset, rtt_dataset
-from seaice_jax.data.synthetic.layout import (
-    CHART_REGIONS, NUM_TIEPOINTS, SPLITS, chart_region, default_start_time, resolve_service,
-    scene_file_name, scene_seed, split_test_reference, synthesize_scene, write_independent_scenes,
+from seaice_jax.synthetic.dataset import SYNTHETIC_FILE_ATTR, raw_dataset, rtt_dataset
+from seaice_jax.synthetic.layout import (
+    CHART_REGIONS,
+    NUM_TIEPOINTS,
+    SPLITS,
+    chart_region,
+    default_start_time,
+    resolve_service,
+    scene_file_name,
+    scene_seed,
+    split_test_reference,
+    synthesize_scene,
+    write_independent_scenes,
     write_scene,
 )
-from seaice_jax.data.synthetic.radiometer import amsr2_fields, block_mean, era5_fields
-from seaice_jax.data.synthetic.sar import incidence_angle, sar_backscatter, swath_no_data
-from seaice_jax.data.synthetic.surface import (
-    CONSOLIDATED_SURFACES, FYI, ICE_SURFACES, LAND, NEW_ICE, NUM_SURFACES, OLD_ICE, PRODUCTS,
-    SEASON_PARAMS, SEASONS, SERVICES, THIN_FYI, TRUTH_ICE, TRUTH_LAND, TRUTH_WATER, WATER,
-    YOUNG_ICE, SeasonParams, Surface, distance_zone, gaussian_random_field, make_surface,
+from seaice_jax.synthetic.radiometer import amsr2_fields, block_mean, era5_fields
+from seaice_jax.synthetic.sar import incidence_angle, sar_backscatter, swath_no_data
+from seaice_jax.synthetic.surface import (
+    CONSOLIDATED_SURFACES,
+    FYI,
+    ICE_SURFACES,
+    LAND,
+    NEW_ICE,
+    NUM_SURFACES,
+    OLD_ICE,
+    PRODUCTS,
+    SEASON_PARAMS,
+    SEASONS,
+    SERVICES,
+    THIN_FYI,
+    TRUTH_ICE,
+    TRUTH_LAND,
+    TRUTH_WATER,
+    WATER,
+    YOUNG_ICE,
+    SeasonParams,
+    Surface,
+    distance_zone,
+    gaussian_random_field,
+    make_surface,
 )
 
 __all__ = [
@@ -58,7 +90,7 @@ def write_synthetic_scenes(out_dir: str, num_scenes: int, product: str, season: 
     `sequence` one ice field on consecutive days moved by a known drift, the true drift written
     beside them (sequence.write_sequence). Returns the scene paths written."""
     if sequence:
-        from seaice_jax.data.synthetic.sequence import write_sequence
+        from seaice_jax.synthetic.sequence import write_sequence
 
         return write_sequence(out_dir, num_scenes, product, season, size, seed, **kw)
     return write_independent_scenes(out_dir, num_scenes, product, season, size, seed, **kw)

@@ -1,5 +1,5 @@
 """The 2 km grid of a synthetic scene: AMSR2 brightness temperatures from the surface fractions of
-each cell's own block, and smooth ERA5 fields (step 4 of seaice_jax.data.synthetic)."""
+each cell's own block, and smooth ERA5 fields (step 4 of seaice_jax.synthetic)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ import numpy as np
 from scipy import ndimage
 
 from seaice_jax.data import channels as ch
-from seaice_jax.data.synthetic.surface import (
-    ICE_SURFACES, LAND, NEW_ICE, NUM_SURFACES, OLD_ICE, WATER, YOUNG_ICE, THIN_FYI, FYI,
+from seaice_jax.synthetic.surface import (
+    FYI,
+    ICE_SURFACES,
+    LAND,
+    NEW_ICE,
+    NUM_SURFACES,
+    OLD_ICE,
+    THIN_FYI,
+    WATER,
+    YOUNG_ICE,
     gaussian_random_field,
 )
 

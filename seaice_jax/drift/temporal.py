@@ -8,7 +8,7 @@ neighbour's logit and binary map are sampled through it, bilinearly, on device
 (`drift_images.resample_to_a`). The motion (`WARPS`):
   none       not moved: geolocation only (what using the neighbour as it is would do)
   estimated  drift files (launch/drift.py), velocity piecewise in time over the pairs
-             (`drift_fields.move_tracks`, the same motion the altimeter tracks get)
+             (`motion.move_tracks`, the same motion the altimeter tracks get)
   true       the synthetic sequence's flow (`synthesize.py --sequence`; the ceiling)
 A target pixel whose source falls outside the neighbour or next to its land / no data is not covered.
 
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -108,7 +108,7 @@ def load_acquisition(scene_path: str, pred_dir: str) -> Acquisition:
 # Warping
 # --------------------------------------------------------------------------------------------
 
-def motion(mode: str, t_from: float, t_to: float, *, fields=None, sequence=None) -> Callable | None:
+def motion(mode: str, t_from: float, t_to: float, *, fields=None, true_flow=None) -> Callable | None:
     """move(lat, lon) -> (lat, lon): where ice seen at unix time t_from is at t_to (None for 'none')."""
     if mode not in WARPS:
         raise ValueError(f"warp must be one of {WARPS}, got {mode!r}")
@@ -117,16 +117,14 @@ def motion(mode: str, t_from: float, t_to: float, *, fields=None, sequence=None)
     if mode == "estimated":
         if not fields:
             raise ValueError("warp 'estimated' needs drift files (--drift)")
-        from seaice_jax.drift_fields import move_tracks
+        from seaice_jax.drift.motion import move_tracks
 
         start = np.datetime64(int(round(t_from * 1e6)), "us")
         end = np.datetime64(int(round(t_to * 1e6)), "us")
         return lambda lat, lon: move_tracks(lat, lon, start, fields, end)[:2]
-    if sequence is None:
+    if true_flow is None:
         raise ValueError("warp 'true' needs the synthetic sequence truth (synthesize.py --sequence)")
-    from seaice_jax.data.synthetic.sequence import true_flow_latlon
-
-    return lambda lat, lon: true_flow_latlon(sequence, lat, lon, t_from, t_to)
+    return lambda lat, lon: true_flow(lat, lon, t_from, t_to)
 
 
 @dataclasses.dataclass
@@ -145,12 +143,12 @@ class Warped:
         return np.where(self.covered, (self.logit - np.float32(b)) / np.float32(t), 0.0).astype(np.float32)
 
 
-def warp_onto(target: Acquisition, neighbour: Acquisition, mode: str, *, fields=None, sequence=None,
+def warp_onto(target: Acquisition, neighbour: Acquisition, mode: str, *, fields=None, true_flow=None,
               step: int = 16) -> Warped:
     """The neighbour's logit, binary map (and truth) moved onto the target's pixels (module doc)."""
-    from seaice_jax.drift_images import resample_to_a
+    from seaice_jax.drift.images import resample_to_a
 
-    move = motion(mode, target.time_s, neighbour.time_s, fields=fields, sequence=sequence)
+    move = motion(mode, target.time_s, neighbour.time_s, fields=fields, true_flow=true_flow)
     shape = target.scene.shape
     tie_n, tie_t = neighbour.scene.tie_points, target.scene.tie_points
 
@@ -193,7 +191,7 @@ class Agreement:
         ref = ref if ref.dtype == np.uint8 else ref.astype(np.uint8)
         self._acc.add(np.asarray(other) == 1, ref, shared, pack)
 
-    def merge(self, other: "Agreement") -> None:
+    def merge(self, other: Agreement) -> None:
         self._acc.merge(other._acc)
 
     def scores(self) -> dict:

@@ -13,6 +13,8 @@ import ml_collections
 
 from seaice_jax.data import channels as ch
 
+ELEVATION_TRAIN_DIR = "elevation_train"  # <workdir>/data/ of the elevation config's synthetic scenes
+
 
 def count_scenes(folder: str) -> int:
     """Scene files in `folder` (prediction files `*_pred.nc` not counted)."""
@@ -25,7 +27,7 @@ def synthesize_and_convert(config: ml_collections.ConfigDict, root: str, *, val_
     """(shard folder, validation scene folder): the synthetic scenes of `config.data.synthetic`
     written under `root` (validation ones from seed + 10 000 when `val_scenes`) and the training
     ones converted. No JAX: the sweep's parent process calls it too."""
-    from seaice_jax.data import synthetic
+    from seaice_jax import synthetic
     from seaice_jax.data.scene import list_scene_files
     from seaice_jax.data.scene_types import SceneError
     from seaice_jax.data.shards import PatchSpec, convert_scenes, is_converted
@@ -70,3 +72,18 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str) -> tuple[str, 
         return shard_dir, []
     val = sorted(os.path.join(val_dir, f) for f in os.listdir(val_dir) if f.endswith(".nc"))
     return shard_dir, val
+
+
+def synthesize_elevation_scenes(config, workdir: str) -> tuple[list[str], str]:
+    """(scene paths, altimetry folder) of the run's synthetic training scenes (written once)."""
+    from seaice_jax import synthetic
+
+    s = config.data.synthetic
+    root = os.path.join(workdir, "data", ELEVATION_TRAIN_DIR)
+    alt_dir = os.path.join(root, "altimetry")
+    scenes = sorted(f for f in os.listdir(root) if f.endswith(".nc")) if os.path.isdir(root) else []
+    if len(scenes) < s.train_scenes or not os.path.isdir(alt_dir):
+        synthetic.write_synthetic_scenes(root, s.train_scenes, s.product, s.season, tuple(s.size), s.seed,
+                                         altimetry=config.elevation.missions)
+        scenes = sorted(f for f in os.listdir(root) if f.endswith(".nc"))
+    return [os.path.join(root, f) for f in scenes], alt_dir

@@ -23,7 +23,7 @@ import xarray as xr
 
 from seaice_jax.data import geolocation as geo
 from seaice_jax.data.scene import land_from_distance
-from seaice_jax.drift import DriftField
+from seaice_jax.drift.estimation import DriftField
 
 EPOCH = dt.datetime(1970, 1, 1)
 TIME_UNITS = "seconds since 1970-01-01 00:00:00"
@@ -116,6 +116,17 @@ def read_drift(path: str) -> dict[str, DriftField]:
             pixel_spacing_m=float(ds.attrs["pixel_spacing_m"]), method=name,
             uncertainty_m=float(ds["nominal_uncertainty"].values[i]), **kw)
     return out
+
+
+def read_drift_fields(paths, method: str = "pattern_matching") -> list:
+    """The DriftFields of `method` in the given drift NetCDF files (launch/drift.py outputs)."""
+    fields = []
+    for p in ([paths] if isinstance(paths, str) else list(paths or [])):
+        got = read_drift(p)
+        if method not in got:
+            raise ValueError(f"{p}: no drift method {method!r} (has {', '.join(got)})")
+        fields.append(got[method])
+    return fields
 
 
 def plot_drift_png(path: str, hh: np.ndarray, field: DriftField, *, max_arrows: int = 40, dpi: int = 100) -> None:

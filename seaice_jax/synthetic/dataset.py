@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from seaice_jax.data import channels as ch
-from seaice_jax.data.synthetic.chart import chart_rasters, polygon_code_lines
+from seaice_jax.synthetic.chart import chart_rasters, polygon_code_lines
 
 SYNTHETIC_FILE_ATTR = "synthetic_file_name"
 CHART_POLYGON_ATTR = {"SIC": "Sea Ice Concentration [%]", "SOD": "Stage of Development",
@@ -42,7 +42,7 @@ def _truth_variable(surface) -> xr.Variable:
 
 def _extras(file_name: str, season: str) -> dict:
     return {SYNTHETIC_FILE_ATTR: file_name, "synthetic_season": season,
-            "synthetic_source": "seaice_jax.data.synthetic"}
+            "synthetic_source": "seaice_jax.synthetic"}
 
 
 def rtt_dataset(*, file_name, raw_name, start_time, service, season, surface, chart, hh_db, hv_db,

@@ -84,7 +84,7 @@ def resample_to_a(image_b, valid_b, tie_b: geo.TiePoints, tie_a: geo.TiePoints,
     """Scene B on scene A's pixel grid: ([H_a, W_a] float32, valid bool). The A -> B pixel map is
     computed exactly (tie-point geolocation) every `step` px and bilinear between (it is smooth).
     `move(lat, lon) -> (lat, lon)`: where the ice at A's positions is at B's time (the drift between
-    the two acquisitions, see seaice_jax.temporal); None: the same place (geolocation only)."""
+    the two acquisitions, see seaice_jax.drift.temporal); None: the same place (geolocation only)."""
     rows = np.arange(0, shape_a[0] + step, step, dtype=np.float64)
     cols = np.arange(0, shape_a[1] + step, step, dtype=np.float64)
     lat, lon = geo.pixel_latlon(tie_a, rows[:, None], cols[None, :])

@@ -21,13 +21,15 @@ the scene by the scene's time). Uncompensated, they land on the wrong floes. Pas
 
 Beside the scenes: `<out>/drift_truth/<tA>_<tB>_drift_truth.nc` (drift NetCDF, method 'truth', on scene
 A's grid, for every pair) and `<out>/drift_truth/sequence.json` (drift parameters, frames, geolocation,
-scene names and times) from which `true_flow_latlon` moves any point exactly.
+scene names and times) from which `true_flow_latlon` moves any point exactly. The evaluation tools take
+this truth through `true_flow` / `find_true_flow` (a point flow) and `pair_truth` (the truth of a drift file's pair).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import os
 
@@ -35,6 +37,31 @@ import numpy as np
 from scipy import ndimage
 
 from seaice_jax.data import channels as ch
+from seaice_jax.data import geolocation as geo
+from seaice_jax.drift import estimation as drift_lib
+from seaice_jax.drift import io as drift_io
+from seaice_jax.synthetic.drift import KnownDrift
+from seaice_jax.synthetic.freeboard import FreeboardTruth, scene_freeboard, truth_from_dataset
+from seaice_jax.synthetic.freeboard import _stream as alt_stream
+from seaice_jax.synthetic.layout import (
+    CHART_REGIONS,
+    NUM_TIEPOINTS,
+    chart_region,
+    default_start_time,
+    resolve_service,
+    scene_seed,
+    split_test_reference,
+    synthesize_scene,
+    write_scene,
+)
+from seaice_jax.synthetic.surface import LAND, WATER, Surface, gaussian_random_field, make_surface
+from seaice_jax.synthetic.tracks import (
+    ALTIMETRY_DIR,
+    DEFAULT_PASSES,
+    simulate_altimetry,
+    write_synthetic_altimetry,
+)
+from seaice_jax.synthetic.tracks import _tie_points as alt_tie_points
 
 TRUTH_DIR = "drift_truth"
 SEQUENCE_FILE = "sequence.json"
@@ -97,14 +124,13 @@ class Frame:
         cp, sp = np.cos(self.phi_rad), np.sin(self.phi_rad)
         return cp * y + sp * x + (self.shape[0] - 1) / 2, -sp * y + cp * x + (self.shape[1] - 1) / 2
 
-    def moved(self, drift, days: float) -> "Frame":
+    def moved(self, drift, days: float) -> Frame:
         r, c = drift.flow(np.array([self.centre[0]]), np.array([self.centre[1]]), days)
         return Frame((float(r[0]), float(c[0])), self.phi_rad, self.shape)
 
 
 def draw_drift(rng: np.random.Generator, spacing_m: float):
     """A realistic smooth drift on the plane (rates per day)."""
-    from seaice_jax.drift_fields import KnownDrift
     speed = rng.uniform(5_000.0, 20_000.0)
     angle = rng.uniform(0.0, 2 * np.pi)
     return KnownDrift(
@@ -154,8 +180,6 @@ def _source_coords(frame: Frame, drift, days: float, step: int = 2):
 
 def render(world: World, frame: Frame, drift, days: float):
     """(Surface, FreeboardTruth, texture dB) of the world seen through `frame` at `days` after time 0."""
-    from seaice_jax.altimetry.synthetic import FreeboardTruth
-    from seaice_jax.data.synthetic.surface import LAND, WATER, Surface
     pr, pc, sr, sc, ratio = _source_coords(frame, drift, days)
     ws = world.surface.surface.shape
 
@@ -230,7 +254,6 @@ def _world_window(frames, days, drift, track_days, margin: int = 48):
 
 def tie_point_geo(frame: Frame, plane_geo: PlaneGeo, product: str) -> dict:
     """The tie points of a frame, in the layout's format (21 x 21, lines / samples)."""
-    from seaice_jax.data.synthetic.layout import NUM_TIEPOINTS
     h, w = frame.shape
     lines = np.linspace(0, h - 1, min(NUM_TIEPOINTS, h))
     samples = np.linspace(0, w - 1, min(NUM_TIEPOINTS, w))
@@ -243,14 +266,12 @@ def tie_point_geo(frame: Frame, plane_geo: PlaneGeo, product: str) -> dict:
 
 
 def _tie_points(geo_dict):
-    from seaice_jax.data import geolocation as geo
     return geo.TiePoints(geo_dict["lines"], geo_dict["samples"], geo_dict["lat"], geo_dict["lon"])
 
 
 def truth_drift_field(drift, frame_a: Frame, plane_geo: PlaneGeo, time_a: dt.datetime, time_b: dt.datetime,
                       step: int = TRUTH_GRID_STEP_PX):
     """The true DriftField A -> B on scene A's grid (rows / cols every `step` px)."""
-    from seaice_jax import drift as drift_lib
     days = (time_b - time_a).total_seconds() / 86400.0
     h, w = frame_a.shape
     rows, cols = np.arange(0, h, step, dtype=np.float64), np.arange(0, w, step, dtype=np.float64)
@@ -301,7 +322,6 @@ class Sequence:
 
 def read_sequence(path: str) -> Sequence:
     """sequence.json (a file, or the synthesized folder / its drift_truth folder holding it)."""
-    from seaice_jax.drift_fields import KnownDrift
     if os.path.isdir(path):
         for cand in (os.path.join(path, TRUTH_DIR, SEQUENCE_FILE), os.path.join(path, SEQUENCE_FILE)):
             if os.path.exists(cand):
@@ -338,6 +358,46 @@ def true_flow_latlon(seq: Sequence, lat, lon, time_unix, target_unix):
     return seq.plane_geo.latlon(r, c)
 
 
+def true_flow(seq: Sequence):
+    """The sequence's exact motion as a point flow (`drift.motion.PointFlow`):
+    flow(lat, lon, time_s, target_s) -> (lat, lon), unix seconds."""
+    return functools.partial(true_flow_latlon, seq)
+
+
+def find_true_flow(scene_paths, truth_drift: str | None = None, *, required: bool = True):
+    """The true flow of the synthetic sequence the scenes belong to: `truth_drift` (a --sequence folder or
+    its sequence.json), else the folder of the first scene. None when it is not `required` and not there."""
+    from seaice_jax.data.scene import list_scene_files
+
+    if truth_drift:
+        return true_flow(read_sequence(truth_drift))
+    files = list_scene_files(list(scene_paths))
+    try:
+        return true_flow(read_sequence(os.path.dirname(os.path.abspath(files[0]))))
+    except (ValueError, OSError, IndexError):
+        if required:
+            raise
+        return None
+
+
+def pair_truth(folder: str, field: drift_lib.DriftField, tolerance_s: float = 60.0):
+    """(truth DriftField, info) for the pair of `field` in a synthesized sequence folder (`synthesize.py
+    --sequence`): the truth file under `<folder>/drift_truth/` whose pair has the same start and end times
+    (within `tolerance_s`). info: {"truth_file", "gap_days", "deformation_per_day"}."""
+    meta = read_sequence(folder)
+    truth_dir = os.path.join(folder, TRUTH_DIR) if os.path.isdir(os.path.join(folder, TRUTH_DIR)) else folder
+    ta, tb = field.time_a.timestamp(), field.time_b.timestamp()
+    times = {s["name"]: dt.datetime.fromisoformat(s["time"]).timestamp() for s in meta.scenes}
+    for pair in meta.pairs:
+        if abs(times[pair["a"]] - ta) <= tolerance_s and abs(times[pair["b"]] - tb) <= tolerance_s:
+            truth = drift_io.read_drift(os.path.join(truth_dir, pair["file"]))["truth"]
+            return truth, {"truth_file": pair["file"], "scene_a": pair["a"], "scene_b": pair["b"],
+                           "gap_days": pair["gap_days"], "deformation_per_day": meta.deformation_per_day}
+    raise ValueError(f"{folder}: no true drift for the pair {field.time_a:%Y%m%dT%H%M%S} -> "
+                     f"{field.time_b:%Y%m%dT%H%M%S} (pairs: "
+                     + ", ".join(f"{p['a']} -> {p['b']}" for p in meta.pairs) + ")")
+
+
 # --------------------------------------------------------------------------------------------
 # Writing
 
@@ -347,17 +407,6 @@ def write_sequence(out_dir: str, num_scenes: int, product: str, season: str, siz
                    altimetry: str | None = None, track_days=TRACK_DAYS, drift=None) -> list[str]:
     """Write the sequence (see the module doc); the scene paths, in time order. `drift`: a KnownDrift on
     the plane (centre = the scenes' centre) instead of a drawn one."""
-    from seaice_jax import drift_io
-    from seaice_jax.data.synthetic.altimetry import (
-        ALTIMETRY_DIR, DEFAULT_PASSES, _stream as alt_stream, _tie_points as alt_tie_points, scene_freeboard,
-        truth_from_dataset,
-    )
-    from seaice_jax.altimetry import synthetic as asyn
-    from seaice_jax.data.synthetic.layout import (
-        CHART_REGIONS, chart_region, default_start_time, resolve_service, scene_seed, split_test_reference,
-        synthesize_scene, write_scene,
-    )
-    from seaice_jax.data.synthetic.surface import gaussian_random_field, make_surface
 
     if num_scenes < 1:
         raise ValueError(f"--sequence needs at least 1 scene, got {num_scenes}")
@@ -398,21 +447,21 @@ def write_sequence(out_dir: str, num_scenes: int, product: str, season: str, siz
         if altimetry:
             # passes within PASS_TIME_OFFSET_S of the time their ice is rendered at (the simulator samples one
             # snapshot: a larger offset would misplace them by the drift over it)
-            tracks, swath = asyn.simulate_altimetry(alt_stream(s, 0xA17), truth_from_dataset(ds),
+            tracks, swath = simulate_altimetry(alt_stream(s, 0xA17), truth_from_dataset(ds),
                                                     alt_tie_points(ds, shape), t, altimetry,
                                                     passes=dict(DEFAULT_PASSES), spacing_m=(spacing, spacing),
                                                     max_time_offset_s=PASS_TIME_OFFSET_S)
             os.makedirs(alt_dir, exist_ok=True)
-            asyn.write_synthetic_altimetry(alt_dir, tracks, swath)
+            write_synthetic_altimetry(alt_dir, tracks, swath)
             for j, td in enumerate(tdays):  # passes on other days, over the ice that drifts into the scene
                 g = frame.moved(drift, td)
                 _, tr_truth, _ = render(world, g, drift, d + td)
                 tp = _tie_points(tie_point_geo(g, plane_geo, product))
-                tracks, _ = asyn.simulate_altimetry(alt_stream(s, 0xA17 + 1 + j), tr_truth, tp,
+                tracks, _ = simulate_altimetry(alt_stream(s, 0xA17 + 1 + j), tr_truth, tp,
                                                     t + dt.timedelta(days=td), altimetry, passes=dict(DEFAULT_PASSES),
                                                     spacing_m=(spacing, spacing), swath=False,
                                                     max_time_offset_s=PASS_TIME_OFFSET_S)
-                asyn.write_synthetic_altimetry(alt_dir, tracks, None)
+                write_synthetic_altimetry(alt_dir, tracks, None)
         if split == "test":
             ds, reference = split_test_reference(ds)
             write_scene(reference, out_dir)

@@ -1,5 +1,5 @@
 """Synthetic Sentinel-1 EW imagery: incidence angle, HH / HV backscatter with speckle and the HV noise
-floor, swath no-data border (step 3 of seaice_jax.data.synthetic)."""
+floor, swath no-data border (step 3 of seaice_jax.synthetic)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ import numpy as np
 from scipy import ndimage
 
 from seaice_jax.data import channels as ch
-from seaice_jax.data.synthetic.surface import (
-    FYI, NEW_ICE, OLD_ICE, THIN_FYI, WATER, YOUNG_ICE, Surface, gaussian_random_field,
+from seaice_jax.synthetic.surface import (
+    FYI,
+    NEW_ICE,
+    OLD_ICE,
+    THIN_FYI,
+    WATER,
+    YOUNG_ICE,
+    Surface,
+    gaussian_random_field,
 )
 
 SAR_LOOKS = {"rtt": 10.0, "raw": 3.0}  # equivalent number of looks of the intensity

@@ -1,5 +1,5 @@
 """The synthetic ice chart: polygons much larger than floes and one SIGRID row each, coded as an
-analyst would (step 2 of seaice_jax.data.synthetic)."""
+analyst would (step 2 of seaice_jax.synthetic)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,17 @@ from scipy import ndimage
 
 from seaice_jax.data import channels as ch
 from seaice_jax.data import sigrid
-from seaice_jax.data.synthetic.surface import (
-    CONSOLIDATED_SURFACES, FYI, ICE_SURFACES, NEW_ICE, NUM_SURFACES, OLD_ICE, THIN_FYI, YOUNG_ICE,
-    Surface, gaussian_random_field,
+from seaice_jax.synthetic.surface import (
+    CONSOLIDATED_SURFACES,
+    FYI,
+    ICE_SURFACES,
+    NEW_ICE,
+    NUM_SURFACES,
+    OLD_ICE,
+    THIN_FYI,
+    YOUNG_ICE,
+    Surface,
+    gaussian_random_field,
 )
 
 # SIGRID stage-of-development codes a chart may use for each surface (one is drawn per scene).

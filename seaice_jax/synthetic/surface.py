@@ -1,5 +1,5 @@
 """Surface truth of a synthetic scene on its SAR grid: random fields, floes, leads, melt ponds, land,
-distance to land, fast ice (step 1 of seaice_jax.data.synthetic)."""
+distance to land, fast ice (step 1 of seaice_jax.synthetic)."""
 
 from __future__ import annotations
 

@@ -42,8 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
-from seaice_jax import drift_images as images
 from seaice_jax.data import geolocation as geo
+from seaice_jax.drift import images
 
 EARTH_RADIUS_M = 6_371_000.0
 METHODS = ("pattern_matching", "phase_correlation")
@@ -443,7 +443,7 @@ def destination(lat, lon, east_m, north_m):
 def as_datetime(t) -> dt.datetime:
     """A naive UTC datetime from a datetime, numpy datetime64 or ISO string."""
     if isinstance(t, dt.datetime):
-        return t.replace(tzinfo=None) if t.tzinfo is None else t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return t.replace(tzinfo=None) if t.tzinfo is None else t.astimezone(dt.UTC).replace(tzinfo=None)
     us = np.datetime64(t, "us").astype(np.int64)
     return dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(us))
 

@@ -1,47 +1,42 @@
-"""Synthetic freeboard truth and simulated altimeter tracks / SWOT swaths (array level).
-
-The scene synthesizer calls these with its own surface maps; everything is deterministic for a seed.
-
-Truth (`freeboard_truth`): stage of development per pixel (SOD-class order: 0 water, 1 new, 2 young,
-3 thin FYI, 4 thick FYI, 5 old ice; anything else = no data), a lead mask (open or refrozen leads
-at the sea surface) and a deformation map in [0, 1]:
-  * level ice freeboard by stage plus smooth variability; snow depth by stage, redistributed;
-  * ridges (sparse lognormal sails, ~1-2 px wide) and rubble where the ice is deformed;
-  * `roughness` (m, local topography rms with lognormal scatter) for the SAR simulator:
-    `roughness_brightening_db` turns it into a noisy dB offset (not a lookup);
-  * laser (snow surface, ICESat-2 / SWOT) freeboard = ice freeboard + snow; radar (Ku, CryoSat-2 /
-    Sentinel-3) freeboard = ice freeboard - 0.25 snow (slower propagation in snow, c/c_s ~ 1.25);
-  * leads and water are exactly 0 (the sea-surface reference).
-The level-ice / snow numbers are assumptions of ours (docs: typical values U), stated in STAGE_TABLE.
+"""Simulated altimeter tracks and SWOT-like swaths over a synthetic scene, written in the real layouts.
 
 Tracks (`simulate_track`, `simulate_icesat2`): straight lines across the scene, points every posting,
-the value = footprint mean of the truth (same footprint code as collocation) + per-point noise
-(ICESat-2 0.03 m, CryoSat-2 0.10 m, Sentinel-3 0.12 m), lead / floe classification from the lead
+the value = footprint mean of the freeboard truth (same footprint code as collocation) + per-point
+noise (ICESat-2 0.03 m, CryoSat-2 0.10 m, Sentinel-3 0.12 m), lead / floe classification from the lead
 fraction in the footprint with random classification errors, random quality dropouts.
 `simulate_swath`: a SWOT-like two-sided swath of 250 m pixels with 0.07 m noise, a mean sea surface
 and a per-side crossover tilt stored as `height_cor_xover`.
 `simulate_altimetry(seed, truth, tie_points, start_time, missions)` draws the passes of the chosen
 missions ('icesat2' | 'cryosat2' | 'sentinel3' | 'all') and a swath for one scene;
-`write_synthetic_altimetry(directory, tracks, swath)` writes them in the real layouts.
+`write_synthetic_altimetry(directory, tracks, swath)` writes them with the product writers of
+`seaice_jax.altimetry` (ATL10, SIR_SAR_2, SR_2_LAN_SI, SWOT).
+`write_scene_altimetry(out_dir, ds, seed, missions)`: the passes over one written scene. Everything is
+deterministic for a seed, from streams separate from the scene's own (a scene without altimetry is
+unchanged).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
+import xarray as xr
 from scipy import ndimage
 
 from seaice_jax.altimetry import collocate as col
 from seaice_jax.altimetry import icesat2 as is2
-from seaice_jax.altimetry.track import (CRYOSAT2_FOOTPRINT_M, FLOE, ICESAT2_SPOT_M, LEAD, SENTINEL3_FOOTPRINT_M,
-                                        Swath, Track, to_unix_seconds)
+from seaice_jax.altimetry.track import (
+    CRYOSAT2_FOOTPRINT_M,
+    FLOE,
+    ICESAT2_SPOT_M,
+    LEAD,
+    SENTINEL3_FOOTPRINT_M,
+    Swath,
+    Track,
+    to_unix_seconds,
+)
+from seaice_jax.data import channels as ch
 from seaice_jax.data import geolocation as geo
+from seaice_jax.synthetic.freeboard import FreeboardTruth, _stream, truth_from_dataset
 
-# stage -> (level ice freeboard mean m, its std m, snow depth mean m). Ours (assumed).
-STAGE_TABLE = {0: (0.0, 0.0, 0.0), 1: (0.01, 0.005, 0.0), 2: (0.03, 0.01, 0.02), 3: (0.06, 0.015, 0.07),
-               4: (0.12, 0.03, 0.15), 5: (0.25, 0.06, 0.30)}
-WAVE_SPEED_FACTOR = 0.25  # c / c_snow - 1 for snow density ~0.3 g/cm3
 MISSIONS = {
     # mission: (posting m, footprint along m (None = segment length), across m, noise m, lead threshold, product)
     "icesat2": (None, None, ICESAT2_SPOT_M, 0.03, 0.5, "ATL10"),
@@ -49,77 +44,9 @@ MISSIONS = {
     "sentinel3a": (300.0, SENTINEL3_FOOTPRINT_M[0], SENTINEL3_FOOTPRINT_M[1], 0.12, 0.3, "SR_2_LAN_SI"),
 }
 GROUND_SPEED_M_S = 7000.0
-
-
-def _smooth_noise(rng, shape, sigma_px):
-    f = ndimage.gaussian_filter(rng.standard_normal(shape), sigma_px, mode="wrap")
-    return f / max(float(f.std()), 1e-12)
-
-
-@dataclasses.dataclass
-class FreeboardTruth:
-    """Truth fields on the SAR grid, float32 [H, W] metres (NaN off `valid`)."""
-
-    ice_freeboard: np.ndarray
-    snow_depth: np.ndarray
-    laser_freeboard: np.ndarray
-    radar_freeboard: np.ndarray
-    roughness: np.ndarray
-    lead: np.ndarray  # bool, sea-surface pixels (leads and open water)
-    valid: np.ndarray  # bool
-
-    def field(self, kind: str) -> np.ndarray:
-        return {"laser": self.laser_freeboard, "radar": self.radar_freeboard, "ice": self.ice_freeboard}[kind]
-
-
-def freeboard_truth(seed: int, stage: np.ndarray, lead_mask: np.ndarray, deformation: np.ndarray | None = None,
-                    *, spacing_m: float = 80.0, ridge_density: float = 0.03, ridge_height_m: float = 1.0,
-                    rubble_m: float = 0.15) -> FreeboardTruth:
-    """Freeboard truth consistent with the given stages, leads and deformation (see module doc)."""
-    rng = np.random.default_rng(seed)
-    stage = np.asarray(stage)
-    shape = stage.shape
-    valid = np.isin(stage, list(STAGE_TABLE))
-    sea = (np.asarray(lead_mask, bool) | (stage == 0)) & valid
-    ice = valid & ~sea
-    deform = np.zeros(shape) if deformation is None else np.clip(np.asarray(deformation, np.float64), 0, 1)
-    deform = np.where(ice, deform, 0.0)
-    st = np.where(valid, stage, 0).astype(int)
-    mean = np.vectorize(lambda s: STAGE_TABLE[s][0])(st)
-    std = np.vectorize(lambda s: STAGE_TABLE[s][1])(st)
-    snow_mean = np.vectorize(lambda s: STAGE_TABLE[s][2])(st)
-    level_sigma = max(1.0, 2000.0 / spacing_m)  # ~2 km level-ice variability
-    level = np.maximum(mean + std * _smooth_noise(rng, shape, level_sigma), 0.3 * mean)
-    # Ridges: sparse sails, lognormal heights, ~1.5 px wide; rubble: rough positive relief.
-    sails = (rng.uniform(size=shape) < ridge_density * deform) * rng.lognormal(np.log(ridge_height_m), 0.5, shape)
-    ridges = ndimage.gaussian_filter(sails, 0.7) * (2 * np.pi * 0.49)  # peak = the sail height
-    rubble = rubble_m * deform * np.abs(_smooth_noise(rng, shape, 1.0))
-    relief = ridges + rubble
-    ice_fb = np.where(ice, level + relief, 0.0)
-    snow = snow_mean * np.clip(1.0 + 0.3 * _smooth_noise(rng, shape, level_sigma / 2), 0.2, None)
-    snow = np.where(ice, snow * (1.0 + 0.5 * deform), 0.0)  # snow drifts pile up on deformed ice
-    local = ndimage.uniform_filter(relief, 3)
-    rms = np.sqrt(np.maximum(ndimage.uniform_filter(relief ** 2, 3) - local ** 2, 0.0)) + 0.5 * relief
-    roughness = np.where(ice, (rms + 0.005) * rng.lognormal(0.0, 0.3, shape), 0.0)
-    out = {}
-    for name, arr in (("ice_freeboard", ice_fb), ("snow_depth", snow), ("laser_freeboard", ice_fb + snow),
-                      ("radar_freeboard", ice_fb - WAVE_SPEED_FACTOR * snow), ("roughness", roughness)):
-        a = np.where(valid, arr, np.nan).astype(np.float32)
-        if name != "roughness":
-            a[sea] = 0.0
-        out[name] = a
-    return FreeboardTruth(lead=sea, valid=valid, **out)
-
-
-def roughness_brightening_db(seed: int, roughness: np.ndarray, *, gain_db_per_m: float = 8.0,
-                             scatter_db: float = 1.0, max_db: float = 6.0) -> np.ndarray:
-    """A dB offset for HH / HV from the roughness: gain * roughness saturating at `max_db`, with
-    multiplicative lognormal scatter and additive noise of `scatter_db` so the relation is not a lookup."""
-    rng = np.random.default_rng(seed)
-    r = np.nan_to_num(np.asarray(roughness, np.float64))
-    base = max_db * (1.0 - np.exp(-gain_db_per_m * r / max_db))
-    return (base * rng.lognormal(0.0, 0.25, r.shape) + scatter_db * rng.standard_normal(r.shape) * (r > 0)).astype(
-        np.float32)
+# passes per mission for one scene (ICESat-2: 3 strong beams each, so 9 laser tracks with 3 passes)
+DEFAULT_PASSES = {"icesat2": 3, "cryosat2": 2, "sentinel3a": 1}
+ALTIMETRY_DIR = "altimetry"
 
 
 def _line_points(shape, spacing_m, angle_deg, offset_px, posting_m):
@@ -326,3 +253,32 @@ def simulate_altimetry(seed: int, truth: FreeboardTruth, tie_points, start_time,
         sw = simulate_swath(sub_seed, truth, tie_points, start_time, angle_deg=angle, offset_px=offset,
                             time_offset_s=float(rng.uniform(-max_time_offset_s, max_time_offset_s)), spacing_m=sp)
     return [t for t in tracks if len(t)], sw
+
+
+def _tie_points(ds: xr.Dataset, shape):
+    if "sar_grid2d_latitude" in ds:
+        return geo.tie_points_from_rtt(ds["sar_grid2d_latitude"].values, ds["sar_grid2d_longitude"].values, shape)
+    return geo.tie_points_from_raw(ds["sar_grid_line"].values, ds["sar_grid_sample"].values,
+                                   ds["sar_grid_latitude"].values, ds["sar_grid_longitude"].values)
+
+
+def simulate_scene_altimetry(ds: xr.Dataset, seed: int, missions: str = "all", start_time=None,
+                             passes: dict | None = None):
+    """(tracks, swath) over one scene dataset with the freeboard truth variables."""
+    truth = truth_from_dataset(ds)
+    shape = truth.valid.shape
+    tp = _tie_points(ds, shape)
+    spacing = float(ds.attrs.get("pixel_spacing", ch.PIXEL_SPACING_M["rtt" if "sar_grid2d_latitude" in ds
+                                                                       else "raw"]))
+    counts = dict(DEFAULT_PASSES, **(passes or {}))
+    return simulate_altimetry(_stream(seed, 0xA17), truth, tp, start_time, missions, passes=counts,
+                                   spacing_m=(spacing, spacing))
+
+
+def write_scene_altimetry(out_dir: str, ds: xr.Dataset, seed: int, missions: str = "all", start_time=None,
+                          passes: dict | None = None) -> list[str]:
+    """Writes the scene's simulated tracks and swath under `out_dir` in the real layouts; the paths."""
+    import os
+    os.makedirs(out_dir, exist_ok=True)
+    tracks, swath = simulate_scene_altimetry(ds, seed, missions, start_time, passes)
+    return write_synthetic_altimetry(out_dir, tracks, swath)

@@ -1,4 +1,4 @@
-"""Refining every scene of a time series with its neighbours (seaice_jax.temporal), writing the refined
+"""Refining every scene of a time series with its neighbours (seaice_jax.drift.temporal), writing the refined
 predictions, the agreement / accuracy JSON and optional figures. Used by launch/refine_maps.py.
 
 For each target scene, every other scene within `max_gap_days` whose warped map covers at least
@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
-from seaice_jax import temporal as tm
 from seaice_jax.data.channels import CHART_FILL
+from seaice_jax.drift import temporal as tm
 from seaice_jax.metrics import TopologyAccumulator, ice_pack_mask
 
 MIN_COVERAGE = 0.01
@@ -29,27 +29,15 @@ EXTRA_VARIABLES = {
 }
 
 
-def _available_warps(warp: str, fields, sequence) -> list[str]:
+def _available_warps(warp: str, fields, true_flow) -> list[str]:
     modes = ["none"]
     if fields:
         modes.append("estimated")
-    if sequence is not None:
+    if true_flow is not None:
         modes.append("true")
     if warp not in modes:
         modes.append(warp)  # tm.motion names what is missing
     return modes
-
-
-def _sequence_if_any(scene_paths, truth_drift):
-    """The synthetic sequence truth: the given folder / file, else the scenes' folder when it has one."""
-    from seaice_jax.data.synthetic.sequence import read_sequence
-
-    if truth_drift:
-        return read_sequence(truth_drift)
-    try:
-        return read_sequence(os.path.dirname(os.path.abspath(scene_paths[0])))
-    except (ValueError, OSError):
-        return None
 
 
 def _round(d):
@@ -59,13 +47,14 @@ def _round(d):
 
 
 def refine_scenes(scene_paths, pred_dir: str, out_dir: str, *, warp: str = "estimated", drift_paths=None,
-                  drift_method: str = "pattern_matching", truth_drift: str | None = None,
+                  drift_method: str = "pattern_matching", true_flow=None,
                   fusion: str = "vote", decay_days: float = 2.0, max_gap_days: float = 3.0,
                   step: int = 16, png: bool = False, progress=None) -> dict:
     """Refines every scene (module doc); writes `<out_dir>/<scene>_pred.nc` (and `_temporal.png`).
-    Returns the JSON document."""
+    `true_flow`: the exact motion of a synthetic sequence (`drift.motion.PointFlow`; enables the warp
+    'true'). Returns the JSON document."""
     from seaice_jax.data.scene import list_scene_files
-    from seaice_jax.elevation.compensation import read_drift_fields
+    from seaice_jax.drift.io import read_drift_fields
     from seaice_jax.inference.products import PRED_SUFFIX, write_prediction
 
     if fusion not in tm.FUSIONS:
@@ -77,9 +66,8 @@ def refine_scenes(scene_paths, pred_dir: str, out_dir: str, *, warp: str = "esti
         raise ValueError(f"{out_dir}: the output folder is the --pred folder; the refined maps would replace "
                          "the predictions they are made from")
     fields = read_drift_fields(drift_paths, drift_method) if drift_paths else None
-    sequence = _sequence_if_any(files, truth_drift)
-    modes = _available_warps(warp, fields, sequence)
-    tm.motion(warp, 0.0, 1.0, fields=fields, sequence=sequence)  # fails early when the warp cannot be made
+    modes = _available_warps(warp, fields, true_flow)
+    tm.motion(warp, 0.0, 1.0, fields=fields, true_flow=true_flow)  # fails early when the warp cannot be made
     acqs = sorted((tm.load_acquisition(p, pred_dir) for p in files), key=lambda a: a.time_s)
     names = [a.name for a in acqs]
     if len(set(names)) != len(names):
@@ -103,7 +91,7 @@ def refine_scenes(scene_paths, pred_dir: str, out_dir: str, *, warp: str = "esti
                 progress(f"{target.name}: warping {nb.name} ({gap:+.2f} days)")
             per_mode, truth_mode, chosen = {}, {}, None
             for mode in modes:
-                wp = tm.warp_onto(target, nb, mode, fields=fields, sequence=sequence, step=step)
+                wp = tm.warp_onto(target, nb, mode, fields=fields, true_flow=true_flow, step=step)
                 if mode == warp:
                     chosen = wp
                 a = tm.Agreement()
