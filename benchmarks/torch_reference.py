@@ -38,7 +38,7 @@ class UNet(nn.Module):
     def __init__(self, cin=24, filters=(16, 32, 64, 64), heads=(12, 7, 8)):
         super().__init__()
         self.input_block = double_conv(cin, filters[0])
-        self.down = nn.ModuleList(double_conv(a, b) for a, b in zip(filters[:-1], filters[1:]))
+        self.down = nn.ModuleList(double_conv(a, b) for a, b in zip(filters[:-1], filters[1:], strict=True))
         self.bridge = double_conv(filters[-1], filters[-1])
         ups, below = [], filters[-1]
         for skip in reversed(filters):
@@ -54,7 +54,7 @@ class UNet(nn.Module):
             x = block(F.max_pool2d(x, 2))
             skips.append(x)
         x = self.bridge(F.max_pool2d(x, 2))
-        for block, skip in zip(self.up, reversed(skips)):
+        for block, skip in zip(self.up, reversed(skips), strict=True):
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
             dh, dw = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
             x = F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])
@@ -99,7 +99,7 @@ def main():
         with autocast():
             out = model(x)
             # cross-entropy of bf16 logits: autocast computes it in fp32
-            loss = sum(F.cross_entropy(o, y, ignore_index=255) for o, y in zip(out, ys))
+            loss = sum(F.cross_entropy(o, y, ignore_index=255) for o, y in zip(out, ys, strict=True))
         loss.backward()
         opt.step()
         sync()

@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.add_argument("--rotations_deg", type=float, nargs="+", default=None)
         else:
             parser.add_argument(f"--{field.name}", type=int if field.type in ("int", int) else float, default=None,
-                                help=f"default {field.default}" + (" (pixel_spacing_m: the file's, else 80 RTT / "
-                                                                    "40 raw)" if field.name == "pixel_spacing_m" else ""))
+                                help=f"default {field.default}" + (
+                                    " (pixel_spacing_m: the file's, else 80 RTT / 40 raw)"
+                                    if field.name == "pixel_spacing_m" else ""))
     args = parser.parse_args(argv)
     if args.png == "":
         args.png = (args.out[: -len(".nc")] if args.out.endswith(".nc") else args.out) + ".png"

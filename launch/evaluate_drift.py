@@ -7,7 +7,8 @@ Both files are drift NetCDF files (seaice_jax.drift.io); the truth is the method
 TRUTH.nc (default: its first), interpolated onto the drift grid of the same scene A. With a sequence
 folder, the truth is the one of the pair in DRIFT.nc (found by the scenes' times) and each method's entry
 also says the pair, its gap (days) and the drift's deformation (1/day). The JSON holds
-{method: {rmse_m, valid_fraction, ...}} for every method in DRIFT.nc. Logic: seaice_jax.drift.evaluation (and seaice_jax.synthetic.sequence for a sequence folder).
+{method: {rmse_m, valid_fraction, ...}} for every method in DRIFT.nc. Logic: seaice_jax.drift.evaluation
+(and seaice_jax.synthetic.sequence for a sequence folder).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from seaice_jax.drift import io as drift_io
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drift", required=True, help="drift NetCDF (launch/drift.py output)")
-    parser.add_argument("--truth", required=True, help="drift NetCDF holding the true displacement, or a synthesize.py --sequence folder")
+    parser.add_argument("--truth", required=True,
+                        help="drift NetCDF holding the true displacement, or a synthesize.py --sequence folder")
     parser.add_argument("--json", required=True, help="where to write the results JSON")
     parser.add_argument("--truth_method", default=None, help="method name inside the truth file")
     args = parser.parse_args(argv)

@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"infer: {e}")
     from seaice_jax.inference import predict_files  # after parsing: --help needs no JAX
 
-    created = missing_folders(os.path.join(args.out, "x")) + (missing_folders(args.submission) if args.submission else [])
+    created = missing_folders(os.path.join(args.out, "x")) + (
+        missing_folders(args.submission) if args.submission else [])
 
     def tidy() -> None:  # folders this run made and left empty go again
         for folder in sorted(set(created), key=len, reverse=True):

@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", required=True, help="results JSON (a markdown table beside it)")
     parser.add_argument("--drift", nargs="*", default=None, help="drift files (launch/drift.py) for --warp estimated")
     parser.add_argument(*flag_names("drift-method"), dest="drift_method", default="pattern_matching",
-                        help="method inside the drift files (pattern_matching, phase_correlation; truth in synthetic truth files)")
+                        help="method inside the drift files (pattern_matching, phase_correlation; "
+                             "truth in synthetic truth files)")
     parser.add_argument("--warp", default="estimated", choices=temporal.WARPS,
                         help="how the neighbours are moved onto each scene (default: estimated drift)")
     parser.add_argument(*flag_names("truth-drift"), dest="truth_drift", default=None,

@@ -45,18 +45,18 @@ def base_config() -> ml_collections.ConfigDict:
     h.sod = False
     h.floe = False
 
-    c.loss = l = ml_collections.ConfigDict()
-    l.region_form = "mse"  # mse (ALS authors) | bce (DLLP proportion loss)
-    l.region_weighting = "uniform"  # uniform | pixel_share
-    l.min_region_pixels = 16  # regions with fewer pixels in a patch are skipped
-    l.entropy_weight = 0.01  # lambda of the term that pushes pixels to 0 or 1 (ALS authors: 0.01)
-    l.sic_regression_target = "fraction"  # fraction (class / 10) | class_index (MMSeaIce: MSE on 0..10)
-    l.entropy_form = "p_one_minus_p"  # p_one_minus_p (ALS authors' older code) | binary_entropy (their current)
-    l.weights = w = ml_collections.ConfigDict()
-    w.ice = 1.0
-    w.sic = 1.0  # MMSeaIce: SIC 1, SOD 3, FLOE 3
-    w.sod = 3.0
-    w.floe = 3.0
+    c.loss = ml_collections.ConfigDict()
+    c.loss.region_form = "mse"  # mse (ALS authors) | bce (DLLP proportion loss)
+    c.loss.region_weighting = "uniform"  # uniform | pixel_share
+    c.loss.min_region_pixels = 16  # regions with fewer pixels in a patch are skipped
+    c.loss.entropy_weight = 0.01  # lambda of the term that pushes pixels to 0 or 1 (ALS authors: 0.01)
+    c.loss.sic_regression_target = "fraction"  # fraction (class / 10) | class_index (MMSeaIce: MSE on 0..10)
+    c.loss.entropy_form = "p_one_minus_p"  # p_one_minus_p (ALS authors' older code) | binary_entropy (their current)
+    c.loss.weights = ml_collections.ConfigDict()
+    c.loss.weights.ice = 1.0
+    c.loss.weights.sic = 1.0  # MMSeaIce: SIC 1, SOD 3, FLOE 3
+    c.loss.weights.sod = 3.0
+    c.loss.weights.floe = 3.0
 
     c.optim = o = ml_collections.ConfigDict()
     o.lr = 3e-3
@@ -83,5 +83,6 @@ def base_config() -> ml_collections.ConfigDict:
     e.min_region_pixels = 100  # polygon metric (ALS authors)
     # Whole-scene inference options (seaice_jax.inference):
     e.blend = "core"  # "core": sine-squared window on tile cores; "average": whole tiles plainly averaged (ALS authors)
-    e.land_mask = "distance_map"  # "distance_map": land = distance 0 (and chart land); "sar_no_data": land = HH no data (ALS authors)
+    # land mask: "distance_map": land = distance 0 (and chart land); "sar_no_data": land = HH no data (ALS authors)
+    e.land_mask = "distance_map"
     return c

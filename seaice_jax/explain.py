@@ -166,7 +166,8 @@ def class_label(task: str, class_index: int | None) -> str:
     from seaice_jax.inference.products import CLASS_NAMES
 
     if task == "ice":
-        return {None: "ice logit (all pixels)", 1: "ice (pixels called ice)", 0: "water (pixels called water)"}[class_index]
+        return {None: "ice logit (all pixels)", 1: "ice (pixels called ice)",
+                0: "water (pixels called water)"}[class_index]
     if class_index is None:
         return f"{task} (regression)"
     names = CLASS_NAMES[task]

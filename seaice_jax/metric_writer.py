@@ -18,7 +18,8 @@ class MetricsWriter:
             return
         from tensorboardX import SummaryWriter
 
-        self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+        # The handle lives as long as the writer (appended to by write(), closed in close()): no with-block.
+        self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115
         self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
     def write(self, step: int, scalars: dict, prefix: str = "train") -> None:

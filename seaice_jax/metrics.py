@@ -340,7 +340,8 @@ class TopologyAccumulator:
         valid, pack: bool [H, W]."""
         if not (binary.shape == ice_truth.shape == valid.shape == pack.shape):
             raise ValueError(
-                f"shapes differ: binary {binary.shape}, ice_truth {ice_truth.shape}, valid {valid.shape}, pack {pack.shape}"
+                f"shapes differ: binary {binary.shape}, ice_truth {ice_truth.shape}, valid {valid.shape}, "
+                f"pack {pack.shape}"
             )
         truth, pred, ok, in_pack = (np.ravel(a) for a in (ice_truth, binary, valid, pack))
         counts = np.zeros(9, np.int64)
@@ -365,7 +366,8 @@ class TopologyAccumulator:
         ice_iou, ice_f1 = _iou_f1(int(cm[1, 1]), int(cm[0, 1]), int(cm[1, 0]))
         pk = self.pack_confusion  # positive class = water (index 0)
         lead_iou, lead_f1 = _iou_f1(int(pk[0, 0]), int(pk[1, 0]), int(pk[0, 1]))
-        return {"pixel_accuracy": accuracy, "lead_iou": lead_iou, "lead_f1": lead_f1, "ice_iou": ice_iou, "ice_f1": ice_f1}
+        return {"pixel_accuracy": accuracy, "lead_iou": lead_iou, "lead_f1": lead_f1, "ice_iou": ice_iou,
+                "ice_f1": ice_f1}
 
 
 def pixel_topology_metrics(

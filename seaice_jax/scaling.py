@@ -205,7 +205,7 @@ def _quantiles_of_keys(keys: Array, valid: Array, qs: tuple[float, ...]) -> Arra
         low_ranks.append(jnp.minimum(index, last))
         high_ranks.append(jnp.minimum(index + 1, last))
         fractions.append(fraction)
-    ranks = jnp.stack([r for pair in zip(low_ranks, high_ranks) for r in pair], axis=1)  # [B, 2Q]
+    ranks = jnp.stack([r for pair in zip(low_ranks, high_ranks, strict=True) for r in pair], axis=1)  # [B, 2Q]
     selected = key_to_float(_select_ranks(keys, valid, ranks, top_hist)).reshape(batch, len(qs), 2)
     values = _lerp(selected[..., 0], selected[..., 1], jnp.stack(fractions, axis=1))
     return jnp.where(num_valid[:, None] > 0, values, jnp.nan)

@@ -259,7 +259,7 @@ def test_swot_writer_round_trip(tmp_path):
     path = alt.write_swot(tmp_path, sw, xover={"left": 0.4, "right": -0.1})
     assert os.path.basename(path).startswith("SWOT_L2_LR_SSH_Unsmoothed_486_005_20190324T002217")
     back = alt.open_altimetry(path)
-    for a, b in zip(back, sw):
+    for a, b in zip(back, sw, strict=True):
         np.testing.assert_allclose(a.height, b.height, atol=2e-4)
         np.testing.assert_array_equal(a.quality, b.quality)
         np.testing.assert_allclose(a.longitude, b.longitude, atol=1e-6)

@@ -166,7 +166,7 @@ def test_simulate_altimetry_missions_deterministic(tmp_path):
     tracks, sw = simulated.simulate_altimetry(7, t, tp, T_SAR, "all")
     assert {tr.mission for tr in tracks} == {"icesat2", "cryosat2", "sentinel3a"}
     again, sw2 = simulated.simulate_altimetry(7, t, tp, T_SAR, "all")
-    for a, b in zip(tracks, again):
+    for a, b in zip(tracks, again, strict=True):
         np.testing.assert_array_equal(a.value, b.value)
         np.testing.assert_array_equal(a.latitude, b.latitude)
     only, _ = simulated.simulate_altimetry(7, t, tp, T_SAR, "sentinel3", swath=False)

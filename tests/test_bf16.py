@@ -60,7 +60,7 @@ def test_conv_hook_bf16(path):
 
     low = jax.jit(value_and_grads)(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16))
     high = jax.jit(value_and_grads)(x, w)
-    for name, a, b in zip(("y", "dx", "dw"), low, high):
+    for name, a, b in zip(("y", "dx", "dw"), low, high, strict=True):
         assert a.dtype == jnp.bfloat16, name
         assert rel_l2(a, b) < 1e-2, (name, rel_l2(a, b))
 
@@ -76,8 +76,9 @@ def test_upsampled_conv_bf16(path, out):
         y, vjp = jax.vjp(lambda low, kernel: layer._conv([Upsampled(low, *out)], kernel), low, kernel)
         return (y, *vjp(g.astype(y.dtype)))
 
-    results = [jax.jit(value_and_grads)(low.astype(dtype), kernel.astype(dtype)) for dtype in (jnp.bfloat16, jnp.float32)]
-    for name, a, b in zip(("y", "d_low", "d_kernel"), *results):
+    results = [jax.jit(value_and_grads)(low.astype(dtype), kernel.astype(dtype))
+               for dtype in (jnp.bfloat16, jnp.float32)]
+    for name, a, b in zip(("y", "d_low", "d_kernel"), *results, strict=True):
         assert a.dtype == jnp.bfloat16, name
         assert rel_l2(a, b) < 1e-2, (name, rel_l2(a, b))
 
@@ -118,7 +119,7 @@ def test_decoder_layer_bf16(path, norm, train):
     assert y16.dtype == jnp.bfloat16
     assert rel_l2(y16, y32) < 1e-2
     assert cosine(g16, g32) >= 0.99
-    for (key, a), b in zip(jax.tree_util.tree_flatten_with_path(g16)[0], jax.tree.leaves(g32)):
+    for (key, a), b in zip(jax.tree_util.tree_flatten_with_path(g16)[0], jax.tree.leaves(g32), strict=True):
         assert a.dtype == jnp.float32, jax.tree_util.keystr(key)  # fp32 master weights, fp32 gradients
         assert rel_l2(a, b) < 0.15, (jax.tree_util.keystr(key), rel_l2(a, b))
 
@@ -150,7 +151,7 @@ def test_unet_bf16_matches_fp32(path, train):
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
 
-        def loss(params, rest):
+        def loss(params, rest, graphdef=graphdef):
             model = nnx.merge(graphdef, params, rest, copy=True)
             out = model(x)
             total = sum(jnp.sum(v * random(v.shape, 30 + i)) for i, v in enumerate(out.values()))

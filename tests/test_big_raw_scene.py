@@ -26,7 +26,10 @@ def test_enlarged_raw_scene_reads_to_the_repeated_values(tmp_path):
     assert os.path.basename(big) == os.path.basename(small)  # the name carries the acquisition time
     a = open_scene(small, channels=("nersc_sar_primary", "distance_map", "btemp_18_7h"))
     b = open_scene(big, channels=("nersc_sar_primary", "distance_map", "btemp_18_7h"))
-    rep = lambda x: np.repeat(np.repeat(x, 3, 0), 3, 1)
+
+    def rep(x):
+        return np.repeat(np.repeat(x, 3, 0), 3, 1)
+
     assert b.shape == (300, 450) and b.product == "raw"
     for name in ("sic", "sod", "floe", "valid", "ice_truth"):
         np.testing.assert_array_equal(getattr(b, name), rep(getattr(a, name)), err_msg=name)
@@ -37,5 +40,8 @@ def test_enlarged_raw_scene_reads_to_the_repeated_values(tmp_path):
     assert b.channels["btemp_18_7h"].shape == (300, 450)
     # the tie points span the same ground: first and last pixels at the same latitude / longitude
     from seaice_jax.data.geolocation import pixel_latlon
-    corners = lambda s: pixel_latlon(s.tie_points, [0, s.shape[0] - 1], [0, s.shape[1] - 1])
+
+    def corners(s):
+        return pixel_latlon(s.tie_points, [0, s.shape[0] - 1], [0, s.shape[1] - 1])
+
     np.testing.assert_allclose(np.array(corners(b)), np.array(corners(a)), atol=1e-6)

@@ -56,7 +56,7 @@ def test_hook_matches_lax_forward_and_gradients(b, h, w, cin, cout, k, d, paddin
     actual = jax.jit(value_and_grads, static_argnums=(0, 4, 5))(hook_conv, x, kernel, g, padding, (d, d))
     if padding == "SAME":
         assert actual[0].shape == (b, h, w, cout)
-    for got, want in zip(actual, expected):
+    for got, want in zip(actual, expected, strict=True):
         assert got.shape == want.shape
         assert_close(got, want)
 

@@ -43,10 +43,12 @@ def test_shard_records_equal_the_scene_arrays(scenes, tmp_path):
     _, files = scenes
     done, errors = shards.convert_scenes(files, str(tmp_path), SPEC, progress=False)
     assert not errors and len(done) == 3
-    manifest = json.load(open(tmp_path / "manifest.json"))
+    with open(tmp_path / "manifest.json") as f:
+        manifest = json.load(f)
     assert manifest["num_patches"] == sum(d["num_patches"] for d in done) > 0
     assert manifest["channels"] == list(SPEC.channels) and manifest["patch_shape"] == [48, 48]
-    norm = json.load(open(tmp_path / "normalisation.json"))
+    with open(tmp_path / "normalisation.json") as f:
+        norm = json.load(f)
     assert set(norm["measured"]) == set(SPEC.channels) and norm["pixels"] > 0
     for path in files:
         scene = open_scene(path)
@@ -90,7 +92,8 @@ def test_rerun_skips_done_scenes_and_measured_statistics_match_the_data(scenes, 
     assert [d["scene"] for d in done] == [os.path.basename(files[2])[:-3]] and not errors
     assert os.path.getmtime(first) == mtime
     # the measured HH statistics in physical units match the valid pixels of the patches
-    norm = json.load(open(tmp_path / "normalisation.json"))
+    with open(tmp_path / "normalisation.json") as f:
+        norm = json.load(f)
     mean_db = norm["measured"]["nersc_sar_primary"][0]
     assert -35 < mean_db < 0
 
@@ -112,18 +115,20 @@ def test_corrupt_and_truncated_files_are_named_while_the_others_convert(scenes, 
     for f in files[:2]:
         os.symlink(f, bad / os.path.basename(f))
     (bad / "20200101T000000_dmi_prep.nc").write_bytes(os.urandom(5000))
-    data = open(files[0], "rb").read()
+    with open(files[0], "rb") as f:
+        data = f.read()
     (bad / "20200202T000000_cis_prep.nc").write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "data_prep", "convert.py"), "--input", str(bad),
                            "--output", str(out), "--patch-size", "48", "--stride", "40", "--workers", "2"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
-    err_lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    err_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(err_lines) == 2
-    assert any("20200101T000000_dmi_prep.nc" in l for l in err_lines)
-    assert any("20200202T000000_cis_prep.nc" in l for l in err_lines)
-    manifest = json.load(open(out / "manifest.json"))
+    assert any("20200101T000000_dmi_prep.nc" in line for line in err_lines)
+    assert any("20200202T000000_cis_prep.nc" in line for line in err_lines)
+    with open(out / "manifest.json") as f:
+        manifest = json.load(f)
     assert sorted(s["scene"] for s in manifest["scenes"]) == sorted(os.path.basename(f)[:-3] for f in files[:2])
     assert not [f for f in os.listdir(out) if ".tmp" in f]
 
@@ -135,7 +140,8 @@ def test_cluster_split_covers_every_scene_once(scenes, tmp_path):
         done, _ = shards.convert_scenes(files, str(tmp_path), SPEC, shard_index=i, num_shards=2, progress=False)
         names += [d["scene"] for d in done]
     assert sorted(names) == sorted(os.path.basename(f)[:-3] for f in files)
-    manifest = json.load(open(tmp_path / "manifest.json"))
+    with open(tmp_path / "manifest.json") as f:
+        manifest = json.load(f)
     assert len(manifest["scenes"]) == 3
 
 
@@ -190,8 +196,9 @@ def test_tfds_reads_the_converted_folder_and_gets_the_patches_grain_reads(scenes
             for k in compact.Layout.field_shapes(SPEC.layout):
                 np.testing.assert_array_equal(t[k], rec[k])
                 assert t[k].dtype == rec[k].dtype
-    assert {s["scene"] for s in json.load(open(tmp_path / "manifest.json"))["scenes"]
-            if s["split"] == "validation"} == {val[:-3]}
+    with open(tmp_path / "manifest.json") as f:
+        manifest = json.load(f)
+    assert {s["scene"] for s in manifest["scenes"] if s["split"] == "validation"} == {val[:-3]}
     # tfds.data_source by name, with the folder placed as <data_dir>/seaice/<version>
     root = tmp_path / "tfds_root"
     (root / "seaice").mkdir(parents=True)

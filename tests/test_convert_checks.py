@@ -38,7 +38,8 @@ def test_unknown_codes_warn_in_one_line_and_in_the_sidecar(raw_folder, tmp_path)
     assert warnings == [
         f"warning: {RAW_NAME}: unknown SIGRID codes CT=77 (1 polygon), SA=42 (1 polygon): 2 polygon(s), "
         "1200 pixel(s) affected, 1 polygon(s) without a concentration dropped from the regions"]
-    side = json.load(open(out / (RAW_NAME[:-3] + ".json")))
+    with open(out / (RAW_NAME[:-3] + ".json")) as f:
+        side = json.load(f)
     assert side["unusable"] == {"codes": {"CT=77": 1, "SA=42": 1}, "polygons": [19, 20], "pixels": 1200,
                                 "unused_polygons": [19]}
     assert side["num_patches"] > 0

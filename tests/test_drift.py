@@ -84,7 +84,9 @@ def test_geometry_is_removed_through_tie_points():
     hh_a_big, hh_b_big = known.synthetic_pair(big, model, 1.0, seed=7)
     tie_big = known.synthetic_tie_points(big, 80.0)
     a0, b0 = (10, 60), (35, 20)  # top-left corners in the big frame
-    crop = lambda x, o: x[o[0]:o[0] + SHAPE[0], o[1]:o[1] + SHAPE[1]]
+
+    def crop(x, o):
+        return x[o[0]:o[0] + SHAPE[0], o[1]:o[1] + SHAPE[1]]
 
     def tie_of(o):
         lines, samples = np.linspace(0, SHAPE[0] - 1, 5), np.linspace(0, SHAPE[1] - 1, 5)

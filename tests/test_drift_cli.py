@@ -101,11 +101,14 @@ def test_land_is_not_matched(scenes, tmp_path):
     assert np.isnan(image[land_rows]).all() and np.isfinite(image[:200]).all()
     out, js = str(tmp_path / "drift.nc"), str(tmp_path / "scores.json")
     # --png without a path (as the issue writes it): the PNG goes beside --out
-    assert _launcher("drift")(["--scenes", *paths, "--out", out, "--png", "--max_drift_km", "8", "--coarse_factor", "4",
-                               "--coarse_template_km", "6.4", "--coarse_grid_step_km", "3.2", "--grid_step_km", "2"]) == 0
+    assert _launcher("drift")(["--scenes", *paths, "--out", out, "--png", "--max_drift_km", "8",
+                               "--coarse_factor", "4", "--coarse_template_km", "6.4", "--coarse_grid_step_km", "3.2",
+                               "--grid_step_km", "2"]) == 0
     assert os.path.getsize(str(tmp_path / "drift.png")) > 1000
     field = drift_io.read_drift(out)["pattern_matching"]
     assert not field.valid[field.rows >= 200 - 17].any()  # no template reaching onto land
     assert field.valid.sum() > 40
     assert _launcher("evaluate_drift")(["--drift", out, "--truth", truth, "--json", js]) == 0
-    assert json.load(open(js))["pattern_matching"]["rmse_m"] < 40.0
+    with open(js) as f:
+        scores = json.load(f)
+    assert scores["pattern_matching"]["rmse_m"] < 40.0

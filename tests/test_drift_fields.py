@@ -159,7 +159,8 @@ def test_png_is_written(tmp_path):
     model = known.KnownDrift(translation_m_per_day=(3000.0, -2000.0))
     tie = known.synthetic_tie_points(SHAPE, 80.0)
     path = tmp_path / "drift.png"
-    drift_io.plot_drift_png(str(path), np.random.default_rng(0).standard_normal(SHAPE), _truth_field(model, 1.0, tie, T0))
+    drift_io.plot_drift_png(str(path), np.random.default_rng(0).standard_normal(SHAPE),
+                            _truth_field(model, 1.0, tie, T0))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -188,7 +189,8 @@ def test_read_scene_for_drift_raw_layout(tmp_path):
     hh = np.random.default_rng(1).standard_normal(SHAPE).astype(np.float32) - 15.0
     hh[:, :3] = np.nan  # raw files: NaN = no data
     L, S = np.meshgrid(tie.lines, tie.samples, indexing="ij")
-    name = "S1A_EW_GRDM_1SDH_20180124T194759_20180124T194859_020301_022AA4_1F75_icechart_dmi_201801241950_SouthEast_RIC.nc"
+    name = ("S1A_EW_GRDM_1SDH_20180124T194759_20180124T194859_020301_022AA4_1F75_icechart_dmi_201801241950_"
+            "SouthEast_RIC.nc")
     xr.Dataset({
         "nersc_sar_primary": (("sar_lines", "sar_samples"), hh),
         "sar_grid_line": (("sar_grid_points",), L.ravel()), "sar_grid_sample": (("sar_grid_points",), S.ravel()),

@@ -114,7 +114,8 @@ def test_evaluate_drift_truth_folder_known_answer(sequence_dir, tmp_path):
     drift_io.write_drift(dr, {"pattern_matching": exact, "phase_correlation": off})
     j = str(tmp_path / "J.json")
     assert evaluate_drift.main(["--drift", dr, "--truth", out, "--json", j]) == 0
-    res = json.load(open(j))
+    with open(j) as f:
+        res = json.load(f)
     assert res["pattern_matching"]["rmse_m"] < 1.0
     assert abs(res["phase_correlation"]["rmse_m"] - 500.0) < 1.0
     assert res["pattern_matching"]["valid_fraction"] == 1.0
@@ -129,7 +130,7 @@ def test_evaluate_drift_truth_folder_known_answer(sequence_dir, tmp_path):
 def test_sequence_is_deterministic(tmp_path):
     a = seq.write_sequence(str(tmp_path / "a"), 2, "rtt", "winter", (64, 64), 5)
     b = seq.write_sequence(str(tmp_path / "b"), 2, "rtt", "winter", (64, 64), 5)
-    for pa, pb in zip(a, b):
+    for pa, pb in zip(a, b, strict=True):
         with xr.open_dataset(pa) as x, xr.open_dataset(pb) as y:
             assert os.path.basename(pa) == os.path.basename(pb)
             np.testing.assert_array_equal(x["nersc_sar_secondary"].values, y["nersc_sar_secondary"].values)
@@ -230,7 +231,8 @@ def test_evaluate_elevation_by_compensation(sequence_dir, tmp_path):
                                   "--json", j, "--no_loo", "--drift-compensation", "none", "estimated", "true",
                                   "--drift", dr])
     assert rc == 0
-    res = json.load(open(j))["by_compensation"]
+    with open(j) as f:
+        res = json.load(f)["by_compensation"]
     assert set(res) == {"none", "estimated", "true"}
     for mode in res:
         assert set(res[mode]["by_gap_days"]) == {"0", "1", "3", "7"}

@@ -152,7 +152,8 @@ def test_json_and_markdown(two_scenes, tmp_path):
     evaluation.write_json(res, str(out))
     loaded = json.loads(out.read_text())
     assert loaded["scenes"]["sceneB_prep"]["challenge"]["combined"] is None  # JSON null
-    assert loaded["pooled"]["methods"]["als"]["polygon_mae"] == pytest.approx(res["pooled"]["methods"]["als"]["polygon_mae"])
+    assert loaded["pooled"]["methods"]["als"]["polygon_mae"] == pytest.approx(
+        res["pooled"]["methods"]["als"]["polygon_mae"])
     assert [p.name for p in out.parent.iterdir()] == ["results.json"]  # no temp file left
     md = evaluation.format_markdown(res)
     rows = [line for line in md.splitlines() if line.startswith("| ")]

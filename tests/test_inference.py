@@ -288,7 +288,7 @@ def test_submission_names_dtypes_shapes_and_80m_grid(cli_run, scenes):
     out, _ = cli_run
     with netCDF4.Dataset(os.path.join(out, "upload.nc")) as sub:
         expected = set()
-        for key, path in scenes.items():
+        for _key, path in scenes.items():
             scene = open_scene(path)
             prefix = scene.name[:19] if scene.product == "rtt" else inference.submission_key(scene.name)
             with read_prediction(out, scene) as ds:
@@ -309,7 +309,8 @@ def test_submission_names_dtypes_shapes_and_80m_grid(cli_run, scenes):
                         blocks = stored[:he, :we].reshape(he // 2, 2, we // 2, 2)
                         whole = (scene.valid[:he, :we].reshape(he // 2, 2, we // 2, 2)).all(axis=(1, 3))
                         assert whole.sum() > 100
-                        np.testing.assert_array_equal(values[: he // 2, : we // 2][whole], blocks.max(axis=(1, 3))[whole])
+                        np.testing.assert_array_equal(values[: he // 2, : we // 2][whole],
+                                                      blocks.max(axis=(1, 3))[whole])
         assert set(sub.variables) == expected
 
 

@@ -75,7 +75,9 @@ def test_region_nothing_counted_is_zero_not_nan():
         (REGION_IDS, jnp.full_like(REGION_CONC, np.nan)),
     ]:
         for form in losses.REGION_FORMS:
-            fn = lambda z: losses.region_concentration_loss(z, ids, conc, form=form)[0]
+            def fn(z, ids=ids, conc=conc, form=form):
+                return losses.region_concentration_loss(z, ids, conc, form=form)[0]
+
             loss, grad = jax.value_and_grad(fn)(LOGITS)
             assert float(loss) == 0.0
             assert np.all(np.asarray(grad) == 0.0)

@@ -101,10 +101,14 @@ def reference_align_corners_x2(image: np.ndarray) -> np.ndarray:
     out = np.zeros((2 * h, 2 * w) + image.shape[2:], np.float64)
     for i in range(2 * h):
         y = i * (h - 1) / (2 * h - 1) if h > 1 else 0.0
-        y0 = int(math.floor(y)); y1 = min(y0 + 1, h - 1); wy = y - y0
+        y0 = int(math.floor(y))
+        y1 = min(y0 + 1, h - 1)
+        wy = y - y0
         for j in range(2 * w):
             x = j * (w - 1) / (2 * w - 1) if w > 1 else 0.0
-            x0 = int(math.floor(x)); x1 = min(x0 + 1, w - 1); wx = x - x0
+            x0 = int(math.floor(x))
+            x1 = min(x0 + 1, w - 1)
+            wx = x - x0
             out[i, j] = ((1 - wy) * (1 - wx) * image[y0, x0] + (1 - wy) * wx * image[y0, x1]
                          + wy * (1 - wx) * image[y1, x0] + wy * wx * image[y1, x1])
     return out
@@ -179,7 +183,8 @@ def test_bf16_compute_close_to_fp32():
     model32 = build_model(model_config(**settings), in_channels=3, rngs=nnx.Rngs(0))
     model16 = build_model(model_config(**settings, dtype="bfloat16"), in_channels=3, rngs=nnx.Rngs(0))
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(nnx.state(model16, nnx.Param)))
-    model32.eval(); model16.eval()
+    model32.eval()
+    model16.eval()
     x = random_input((2, 16, 16, 3))
     out32, out16 = run(model32, x), run(model16, x)
     for name in out32:
@@ -325,7 +330,7 @@ def test_fused_decoder_conv_gradients_equal_concatenated(monkeypatch):
     fused = jax.jit(jax.value_and_grad(loss), static_argnums=3)(params, low, skip, True)
     whole = jax.jit(jax.value_and_grad(loss), static_argnums=3)(params, low, skip, False)
     np.testing.assert_allclose(fused[0], whole[0], rtol=1e-5)
-    for g1, g2 in zip(jax.tree.leaves(fused[1]), jax.tree.leaves(whole[1])):
+    for g1, g2 in zip(jax.tree.leaves(fused[1]), jax.tree.leaves(whole[1]), strict=True):
         np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-4)
 
 
@@ -353,5 +358,5 @@ def test_upsampled_conv_equals_conv_of_the_upsampled_map(low, out):
                                                                         argnums=(0, 1))(a, k)))
         results.append(value_and_grads(x, kernel))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-5)
-    for a, b in zip(results[0][1], results[1][1]):
+    for a, b in zip(results[0][1], results[1][1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

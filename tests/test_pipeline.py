@@ -83,7 +83,7 @@ def test_two_processes_together_read_the_single_process_batches(shard_dir):
     single = batches(pipeline.make_dataset(shard_dir, batch_size=4, process_index=0, process_count=1, **kw), 5)
     p0 = batches(pipeline.make_dataset(shard_dir, batch_size=2, process_index=0, process_count=2, **kw), 5)
     p1 = batches(pipeline.make_dataset(shard_dir, batch_size=2, process_index=1, process_count=2, **kw), 5)
-    for s, a, b in zip(single, p0, p1):
+    for s, a, b in zip(single, p0, p1, strict=True):
         np.testing.assert_array_equal(s["inputs"], np.concatenate([a["inputs"], b["inputs"]]))
 
 
@@ -110,7 +110,7 @@ def test_device_batches_expand_on_device_to_the_host_batches(cell_dir):
     layout = pipeline.load_layout(cell_dir)
     prepare = jax.jit(lambda b: device_augment.prepare_batch_on_device(
         b, None, layout=layout, channels=kw["channels"], augment=False))
-    for h, c in zip(host, compact_batches):
+    for h, c in zip(host, compact_batches, strict=True):
         assert c["sar"].dtype == np.float16 and c["cells"].shape[1:3] == (layout.cells, layout.cells)
         d = jax.device_get(prepare(c))
         assert set(d) == set(h)

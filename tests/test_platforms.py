@@ -123,7 +123,7 @@ def test_decoder_conv_fused_equals_plain_in_fp32(default_switches, monkeypatch):
     fused = _decoder_layer_grad(layer, low, skip, (13, 11))(params, low, skip)
     monkeypatch.setenv(UPSAMPLE_ENV, "")
     plain = _decoder_layer_grad(layer, low, skip, (13, 11))(params, low, skip)
-    for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(plain)):
+    for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(plain), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(np.asarray(b)).max())
 
 
@@ -165,7 +165,8 @@ def test_unet_cpu_forms_equal_plain_forms_in_fp32(default_switches, monkeypatch,
     for name in out_plain:
         scale = np.abs(np.asarray(out_plain[name])).max()
         np.testing.assert_allclose(out_cpu[name], out_plain[name], rtol=1e-5, atol=1e-5 * scale, err_msg=name)
-    for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(grads_cpu)[0], jax.tree.leaves(grads_plain)):
+    for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(grads_cpu)[0], jax.tree.leaves(grads_plain),
+                            strict=True):
         scale = np.abs(np.asarray(b)).max()
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * scale, err_msg=jax.tree_util.keystr(path))
 
@@ -185,7 +186,7 @@ def test_platform_choice_under_a_data_parallel_mesh(default_switches, monkeypatc
     x = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
     (loss_mesh, _), grads_mesh = loss_and_grads(model, x, True)
     np.testing.assert_allclose(loss_mesh, loss_one, rtol=1e-5)
-    for a, b in zip(jax.tree.leaves(grads_mesh), jax.tree.leaves(grads_one)):
+    for a, b in zip(jax.tree.leaves(grads_mesh), jax.tree.leaves(grads_one), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(np.asarray(b)).max())
 
 

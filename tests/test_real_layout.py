@@ -154,7 +154,8 @@ def test_raw_layout(tmp_path):
     np.testing.assert_allclose(scene.channels["sar_incidenceangle"][10], want, atol=1e-5)
     assert scene.channels["sar_incidenceangle"][2, 3] == 0.0
     # HH scaled with the published statistics, NaN -> 0; 2 km grid float64 in the file.
-    np.testing.assert_allclose(scene.channels["nersc_sar_primary"][5], scaled("nersc_sar_primary", ds["nersc_sar_primary"][5]), atol=1e-5)
+    np.testing.assert_allclose(scene.channels["nersc_sar_primary"][5],
+                               scaled("nersc_sar_primary", ds["nersc_sar_primary"][5]), atol=1e-5)
     assert scene.channels["nersc_sar_primary"][2, 3] == 0.0
     # Geolocation per pixel from the tie points, placed by sar_grid_line / sar_grid_sample.
     lat, lon = scene.latlon()
@@ -295,12 +296,14 @@ def test_convert_cli_on_real_layouts(tmp_path):
                            "--output", str(out), "--patch-size", "32", "--stride", "32"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    manifest = json.load(open(out / "manifest.json"))
+    with open(out / "manifest.json") as f:
+        manifest = json.load(f)
     assert sorted(s["scene"] for s in manifest["scenes"]) == sorted(
         [RAW_NAME[:-3], RTT_NAME[:-3], TEST_NAME[:-3]])
     assert manifest["channels"] == list(STORED_CHANNELS)
     assert {s["product"] for s in manifest["scenes"]} == {"raw", "rtt"}
-    norm = json.load(open(out / "normalisation.json"))
+    with open(out / "normalisation.json") as f:
+        norm = json.load(f)
     assert set(norm["measured"]) == set(STORED_CHANNELS)
     lat_mean = norm["measured"]["latitude"][0]
     assert 62.0 < lat_mean < 63.0

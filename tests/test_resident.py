@@ -18,7 +18,8 @@ def scenes_and_data(spec=SPEC):
     for i, (h, w) in enumerate(((60, 80), (75, 50), (30, 40))):
         scene, grids = make_scene(h=h, w=w, seed=i, name=f"2019010{i}T000000_cis_prep", cells=True)
         # more regions than slots, so the localisation has to choose
-        scene.region_ids = np.where(scene.region_ids >= 0, (np.arange(h * w).reshape(h, w) // 97) % 7, -1).astype(np.int32)
+        scene.region_ids = np.where(scene.region_ids >= 0, (np.arange(h * w).reshape(h, w) // 97) % 7,
+                                    -1).astype(np.int32)
         scene.region_conc = np.linspace(0, 1, 7).astype(np.float32)
         out.append((scene, np.stack([grids[n] for n in CELLS], -1)))
     sizes = [resident.scene_sizes(s.shape, s.product, spec) for s, _ in out]
@@ -42,7 +43,7 @@ def test_crops_lie_inside_their_scenes_and_equal_the_scene_arrays(loaded):
         k_pos, _ = jax.random.split(jax.random.fold_in(key, step))
         s_idx, rows, cols = jax.device_get(resident.crop_positions(data, k_pos, 6, SPEC.patch_size))
         batch = draw(data, key, step)
-        for b, (s, r, c) in enumerate(zip(s_idx, rows, cols)):
+        for b, (s, r, c) in enumerate(zip(s_idx, rows, cols, strict=True)):
             scene, _ = scenes[s]
             h, w = scene.shape
             assert 0 <= r and r + 16 <= h and 0 <= c and c + 16 <= w

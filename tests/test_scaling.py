@@ -21,7 +21,7 @@ QS = (0.0, 0.02, 0.25, 0.5, 0.7, 0.98, 1.0)
 
 
 def _numpy_quantiles(x, valid, qs):
-    return np.stack([np.quantile(s[v], qs) for s, v in zip(x, valid)])
+    return np.stack([np.quantile(s[v], qs) for s, v in zip(x, valid, strict=True)])
 
 
 def test_keys_preserve_order_and_round_trip():

@@ -76,7 +76,7 @@ def test_cell_grids_given_explicitly_equal_those_read_back_from_the_upsampled_ch
     scene, grids = make_scene(h=80, w=110, cells=True)
     a = list(shards.extract_patches(scene, CELL_SPEC))
     b = list(shards.extract_patches(scene, CELL_SPEC, grids=grids))
-    for p, q in zip(a, b):
+    for p, q in zip(a, b, strict=True):
         np.testing.assert_array_equal(p["cells"], q["cells"])
 
 

@@ -107,7 +107,8 @@ def test_sweep_trains_evaluates_and_tabulates_every_point(first_sweep):
         with xr.open_dataset(os.path.join(pred_dir, pred)) as ds:
             logits.append(ds["ice_logit"].values)
     assert logits[0].shape == (64, 80) and not np.allclose(logits[0], logits[1])
-    markdown = open(os.path.join(workdir, "results.md")).read()
+    with open(os.path.join(workdir, "results.md")) as f:
+        markdown = f.read()
     assert "| aspp=none | ok | none |" in markdown and "| aspp=1-2 | ok | 1-2 |" in markdown
     with open(os.path.join(workdir, "results.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -125,7 +126,8 @@ def test_failing_point_is_reported_while_the_others_complete(first_sweep):
     row = {t["name"]: t for t in read_csv(os.path.join(workdir, "results.csv"))}["aspp=0"]
     assert row["error"] == "ValueError: ASPP rates must be >= 1, got (0,)"
     assert row["methods.als.pixel_accuracy"] == ""
-    markdown = open(os.path.join(workdir, "results.md")).read()
+    with open(os.path.join(workdir, "results.md")) as f:
+        markdown = f.read()
     assert "| aspp=0 | failed | 0 |" in markdown and "ASPP rates must be >= 1" in markdown
     assert "2 of 3 point(s) finished, 1 failed." in markdown
     assert not os.path.exists(os.path.join(workdir, "points", "aspp=0", "results.json"))

@@ -119,7 +119,8 @@ def test_refine_cli_end_to_end(series, tmp_path, capsys):
     rc = refine_maps.main(["--pred", pred, "--scenes", data, "--out", out, "--json", js, "--drift", *truth_drift,
                            "--drift-method", "truth", "--fusion", "mean_logit", "--png"])
     assert rc == 0, capsys.readouterr().err
-    doc = json.load(open(js))
+    with open(js) as f:
+        doc = json.load(f)
     assert os.path.exists(js[:-5] + ".md")
     assert set(doc["agreement"]) == {"none", "estimated", "true"}
     agree, truth_agree = doc["agreement"], doc["truth_agreement"]
@@ -143,7 +144,8 @@ def test_refine_cli_end_to_end(series, tmp_path, capsys):
         assert os.path.getsize(os.path.join(out, scene.name + "_temporal.png")) > 10_000
     ev = str(tmp_path / "ev.json")
     assert evaluate_cli.main(["--pred", out, "--scenes", data, "--json", ev]) == 0
-    pooled = json.load(open(ev))["pooled"]["methods"]["conc"]
+    with open(ev) as f:
+        pooled = json.load(f)["pooled"]["methods"]["conc"]
     assert pooled["pixel_accuracy"] == pytest.approx(truth["mean_logit"]["pixel_accuracy"], abs=1e-6)
 
 

@@ -1,6 +1,7 @@
 """Training: the quickstart, 1 vs 4 devices, exact resume, two processes, a NaN stop, and what a rerun
 with another config, a config typo or a failed first run leave behind (nothing)."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -111,7 +112,8 @@ def test_quickstart_style_run_trains_evaluates_and_leaves_a_checkpoint(data, tmp
     step, leaves = final_params(str(tmp_path))
     assert step == 8 and all(np.isfinite(x).all() for x in leaves)
     assert os.path.exists(tmp_path / "tensorboard")
-    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    with open(tmp_path / "metrics.jsonl") as f:
+        rows = [json.loads(line) for line in f]
     assert [r["lr"] for r in rows if r["split"] == "train"][:3] == pytest.approx([0.0, 1.5e-3, 3e-3])
 
     # The same command again: nothing to train, says so and gives the final evaluation as it was.
@@ -120,7 +122,8 @@ def test_quickstart_style_run_trains_evaluates_and_leaves_a_checkpoint(data, tmp
     assert out[1] == (f"{tmp_path} already holds step 8 (train.num_steps=8): nothing to train; "
                       "raise --config.train.num_steps to continue")
     assert out[2].startswith("eval pixel_accuracy") and again == result
-    assert len(rows) == len(open(tmp_path / "metrics.jsonl").readlines())
+    with open(tmp_path / "metrics.jsonl") as f:
+        assert len(rows) == len(f.readlines())
 
 
 def test_one_device_and_four_devices_give_the_same_losses(data, six_steps_on_four_devices, tmp_path, capsys):
@@ -147,7 +150,7 @@ def test_interrupted_run_resumed_equals_uninterrupted(data, six_steps_on_four_de
     train_and_evaluate(tiny_config(shards, [], num_steps=6), resumed)
     a, b = final_params(straight), final_params(resumed)
     assert a[0] == b[0] == 6
-    for x, y in zip(a[1], b[1]):
+    for x, y in zip(a[1], b[1], strict=True):
         np.testing.assert_array_equal(x, y)
     la, lb = losses_of(straight), losses_of(resumed)
     np.testing.assert_array_equal([la[s] for s in range(4, 7)], [lb[s] for s in range(4, 7)])
@@ -166,7 +169,7 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_good_checkpoin
     with pytest.raises(NonFiniteLossError, match="non-finite"):
         train_and_evaluate(cfg, workdir)
     after = final_params(workdir)
-    for x, y in zip(before[1], after[1]):
+    for x, y in zip(before[1], after[1], strict=True):
         np.testing.assert_array_equal(x, y)
 
 
@@ -188,24 +191,24 @@ def test_two_processes_joined_by_jax_distributed_match_one_process(data, tmp_pat
     port = free_port()
     cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), f"--config={cfg_path}"]
     logs = [tmp_path / f"process_{i}.log" for i in range(2)]
-    files = [open(log, "w") for log in logs]
-    procs = [subprocess.Popen(cmd + [f"--workdir={tmp_path / 'multi'}", f"--coordinator=127.0.0.1:{port}",
-                                     "--num-processes=2", f"--process-id={i}"],
-                              env=env, stdout=files[i], stderr=subprocess.STDOUT, cwd=ROOT)
-             for i in range(2)]
-    # The one-process reference runs here, on this process's four devices, while the pair trains.
-    from seaice_jax.train import train_and_evaluate
+    with contextlib.ExitStack() as stack:  # the log files are closed once both processes ended
+        files = [stack.enter_context(open(log, "w")) for log in logs]
+        procs = [subprocess.Popen(cmd + [f"--workdir={tmp_path / 'multi'}", f"--coordinator=127.0.0.1:{port}",
+                                         "--num-processes=2", f"--process-id={i}"],
+                                  env=env, stdout=files[i], stderr=subprocess.STDOUT, cwd=ROOT)
+                 for i in range(2)]
+        # The one-process reference runs here, on this process's four devices, while the pair trains.
+        from seaice_jax.train import train_and_evaluate
 
-    try:
-        train_and_evaluate(tiny_config(shards, [], num_steps=4, checkpoint_every=2), str(tmp_path / "single"))
-        for p in procs:
-            p.wait(timeout=400)
-    finally:
-        for p, f in zip(procs, files):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            f.close()
+        try:
+            train_and_evaluate(tiny_config(shards, [], num_steps=4, checkpoint_every=2), str(tmp_path / "single"))
+            for p in procs:
+                p.wait(timeout=400)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
     outs = [log.read_text() for log in logs]
     assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
     # Quiet by default: the step lines, no Orbax / JAX INFO lines (absl's 'I1201 10:00:00.0 ...').
@@ -237,7 +240,8 @@ def test_rerun_with_another_config_is_refused_before_anything_is_written(data, t
     shards, val = data
     workdir = continued(three_steps, str(tmp_path / "run"))
     before = listing(workdir)
-    config_bytes = open(os.path.join(workdir, "config.json"), "rb").read()
+    with open(os.path.join(workdir, "config.json"), "rb") as f:
+        config_bytes = f.read()
     assert b'"filters": [\n' in config_bytes  # stored as lists; the tuples of the config compare equal
     assert trained_model.config_changes(json.loads(config_bytes), tiny_config(shards, [], num_steps=3)) == {}
     cfg = tiny_config(shards, [], num_steps=9)
@@ -252,7 +256,8 @@ def test_rerun_with_another_config_is_refused_before_anything_is_written(data, t
         "data.worker_count, data.val_scenes, eval.*: use a new --workdir or the stored values "
         f"({workdir}/config.json)")
     assert listing(workdir) == before
-    assert open(os.path.join(workdir, "config.json"), "rb").read() == config_bytes
+    with open(os.path.join(workdir, "config.json"), "rb") as f:
+        assert f.read() == config_bytes
     assert final_params(workdir)[0] == 3  # inference still loads it
 
 
@@ -264,7 +269,7 @@ def test_a_failed_first_run_leaves_no_workdir(data, tmp_path):
     bad_model.model.norm = "grup"
     with pytest.raises(ValueError, match="norm"):  # refused before any file
         train_and_evaluate(bad_model, str(tmp_path / "a"))
-    with pytest.raises(Exception):  # fails reading the data, after the workdir was made
+    with pytest.raises(FileNotFoundError):  # fails reading the data (no manifest), after the workdir was made
         train_and_evaluate(tiny_config(str(tmp_path / "no_such_shards"), []), str(tmp_path / "b"))
     assert sorted(os.listdir(tmp_path)) == []
 

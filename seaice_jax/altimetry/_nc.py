@@ -62,7 +62,7 @@ def flag_meanings(v) -> dict[str, int]:
         if vals is not None:
             vals = np.atleast_1d(vals).tolist()
             if len(vals) == len(names):
-                return {n: int(x) for n, x in zip(names, vals)}
+                return {n: int(x) for n, x in zip(names, vals, strict=True)}
     return {}
 
 

@@ -217,7 +217,7 @@ def collocate(scene: SceneLike, tracks, max_time_gap=None, *, quality_only: bool
         index[j, :pix.size], weight[j, :pix.size] = pix, wts
     if max_pixels is not None:
         index, weight = _truncate(index, weight, max_pixels)
-    cols = list(zip(*rows_out)) if rows_out else [[]] * 10
+    cols = list(zip(*rows_out, strict=True)) if rows_out else [[]] * 10
     return Collocation(shape=(h, w), track_ids=[t.track_id for t in tracks],
                        track_index=np.asarray(cols[0], np.int32), point_index=np.asarray(cols[1], np.int32),
                        row=np.asarray(cols[2], np.float64), col=np.asarray(cols[3], np.float64),

@@ -5,8 +5,9 @@ ESA L2 (flat netCDF, docs/altimetry.md section 1): 20 Hz `time_20_ku` (seconds s
 or `radar_freeboard_20_ku` (Baseline E); `flag_prod_status_20_ku` error bits `freeboard_error` and
 `height_1_error` located by `flag_masks` / `flag_meanings` (without them the Baseline-E masks 65536 and
 16777216); other bits (other retrackers, warnings) are ignored. Lead / floe:
-`flag_surf_type_class_20_ku` by its `flag_meanings` where present (U in SIR_SAR_2), else whichever of `height_sea_ice_lead_20_ku` / `height_sea_ice_floe_20_ku`
-is valid, else floe where the freeboard is valid. No per-point uncertainty: 0.10 m (AWI).
+`flag_surf_type_class_20_ku` by its `flag_meanings` where present (U in SIR_SAR_2), else whichever of
+`height_sea_ice_lead_20_ku` / `height_sea_ice_floe_20_ku` is valid, else floe where the freeboard is valid.
+No per-point uncertainty: 0.10 m (AWI).
 L2P (pysiral): `time` (units attr), `latitude`/`longitude` (AWI) or `lat`/`lon` (CCI), `radar_freeboard`
 (+ `_uncertainty`) or `sea_ice_freeboard`; floe points only.
 """
@@ -70,7 +71,6 @@ def read_cryosat2_l2(path) -> list[Track]:
         lat = _nc.read_float(ds, "lat_poca_20_ku", fname)
         lon = _nc.read_float(ds, "lon_poca_20_ku", fname)
         fb = _nc.read_float(ds, fb_name, fname)
-        n = fb.shape[0]
         quality = np.isfinite(lat) & np.isfinite(lon) & np.isfinite(t)
         if "flag_prod_status_20_ku" in ds.variables:
             v = ds.variables["flag_prod_status_20_ku"]

@@ -116,7 +116,7 @@ def _flag_meanings(ds) -> dict[int, str]:
         meanings = meanings.decode()
     names = str(meanings).split()
     values = np.atleast_1d(values).tolist()
-    return {int(v): n for v, n in zip(values, names)} if len(names) == len(values) else {}
+    return {int(v): n for v, n in zip(values, names, strict=True)} if len(names) == len(values) else {}
 
 
 _BAD_WORDS = ("bad", "invalid", "poor", "fill", "cloud")

@@ -39,7 +39,10 @@ def _timed(fn, repeats: int) -> dict:
         fn()
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
-    median = lambda x: float(statistics.median(x)) if x else float("nan")
+
+    def median(x):
+        return float(statistics.median(x)) if x else float("nan")
+
     return {"first_call_s": first, "warm_s": median(wall), "warm_cpu_s": median(cpu)}
 
 
@@ -68,8 +71,11 @@ def timing(size: int = 5000, repeats: int = 1, config: drift.DriftConfig | None 
     out: dict = {"size": size, "synthesis_s": synth_s}
     for label, methods in (("pattern_matching", ("pattern_matching",)), ("both_methods", drift.METHODS)):
         result = {}
-        out[label] = _timed(lambda: result.update(drift.estimate_drift(hh_a, tie_a, t0, hh_b, tie_b, t1, config,
-                                                                       methods=methods)), repeats)
+
+        def estimate(result=result, methods=methods):
+            result.update(drift.estimate_drift(hh_a, tie_a, t0, hh_b, tie_b, t1, config, methods=methods))
+
+        out[label] = _timed(estimate, repeats)
         truth = known.known_drift_field(model, 1.0, result["pattern_matching"].rows,
                                                result["pattern_matching"].cols, tie_a, t0)
         scores = drift_evaluation.evaluate_drift(result, truth)

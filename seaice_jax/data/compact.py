@@ -127,7 +127,8 @@ def _features(layout: Layout):
     spec = {k: f.Tensor(shape=s, dtype=dt, encoding=f.Encoding.BYTES) for k, (s, dt) in layout.field_shapes().items()}
     for k in ("cell_origin", "pixel_origin", "grid_cells"):
         spec[k] = f.Tensor(shape=(2,), dtype=np.int32)
-    spec.update(pixels_per_cell=f.Scalar(dtype=np.int32), row=f.Scalar(dtype=np.int32), col=f.Scalar(dtype=np.int32), scene=f.Text())
+    spec.update(pixels_per_cell=f.Scalar(dtype=np.int32), row=f.Scalar(dtype=np.int32), col=f.Scalar(dtype=np.int32),
+                scene=f.Text())
     return f.FeaturesDict(spec)
 
 
@@ -187,9 +188,9 @@ def scene_cell_grids(scene: Scene, names: Sequence[str], grids: dict | None = No
     """2 km channels of a scene as float32 [h, w, Cc] at 2 km.
 
     From `grids` (name -> [h, w]), the scene's `grids_2km` when the reader provides them, or its file
-    (`read_cell_grids`). Otherwise (an in-memory scene) they are read back from the reader's upsampled channels at the cell centres, which is exact for RTT
-    (f = 25 is odd: pixel 25 i + 12 is cell i's centre, weight 0); a raw scene (f = 50) must come with
-    its grids.
+    (`read_cell_grids`). Otherwise (an in-memory scene) they are read back from the reader's upsampled
+    channels at the cell centres, which is exact for RTT (f = 25 is odd: pixel 25 i + 12 is cell i's
+    centre, weight 0); a raw scene (f = 50) must come with its grids.
     """
     names = list(names)
     if not names:
@@ -205,7 +206,8 @@ def scene_cell_grids(scene: Scene, names: Sequence[str], grids: dict | None = No
         grids = read_cell_grids(scene.path, read, scene.product)
     if read and grids is None:
         if f % 2 == 0:
-            raise ValueError(f"{scene.name}: a {scene.product} scene needs its 2 km grids (grids_2km) for compact patches")
+            raise ValueError(f"{scene.name}: a {scene.product} scene needs its 2 km grids (grids_2km) "
+                             "for compact patches")
         h, w = scene.shape
         rows = np.arange(h // f) * f + (f - 1) // 2
         cols = np.arange(w // f) * f + (f - 1) // 2

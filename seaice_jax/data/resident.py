@@ -267,7 +267,10 @@ def compact_batch(data: ResidentData, scene, row, col, spec: ResidentSpec) -> di
 
     def one(s, r, c):
         top = data.scene_row[s] + r
-        cut = lambda a: jax.lax.dynamic_slice(a, (top, c) + (0,) * (a.ndim - 2), (p, p) + a.shape[2:])
+
+        def cut(a):
+            return jax.lax.dynamic_slice(a, (top, c) + (0,) * (a.ndim - 2), (p, p) + a.shape[2:])
+
         n_r, n_c = data.grid_cells[s, 0], data.grid_cells[s, 1]
         f = data.pixels_per_cell[s]
         first_r = cl.axis_weights(r, 1, n_r, f, d, jnp)[0][0]

@@ -173,7 +173,7 @@ def _product_from_grid(ds: xr.Dataset, sar_shape: tuple[int, int], name: str) ->
             exact = [p for p in ("rtt", "raw") if tuple(ds[var].shape) == grid_2km_shape(sar_shape, p)]
             close = [
                 p for p in ("rtt", "raw")
-                if all(_grid_matches(n, s, PIXELS_PER_2KM[p]) for n, s in zip(ds[var].shape, sar_shape))
+                if all(_grid_matches(n, s, PIXELS_PER_2KM[p]) for n, s in zip(ds[var].shape, sar_shape, strict=True))
             ]
             for fits in (exact, close):
                 if len(fits) == 1:
@@ -185,7 +185,7 @@ def _check_2km_shape(ds: xr.Dataset, name: str, var: str, sar_shape, product: st
     _check_dims(ds, name, var, GRID_2KM_DIMS)
     f = PIXELS_PER_2KM[product]
     grid_shape = tuple(int(n) for n in ds[var].shape)
-    if not all(_grid_matches(n, s, f) for n, s in zip(grid_shape, sar_shape)):
+    if not all(_grid_matches(n, s, f) for n, s in zip(grid_shape, sar_shape, strict=True)):
         raise _fail(
             name,
             f"variable {var!r} has 2 km grid shape {grid_shape}, expected {grid_2km_shape(sar_shape, product)} "

@@ -298,7 +298,7 @@ def write_manifest(output: str) -> dict:
         if not mine:
             continue
         lengths = [mine.get(i, 0) for i in range(max(mine) + 1)]
-        for i, n in enumerate(lengths):
+        for i, _n in enumerate(lengths):
             if i not in mine:
                 write_empty_shard(os.path.join(output, shard_name(split, i)))
         splits[split] = lengths
@@ -318,7 +318,8 @@ def write_manifest(output: str) -> dict:
             "cells": "float32 [M, M, Cc] standard-scaled 2 km cells covering the patch, order of layout.cell_channels",
             "cell_origin/pixel_origin/grid_cells/pixels_per_cell": "where the patch sits on the 2 km grid",
             "sic/sod/floe": "uint8 [P, P] chart classes, 255 masked",
-            "region_ids": f"{compact.region_dtype(spec.max_regions).name if spec else 'int'} [P, P] local region index, -1 none",
+            "region_ids": f"{compact.region_dtype(spec.max_regions).name if spec else 'int'} [P, P] "
+                          "local region index, -1 none",
             "region_conc": "float32 [max_regions] region concentration in [0, 1], NaN unused",
             "valid": "uint8 [P, P] not land and not SAR no-data",
             "ice_truth": "uint8 [P, P] 1 ice, 0 water, 255 land or unknown",
@@ -457,7 +458,7 @@ def convert_scenes(
         ctx = multiprocessing.get_context("spawn")  # fork is unsafe once JAX threads exist
         with ctx.Pool(min(workers, len(jobs))) as pool:
             results = pool.imap_unordered(_convert_worker, jobs)
-            for path, side, err in results:
+            for _path, side, err in results:
                 (done.append(side) if side else errors.append(err))
                 bar.update()
     else:

@@ -127,7 +127,7 @@ def _dominant_class(
     partials: partial concentrations (%) of the ice types A, B, C; type_codes: their stage / form code.
     """
     total_by_class: dict[int, float] = {}
-    for partial, code in zip(partials, type_codes):
+    for partial, code in zip(partials, type_codes, strict=True):
         if partial <= 0.0:
             continue
         cls = class_of_code.get(int(code), CHART_FILL)
@@ -261,7 +261,7 @@ def parse_polygon_codes(lines: list[str], path: str) -> dict[int, dict]:
         try:
             poly_id = _parse_code(fields[0])
             codes = {col: (f.strip() if col in STRING_COLUMNS else _parse_code(f))
-                     for col, f in zip(CODE_COLUMNS, fields[1:-1])}
+                     for col, f in zip(CODE_COLUMNS, fields[1:-1], strict=True)}
         except ValueError as err:
             raise SceneError(f"{name}: polygon_codes row {row_index} {text!r}: {err}") from None
         poly_type = fields[-1].strip().upper()

@@ -279,7 +279,10 @@ def _match_batch(a, va, b, vb, rows, cols, gr, gc, *, t, border, angles, method)
         local = _local_ncc(tpl, win_b, c_r, c_c)  # [N, K, 5, 5]
         lr, lc, peak, sharp, local_border = subpixel_peak(local)
         k = jnp.argmax(peak, axis=-1)
-        pick = lambda x: jnp.take_along_axis(x, k[:, None], axis=-1)[:, 0]
+
+        def pick(x):
+            return jnp.take_along_axis(x, k[:, None], axis=-1)[:, 0]
+
         pr, pc = c_r - _LOCAL + pick(lr), c_c - _LOCAL + pick(lc)
         mcc, sharp, on_border = pick(peak), pick(sharp), on_border | pick(local_border)
         rotation = _refined_angle(peak, k, angles)
@@ -331,7 +334,10 @@ def _match_points(a, va, b, vb, rows, cols, gr, gc, *, t, border, angles, method
     a, b = jnp.pad(a, pad), jnp.pad(b, pad)
     va, vb = jnp.pad(va, pad), jnp.pad(vb, pad)
     fn = functools.partial(_match_batch, a, va, b, vb, t=t, border=border, angles=angles, method=method)
-    chunks = lambda x: x.reshape(-1, batch)
+
+    def chunks(x):
+        return x.reshape(-1, batch)
+
     out = jax.lax.map(lambda args: fn(*args), tuple(chunks(x) for x in (rows + pad, cols + pad, gr, gc)))
     return tuple(x.reshape(-1) for x in out)
 
@@ -342,7 +348,10 @@ def match_grid(a, va, b, vb, rows, cols, guess_r, guess_c, *, t: int, border: in
     n = rows.size
     batch = max(1, min(batch_size, n))
     n_pad = -(-n // batch) * batch
-    fill = lambda x, dtype: jnp.asarray(np.pad(np.asarray(x).astype(dtype), (0, n_pad - n), mode="edge"))
+
+    def fill(x, dtype):
+        return jnp.asarray(np.pad(np.asarray(x).astype(dtype), (0, n_pad - n), mode="edge"))
+
     gr, gc = np.round(guess_r).astype(np.int32), np.round(guess_c).astype(np.int32)
     pad = int(t // 2 + border + math.ceil(max_guess_px) + t + 2)
     out = _match_points(a, va, b, vb, fill(rows, np.int32), fill(cols, np.int32), fill(gr, np.int32),
@@ -361,7 +370,10 @@ def median_consistent(drow, dcol, valid, outlier_px: float):
     padded_r = np.pad(np.where(valid, drow, np.nan), 1, constant_values=np.nan)
     padded_c = np.pad(np.where(valid, dcol, np.nan), 1, constant_values=np.nan)
     h, w = drow.shape
-    around = lambda p: np.stack([p[i:i + h, j:j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)])
+
+    def around(p):
+        return np.stack([p[i:i + h, j:j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)])
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods
         mr, mc = np.nanmedian(around(padded_r), axis=0), np.nanmedian(around(padded_c), axis=0)
@@ -377,7 +389,10 @@ def _fill_and_interpolate(drow, dcol, valid, grid_rows, grid_cols, rows, cols):
     fr, fc = drow[ir, ic], dcol[ir, ic]
     ur = np.interp(rows, grid_rows, np.arange(grid_rows.size))
     uc = np.interp(cols, grid_cols, np.arange(grid_cols.size))
-    sample = lambda f: ndimage.map_coordinates(f, [ur, uc], order=1, mode="nearest")
+
+    def sample(f):
+        return ndimage.map_coordinates(f, [ur, uc], order=1, mode="nearest")
+
     return sample(fr), sample(fc)
 
 
@@ -413,8 +428,11 @@ def first_guess(a, va, b, vb, rows, cols, config: DriftConfig):
     shape = R.shape
     good = (ok & (mcc >= config.coarse_min_mcc)).reshape(shape)
     good = median_consistent(drow.reshape(shape), dcol.reshape(shape), good, max(config.outlier_px / f, 1.0))
+
     # Block (i, j) covers fine pixels [i f, (i + 1) f): its centre is at i f + (f - 1) / 2.
-    centre = lambda g: g * f + (f - 1) / 2.0
+    def centre(g):
+        return g * f + (f - 1) / 2.0
+
     return _fill_and_interpolate(drow.reshape(shape) * f, dcol.reshape(shape) * f, good,
                                  centre(grow), centre(gcol), rows, cols)
 
@@ -488,7 +506,10 @@ def estimate_drift(hh_a, tie_a: geo.TiePoints, time_a, hh_b, tie_b: geo.TiePoint
         good = median_consistent(drow, dcol, good, config.outlier_px)
         end_lat, end_lon = geo.pixel_latlon(tie_a, R + drow, C + dcol)
         east, north = spherical_displacement(lat, lon, end_lat, end_lon)
-        nan = lambda x: np.where(good, x, np.nan)
+
+        def nan(x, good=good):
+            return np.where(good, x, np.nan)
+
         results[method] = DriftField(
             rows=rows, cols=cols, latitude=lat, longitude=lon, end_latitude=nan(end_lat),
             end_longitude=nan(end_lon), drow=nan(drow), dcol=nan(dcol), east_m=nan(east),

@@ -44,7 +44,10 @@ def evaluate_drift(estimates: dict[str, drift_lib.DriftField], truth: drift_lib.
         scored = field.valid & np.isfinite(te) & np.isfinite(field.east_m)
         de, dn = (field.east_m - te)[scored], (field.north_m - tn)[scored]
         err = np.hypot(de, dn)
-        stat = lambda fn: float(fn(err)) if err.size else float("nan")
+
+        def stat(fn, err=err):
+            return float(fn(err)) if err.size else float("nan")
+
         results[name] = {
             "rmse_m": stat(lambda e: np.sqrt(np.mean(e ** 2))),
             "mean_error_m": stat(np.mean),

@@ -33,7 +33,8 @@ _PER_METHOD = {
     "east_m": ("eastward_sea_ice_displacement", {"units": "m", "standard_name": "eastward_sea_ice_displacement",
                                                   "long_name": "eastward sea-ice displacement from time_a to time_b"}),
     "north_m": ("northward_sea_ice_displacement", {"units": "m", "standard_name": "northward_sea_ice_displacement",
-                                                    "long_name": "northward sea-ice displacement from time_a to time_b"}),
+                                                    "long_name": "northward sea-ice displacement "
+                                                                 "from time_a to time_b"}),
     "drow": ("displacement_line", {"units": "1", "long_name": "displacement along scene A's lines (pixels)"}),
     "dcol": ("displacement_sample", {"units": "1", "long_name": "displacement along scene A's samples (pixels)"}),
     "end_latitude": ("end_latitude", {"units": "degrees_north", "standard_name": "latitude",
@@ -42,7 +43,8 @@ _PER_METHOD = {
                                         "long_name": "longitude of the ice at time_b"}),
     "quality": ("quality", {"units": "1", "long_name": "match quality: correlation peak x peak sharpness (1/px^2); "
                                                         "phase correlation: peak / std of its surface"}),
-    "mcc": ("correlation_peak", {"units": "1", "long_name": "maximum normalised cross-correlation (phase correlation: peak)"}),
+    "mcc": ("correlation_peak", {"units": "1", "long_name": "maximum normalised cross-correlation "
+                                                            "(phase correlation: peak)"}),
     "rotation_deg": ("rotation", {"units": "degree", "long_name": "rotation of the best-matching template, "
                                                                   "counter-clockwise on scene A as displayed"}),
 }
@@ -77,11 +79,13 @@ def write_drift(path: str, fields: dict[str, DriftField] | DriftField, *, title:
                                    {"units": "m", "long_name": "nominal displacement error of one vector"})
     for key, t in (("time_a", ref.time_a), ("time_b", ref.time_b)):
         data[key] = ((), np.float64(_seconds(t)), {"units": TIME_UNITS, "calendar": "standard",
-                                                   "standard_name": "time", "long_name": f"acquisition {key[-1].upper()}"})
+                                                   "standard_name": "time",
+                                                   "long_name": f"acquisition {key[-1].upper()}"})
     coords = {
         "method": ("method", np.array([name for name, _ in items], dtype=object)),
         "line": ("y", np.asarray(ref.rows, np.float64), {"units": "1", "long_name": "scene A line of the grid row"}),
-        "sample": ("x", np.asarray(ref.cols, np.float64), {"units": "1", "long_name": "scene A sample of the grid column"}),
+        "sample": ("x", np.asarray(ref.cols, np.float64),
+                   {"units": "1", "long_name": "scene A sample of the grid column"}),
         "latitude": (("y", "x"), ref.latitude, {"units": "degrees_north", "standard_name": "latitude"}),
         "longitude": (("y", "x"), ref.longitude, {"units": "degrees_east", "standard_name": "longitude"}),
     }

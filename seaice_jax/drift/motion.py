@@ -137,7 +137,7 @@ def _pieces(fields, t_lo: float, t_hi: float):
     bounds = np.unique(np.concatenate([[t_lo, t_hi], starts, ends]))
     bounds = bounds[(bounds >= t_lo) & (bounds <= t_hi)]
     pieces = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         mid = (a + b) / 2
         cover = (starts <= mid) & (ends >= mid)
         if cover.any():
@@ -190,8 +190,13 @@ def move_tracks(latitude, longitude, time, fields: Sequence[drift_lib.DriftField
             if not np.any(dur > 0):
                 continue
             q0 = p[sel]
-            velocity = lambda q: sum(wk * vel[k](q) for k, wk in enumerate(w) if wk > 0)
-            step = lambda q: q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+            def velocity(q, w=w):
+                return sum(wk * vel[k](q) for k, wk in enumerate(w) if wk > 0)
+
+            def step(q):
+                return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
             if direction > 0:  # displacements are measured from the start positions: step from here
                 q = step(q0 + velocity(q0) * dur[:, None] / drift_lib.EARTH_RADIUS_M)
             else:  # back in time: the start that drifts to here, q = q0 - v(q) dur (fixed point)

@@ -158,7 +158,10 @@ def refine_scenes(scene_paths, pred_dir: str, out_dir: str, *, warp: str = "esti
 
 def summary_table(doc: dict) -> str:
     """Markdown: agreement per warp, and (with truth) the target's own map against the fusions."""
-    f = lambda v, d=3: "n/a" if v is None else f"{v:.{d}f}"
+
+    def f(v, d=3):
+        return "n/a" if v is None else f"{v:.{d}f}"
+
     lines = ["| warp | pixel agreement | kappa | lead IoU | truth agreement |", "|---|---|---|---|---|"]
     for mode, s in doc["agreement"].items():
         t = doc.get("truth_agreement", {}).get(mode, {}).get("pixel_agreement")
@@ -181,7 +184,8 @@ def write_figure(path: str, target: tm.Acquisition, fused: tm.Fused, max_pixels:
     panels = [("HH (standard-scaled)", "hh", np.where(valid, scene.channels[tm.HH][::s, ::s], np.nan)),
               ("own map (concentration-preserving)", "classes", _categorical(target.binary[::s, ::s], valid, land)),
               ("refined with neighbours", "classes", _categorical(fused.binary[::s, ::s], valid, land)),
-              ("neighbours agreeing (grey: none covers)", ("magma", "fraction of neighbours agreeing"), fused.agreement[::s, ::s])]
+              ("neighbours agreeing (grey: none covers)", ("magma", "fraction of neighbours agreeing"),
+               fused.agreement[::s, ::s])]
     if scene.ice_truth is not None:
         t = scene.ice_truth[::s, ::s]
         panels.append(("truth", "classes", _categorical(t == 1, valid & (t != CHART_FILL), land)))

@@ -243,7 +243,7 @@ def fuse(target: Acquisition, warped: Sequence[Warped], weights: Sequence[float]
     agree = np.zeros(target.scene.shape, np.float32)
     n_weight = np.zeros(target.scene.shape, np.float32)
     count = np.ones(target.scene.shape, np.uint8)
-    for wp, w in zip(warped, weights):
+    for wp, w in zip(warped, weights, strict=True):
         w = np.float32(w) * wp.covered
         w_sum += w
         logit_sum += w * (wp.scaled_logit() if scaled else wp.logit)

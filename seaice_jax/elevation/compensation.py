@@ -129,7 +129,7 @@ def evaluate_compensation(pred_dir: str, scene_paths, track_paths, modes=MODES, 
                         acc[res] = acc.get(res, am.ErrorSums()).merge(es)
     out = {}
     for mode in modes:
-        def row(key):
+        def row(key, mode=mode):
             ms = {m: {"rmse_80m": v["80m"].stats()["rmse"] if "80m" in v else None,
                       "rmse_400m": v["400m"].stats()["rmse"] if "400m" in v else None}
                   for m, v in sums[mode][key].items()}
@@ -157,7 +157,7 @@ def compensation_table(by_compensation: dict) -> str:
     modes = list(by_compensation)
     gaps = list(next(iter(by_compensation.values()))["by_gap_days"]) if modes else []
     head = next((e["method"] for e in by_compensation.values() if e.get("method")), "?")
-    cols = ["all (±%s d)" % gaps[-1] if gaps else "all"] + [f"{g} d" for g in gaps]
+    cols = [f"all (±{gaps[-1]} d)" if gaps else "all"] + [f"{g} d" for g in gaps]
     lines = [f"Freeboard RMSE vs truth ({head}), cm, 80 m / 400 m, tracks from the days around the SAR time:", "",
              "| drift compensation | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for mode, e in by_compensation.items():

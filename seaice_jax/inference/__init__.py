@@ -46,3 +46,12 @@ from seaice_jax.inference.tiling import (
     tile_origins,
 )
 from seaice_jax.inference.validate import evaluate_binary_maps, evaluate_scenes
+
+__all__ = [
+    "BinaryMaps", "HH", "PRED_SUFFIX", "QUICKLOOK_SUFFIX", "SubmissionWriter", "binary_maps",
+    "block_max_2x2", "cell_regions", "check_tiling", "conc_targets", "core_window", "default_margin",
+    "evaluate_binary_maps", "evaluate_scenes", "head_layout", "masked_uint8", "output_maps",
+    "predict_files", "predict_scene", "receptive_radius", "region_ice_counts", "region_means",
+    "single_tile_predictor", "submission_charts", "submission_key", "tile_alignment", "tile_origins",
+    "tile_predictor", "trim_threshold_ties", "write_prediction", "write_quicklook", "write_submission",
+]

@@ -210,7 +210,7 @@ def write_panels(path: str, panels, land: np.ndarray, title: str) -> str:
     fig = Figure(figsize=(3.2 * len(panels), 3.2 * h / max(w, 1) + 1.4))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (name, kind, image) in zip(axes, panels):
+    for ax, (name, kind, image) in zip(axes, panels, strict=True):
         if kind == "classes":
             ax.imshow(image, cmap=categories, vmin=-0.5, vmax=3.5, interpolation="nearest")
         else:

@@ -74,7 +74,7 @@ class SubmissionWriter:
         for chart, values in charts.items():
             name = f"{key}_{chart}"
             dims = (f"{name}_dim0", f"{name}_dim1")
-            for dim, size in zip(dims, values.shape):
+            for dim, size in zip(dims, values.shape, strict=True):
                 self.ds.createDimension(dim, size)
             var = self.ds.createVariable(name, "u1", dims, fill_value=False, **SUBMISSION_COMPRESSION)
             var[:] = values

@@ -30,13 +30,13 @@ def receptive_radius(model_cfg) -> int:
     """
     depth = len(model_cfg.filters)
     convs = model_cfg.convs_per_block
-    radius = sum(convs * 2**l + 2**l for l in range(depth))  # encoder blocks + pools
+    radius = sum(convs * 2**level + 2**level for level in range(depth))  # encoder blocks + pools
     radius += convs * 2**depth  # bridge
     if model_cfg.aspp_rates:
         if model_cfg.aspp_pool_window == 0:
             return -1
         radius += max(max(model_cfg.aspp_rates), model_cfg.aspp_pool_window // 2) * 2**depth
-    radius += sum(2 ** (l + 1) + convs * 2**l for l in range(depth))  # upsampling + decoder blocks
+    radius += sum(2 ** (level + 1) + convs * 2**level for level in range(depth))  # upsampling + decoder blocks
     return radius
 
 

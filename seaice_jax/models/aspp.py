@@ -142,7 +142,8 @@ class ConvNormReLU(nnx.Module):
         arrays = [(part.low if isinstance(part, Upsampled) else part).astype(kernel.dtype) for part in parts]
 
         def rebuild(arrays):
-            return [part._replace(low=a) if isinstance(part, Upsampled) else a for part, a in zip(parts, arrays)]
+            return [part._replace(low=a) if isinstance(part, Upsampled) else a
+                    for part, a in zip(parts, arrays, strict=True)]
 
         return platforms.choose(
             "fused_upsampling", arrays, kernel,

@@ -100,7 +100,7 @@ def _explicit_padding(padding, kernel_hw, dilation):
             return ((0, 0), (0, 0))
         if padding.upper() == "SAME":
             pads = []
-            for k, d in zip(kernel_hw, dilation):
+            for k, d in zip(kernel_hw, dilation, strict=True):
                 total = d * (k - 1)
                 pads.append((total // 2, total - total // 2))
             return tuple(pads)

@@ -192,7 +192,7 @@ class UNet(nnx.Module):
         h = tap("bridge", self.bridge(max_pool_2x2(h)))
         if self.aspp is not None:
             h = tap("aspp", self.aspp(h))
-        for level, (block, skip) in enumerate(zip(self.decoder_blocks, reversed(skips))):
+        for level, (block, skip) in enumerate(zip(self.decoder_blocks, reversed(skips), strict=True)):
             if self.upsample == "bilinear":  # upsampled by the first conv of the block (fused)
                 h = Upsampled(h, skip.shape[1], skip.shape[2])
             else:

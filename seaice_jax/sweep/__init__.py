@@ -63,3 +63,12 @@ from seaice_jax.sweep.run import (
     run_sweep,
     shared_data_paths,
 )
+
+__all__ = [
+    "CONFIG_JSON", "DEFAULT_TABLE_METRICS", "LOG_TXT", "POINT_JSON", "RESULTS_JSON", "SHARD_FIELDS",
+    "SweepPoint", "apply_overrides", "check_grid_keeps_shards", "detect_devices", "device_slots",
+    "flatten_nested", "format_results_markdown", "grid_points", "heldout_scenes", "last_error_line",
+    "load_sweep_config", "metric_value", "plot_results", "point_config", "point_main",
+    "prepare_training_data", "results_table", "run_point", "run_sweep", "shared_data_paths",
+    "value_label", "write_reports",
+]

@@ -78,8 +78,9 @@ def grid_points(
             raise ValueError(f"sweep value_labels {path}: {len(labels[path])} labels for {len(values)} values")
     points = []
     for combo in itertools.product(*(range(len(axes[p])) for p in paths)):
-        overrides = {p: axes[p][i] for p, i in zip(paths, combo)}
-        point_labels = {p: str(labels[p][i]) if p in labels else value_label(axes[p][i]) for p, i in zip(paths, combo)}
+        overrides = {p: axes[p][i] for p, i in zip(paths, combo, strict=True)}
+        point_labels = {p: str(labels[p][i]) if p in labels else value_label(axes[p][i])
+                        for p, i in zip(paths, combo, strict=True)}
         name = _safe_name(",".join(f"{keys[p]}={point_labels[p]}" for p in paths))
         points.append(SweepPoint(name, overrides, point_labels, {p: keys[p] for p in paths}))
     names = [p.name for p in points]

@@ -96,7 +96,9 @@ def _log(message: str) -> None:
 
 
 def _launch(point: SweepPoint, point_dir: str, slot_env: dict[str, str]) -> tuple[subprocess.Popen, Any]:
-    log = open(os.path.join(point_dir, LOG_TXT), "a")
+    # The log is the child process's stdout: it stays open as long as the process runs and is closed by
+    # run_sweep when the process has ended (returned with it), so no with-block here.
+    log = open(os.path.join(point_dir, LOG_TXT), "a")  # noqa: SIM115
     log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {point.name} {slot_env or ''}\n")
     log.flush()
     env = dict(os.environ, **slot_env)
@@ -204,7 +206,7 @@ def _run_queue(queue: list[tuple[SweepPoint, str]], slots: list[dict[str, str]])
             if running:
                 time.sleep(POLL_SECONDS)
     finally:  # interrupted: stop the children this sweep started
-        for point, _, proc, log, _ in running.values():
+        for _point, _, proc, log, _ in running.values():
             proc.terminate()
             proc.wait()
             log.close()

@@ -59,7 +59,7 @@ def _warped_voronoi(rng: np.random.Generator, shape: tuple[int, int], num_cells:
     xx = np.arange(w, dtype=np.float32)[None, :] + warp_x
     best = np.full(shape, np.inf, np.float32)
     index = np.zeros(shape, np.int32)
-    for k, (sy, sx) in enumerate(zip(seeds_y, seeds_x)):
+    for k, (sy, sx) in enumerate(zip(seeds_y, seeds_x, strict=True)):
         d2 = (yy - sy) ** 2 + (xx - sx) ** 2
         closer = d2 < best
         best[closer] = d2[closer]
@@ -203,7 +203,8 @@ def _sea_row(poly_id: int, fraction: float, type_counts: np.ndarray, floe_code: 
     shares = {s: float(type_counts[s]) / ice_total for s in ICE_SURFACES} if ice_total else {FYI: 1.0}
     alloc = _allocate_tenths(total_tenths, shares)
     ordered = sorted(alloc, reverse=True)  # A = thickest
-    for slot, s in zip("ABC", ordered):
+    # at most three types (_allocate_tenths), often fewer: the slots left over stay empty
+    for slot, s in zip("ABC", ordered, strict=False):
         row[f"C{slot}"] = 10 * alloc[s] if len(ordered) > 1 else ct
         row[f"S{slot}"] = stage_codes[s]
         row[f"F{slot}"] = floe_code if s in CONSOLIDATED_SURFACES else sigrid.NOT_FILLED

@@ -57,7 +57,7 @@ def rtt_dataset(*, file_name, raw_name, start_time, service, season, surface, ch
         data[var] = xr.Variable(sar, scaled, {"variable_fill_value": np.float32(0.0)})
     data["distance_map"] = xr.Variable(sar, _scaled("distance_map", zone), {})
     sic, sod, floe = chart_rasters(chart)
-    for var, values in zip(ch.CHART_NAMES, (sic, sod, floe)):
+    for var, values in zip(ch.CHART_NAMES, (sic, sod, floe), strict=True):
         values = values.copy()
         values[no_data | surface.land] = ch.CHART_FILL
         data[var] = xr.Variable(sar, values.astype(np.uint8),

@@ -259,7 +259,8 @@ def synthesize_scene(
     geo["theta"] = _at_tie_points(theta, geo["lines"], geo["samples"])
 
     parts = dict(file_name=scene_file_name(product, start_time, service),
-                 raw_name=scene_file_name("raw", start_time, service), start_time=start_time, service=service, season=season,
+                 raw_name=scene_file_name("raw", start_time, service), start_time=start_time, service=service,
+                 season=season,
                  surface=surface, chart=chart, hh_db=hh_db, hv_db=hv_db, no_data=no_data,
                  theta=theta, zone=zone, amsr2=amsr2, era5=era5, geo=geo)
     ds = rtt_dataset(**parts) if product == "rtt" else raw_dataset(**parts)

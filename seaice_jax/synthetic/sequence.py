@@ -170,7 +170,10 @@ def _source_coords(frame: Frame, drift, days: float, step: int = 2):
     sr, sc = drift.flow(pr, pc, -days) if days else (pr, pc)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     coarse = [yy / step, xx / step]
-    up = lambda a: ndimage.map_coordinates(a.astype(np.float64), coarse, order=1)
+
+    def up(a):
+        return ndimage.map_coordinates(a.astype(np.float64), coarse, order=1)
+
     # area ratio: 1 / det of d(source) / d(pixel) (the frame's rotation has det 1)
     dr_r, dr_c = np.gradient(sr, step, axis=0), np.gradient(sr, step, axis=1)
     dc_r, dc_c = np.gradient(sc, step, axis=0), np.gradient(sc, step, axis=1)
@@ -196,7 +199,10 @@ def render(world: World, frame: Frame, drift, days: float):
     moved_surface = base.surface[si, sj]
     opened = (ratio > OPEN_AREA_RATIO) | (moved_surface == LAND) | base.fast_ice[si, sj]
     surf = np.where(fixed, base.surface[fi, fj], np.where(opened, WATER, moved_surface)).astype(base.surface.dtype)
-    pick = lambda a: np.where(fixed, a[fi, fj], a[si, sj])
+
+    def pick(a):
+        return np.where(fixed, a[fi, fj], a[si, sj])
+
     water = (surf == WATER) & ~fixed
     surface = Surface(surface=surf, concentration=pick(base.concentration).astype(np.float32),
                       ponds=np.where(water, 0.0, pick(base.ponds)).astype(np.float32),
@@ -227,7 +233,7 @@ def _frames(rng, n: int, shape, drift):
 
 def _world_window(frames, days, drift, track_days, margin: int = 48):
     pts_r, pts_c = [], []
-    for f, d in zip(frames, days):
+    for f, d in zip(frames, days, strict=True):
         h, w = f.shape
         edge = np.linspace(0, 1, 17)
         rr = np.concatenate([edge * (h - 1), edge * (h - 1), np.zeros(17), np.full(17, h - 1.0)])
@@ -302,7 +308,7 @@ def write_sequence_json(path: str, drift, plane_geo: PlaneGeo, frames, times, na
     doc = {"drift": dataclasses.asdict(drift), "plane_geo": dataclasses.asdict(plane_geo),
            "time0": times[0].isoformat(),
            "scenes": [{"name": n, "time": t.isoformat(), "frame": dataclasses.asdict(f)}
-                      for n, t, f in zip(names, times, frames)],
+                      for n, t, f in zip(names, times, frames, strict=True)],
            "pairs": pairs, "deformation_per_day": deformation_per_day(drift)}
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
@@ -437,12 +443,13 @@ def write_sequence(out_dir: str, num_scenes: int, product: str, season: str, siz
 
     paths, names = [], []
     alt_dir = os.path.join(out_dir, ALTIMETRY_DIR)
-    for k, (frame, t, d) in enumerate(zip(frames, times, days)):
+    for k, (frame, t, d) in enumerate(zip(frames, times, days, strict=True)):
         s = scene_seed(seed, k)
         surface, truth, texture = render(world, frame, drift, d)
         ds = synthesize_scene(product, season, shape, s, service=service, analyst_error=analyst_error,
                               start_time=t, freeboard=bool(altimetry), surface=surface, ice_texture_db=texture,
-                              freeboard_truth=truth if altimetry else None, geo=tie_point_geo(frame, plane_geo, product))
+                              freeboard_truth=truth if altimetry else None,
+                              geo=tie_point_geo(frame, plane_geo, product))
         ds.attrs["synthetic_sequence_index"] = np.int32(k)
         if altimetry:
             # passes within PASS_TIME_OFFSET_S of the time their ice is rendered at (the simulator samples one

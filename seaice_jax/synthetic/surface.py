@@ -264,7 +264,7 @@ def make_surface(rng: np.random.Generator, shape: tuple[int, int], product: str,
     concentration = _sigmoid(2.0 * logit)
 
     floes = sum(wt * gaussian_random_field(rng, shape, s / spacing)
-                for s, wt in zip(params.floe_sigmas_m, params.floe_weights))
+                for s, wt in zip(params.floe_sigmas_m, params.floe_weights, strict=True))
     floes = floes / math.sqrt(sum(wt * wt for wt in params.floe_weights))
     threshold = special.ndtri(np.clip(1.0 - concentration, 1e-4, 1.0 - 1e-4)).astype(np.float32)
     ice = floes > threshold

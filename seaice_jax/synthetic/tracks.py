@@ -231,7 +231,7 @@ def simulate_altimetry(seed: int, truth: FreeboardTruth, tie_points, start_time,
     h, w = truth.valid.shape
     span = 0.35 * min(h, w)
     tracks: list[Track] = []
-    for m_i, mission in enumerate(chosen):
+    for _m_i, mission in enumerate(chosen):
         for k in range(int(counts.get(mission, 0))):
             angle = float(rng.uniform(0.0, 180.0))
             offset = float(rng.uniform(-span, span))
