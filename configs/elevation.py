@@ -1,9 +1,13 @@
-"""Freeboard maps from a few altimeter tracks (issue 12): ice head (region loss) + freeboard head (masked
-footprint Huber loss on ICESat-2 tracks), on synthetic winter scenes with altimetry, a few CPU minutes.
+"""Freeboard maps from a few altimeter tracks: the ice head (region concentration loss) and a laser
+(ICESat-2 total) freeboard head with its uncertainty, trained in the main loop on shards that hold the
+collocated tracks; the tracks are inputs too (`freeboard_points` / `freeboard_mask`), whole tracks
+hidden at random and supervised (guided completion).
 
-  python launch/train.py --config configs/elevation.py --workdir runs/elevation
-  python launch/infer.py --workdir runs/elevation --scenes D/*_prep.nc --out P
-  python launch/evaluate_elevation.py --pred P --scenes D/*_prep.nc --tracks D/altimetry --json E.json
+  python launch/train.py --config configs/elevation.py --workdir runs/elevation              (synthetic scenes)
+  python data_prep/convert.py --input D --altimetry D/altimetry --output S
+  python launch/train.py --config configs/elevation.py --workdir W --config.data.shards=S  (your scenes)
+  python launch/infer.py --workdir W --scenes T/*_prep.nc --altimetry T/altimetry --out P
+  python launch/evaluate_elevation.py --pred P --scenes T/*_prep.nc --tracks T/altimetry --json E.json
 """
 
 import ml_collections
@@ -13,24 +17,27 @@ from seaice_jax.config import base_config
 
 def get_config(arg: str | None = None):
     c = base_config()
+    # Without data.shards: synthetic winter scenes with altimetry, converted with their tracks.
     c.data.synthetic.train_scenes = 8
     c.data.synthetic.size = (384, 384)
     c.data.patch_size = 128
-    c.model.filters = [16, 32, 32]
-    c.model.heads.freeboard = True
+    c.data.stride = 128
+    c.data.channels = ("sar", "sar_incidenceangle", "btemp_18_7h", "btemp_18_7v", "btemp_36_5h", "btemp_36_5v",
+                       "freeboard_points", "freeboard_mask")
+    c.data.track_dropout = 0.5  # a track hidden from the input (and supervised) with this probability
+    c.data.all_tracks_hidden = 0.25  # every track hidden: the SAR-only case (infer.py without --altimetry)
+    c.model.filters = (16, 32, 32)
     c.train.batch_size = 8
-    c.train.num_steps = 200
+    c.train.num_steps = 300
     c.train.log_every = 25
     c.train.checkpoint_every = 100
+    c.train.eval_every = 300
     c.eval.stride = 128
-    c.elevation = e = ml_collections.ConfigDict()
-    e.kind = "laser"  # laser (total) freeboard: ICESat-2 tracks, SWOT; radar: CryoSat-2 / Sentinel-3
-    e.missions = "all"  # what the training scenes' synthesizer writes
-    e.weight = 10.0  # freeboard loss weight against the ice head's region loss
-    e.huber_delta = 0.3  # m
-    e.sigma_floor = 0.02  # m
-    e.points_per_crop = 1024
-    e.max_pixels = 8  # footprint pixels kept per point
-    e.max_time_gap_h = 6.0
-    e.calibrate = "none"  # none | offset | scale_offset: per-scene calibration on the scene's tracks (evaluation)
+    c.loss.weights.freeboard = 10.0  # against the ice head's region loss (~0.01-0.05)
+    c.elevation = ml_collections.ConfigDict()
+    c.elevation.kinds = ("laser",)  # laser: ICESat-2 total freeboard; radar: CryoSat-2 / Sentinel-3 (own head)
+    c.elevation.uncertainty = True  # <head>_uncertainty, Gaussian NLL against the points
+    c.elevation.missions = "all"  # the altimeters the synthetic scenes get (synthesize.py --altimetry)
+    c.elevation.max_time_gap_h = 6.0  # points within this of the SAR start (conversion, inference)
+    c.elevation.max_points = 1024  # points per patch record
     return c

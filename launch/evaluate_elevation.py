@@ -1,16 +1,23 @@
-"""Freeboard maps of a model against quantile mapping, GP and nearest-track baselines (issue 12).
+"""Freeboard maps of a model, with and without its track inputs, against quantile mapping, GP and
+nearest-track baselines.
 
   python launch/evaluate_elevation.py --pred P --scenes D/*_prep.nc --tracks D/altimetry --json E.json
 
 RMSE / MAE / bias / r against the synthetic truth (80 m, 100-400 m), on a SWOT swath, at held-out
-tracks (leave one track out) and against the number of tracks per scene; writes E.json, E.md (table)
-and E_rmse_vs_tracks.png. Logic: seaice_jax.elevation.evaluate.
+tracks (leave one track out; the model is run again without the scored track, from the workdir the
+prediction files name or --workdir), against the number of tracks per scene and the distance to the
+nearest track, and the calibration of the predicted uncertainty on held-out points; writes E.json,
+E.md (tables), E_rmse_vs_tracks.png and E_rmse_vs_distance.png. Logic: seaice_jax.elevation.evaluate.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from seaice_jax.cli import flag_names
+
+METHODS = ("model", "model_sar_only", "quantile_mapping", "gp", "nearest")  # seaice_jax.elevation.evaluate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,16 +31,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="freeboard kind: laser (ICESat-2, truth freeboard_truth) or radar (CryoSat-2 / S3)")
     parser.add_argument("--calibrate", choices=("none", "offset", "scale_offset"), default="none",
                         help="per-scene calibration of the model map on the scene's (training) tracks")
-    parser.add_argument("--max_time_gap_h", type=float, default=6.0)
-    parser.add_argument("--no_loo", action="store_true", help="skip leave-one-track-out")
+    parser.add_argument(*flag_names("max-time-gap-h"), dest="max_time_gap_h", type=float, default=6.0)
+    parser.add_argument(*flag_names("no-loo"), dest="no_loo", action="store_true", help="skip leave-one-track-out")
+    parser.add_argument("--methods", nargs="+", default=None, choices=METHODS,
+                        help="methods to score (default: all; without model / model_sar_only no prediction is needed)")
+    parser.add_argument("--workdir", default=None,
+                        help="the model's training workdir, for model_sar_only and the model run without each "
+                             "held-out track (default: the one the prediction files name)")
     parser.add_argument("--seed", type=int, default=0, help="track subsets and GP subsampling")
     parser.add_argument("--drift-compensation", dest="drift_compensation", nargs="+", default=None,
                         choices=("none", "estimated", "true"),
                         help="also score tracks from the days around each SAR time moved to it (JSON by_compensation; "
                              "seaice_jax.elevation.compensation)")
     parser.add_argument("--drift", nargs="*", default=None, help="drift files (launch/drift.py) for 'estimated'")
-    parser.add_argument("--truth_drift", default=None, help="synthesize.py --sequence folder for 'true' "
-                                                            "(default: the scenes' folder)")
+    parser.add_argument(*flag_names("truth-drift"), dest="truth_drift", default=None,
+                        help="synthesize.py --sequence folder for 'true' (default: the scenes' folder)")
     args = parser.parse_args(argv)
 
     from seaice_jax.elevation.evaluate import evaluate, markdown_table, write_outputs
@@ -41,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = evaluate(args.pred, args.scenes, args.tracks, args.swath, kind=args.kind,
                           max_time_gap_h=args.max_time_gap_h, calibrate=args.calibrate, loo=not args.no_loo,
-                          seed=args.seed, progress=lambda s: print(s, file=sys.stderr, flush=True))
+                          seed=args.seed, workdir=args.workdir, methods=tuple(args.methods or METHODS),
+                          progress=lambda s: print(s, file=sys.stderr, flush=True))
         if args.drift_compensation:  # issue 13 hook
             from seaice_jax.elevation import compensation
             true_flow = None

@@ -1,9 +1,13 @@
 """Whole-scene inference with the latest checkpoint of a training workdir.
 
   python launch/infer.py --workdir DIR --scenes FILE_OR_FOLDER [...] --out OUTDIR [--png] [--submission FILE]
+  python launch/infer.py --workdir DIR --scenes ... --altimetry DIR [DIR ...] --out OUTDIR [--max-time-gap-h H]
 
 Writes OUTDIR/<scene name>_pred.nc per scene (and <scene name>_quicklook.png with --png); with
---submission, the challenge upload NetCDF. A folder stands for its *.nc scene files. Progress goes to
+--submission, the challenge upload NetCDF. A folder stands for its *.nc scene files. A freeboard model
+that takes altimeter tracks as inputs gets each scene's collocated tracks from `--altimetry` (granules
+within --max-time-gap-h of the SAR start, default the model's elevation.max_time_gap_h); without it, it
+runs on the SAR alone. Progress goes to
 stderr (one line per scene), the paths written to stdout. A scene that cannot be read is named and
 skipped; the others go on and the exit code is 1 at the end (no submission is written then).
 Flags take hyphens (--batch-size); the underscore form is accepted. Logic: seaice_jax.inference.predict_files.
@@ -25,6 +29,22 @@ from seaice_jax.output_paths import (
 )
 
 
+def track_inputs(args, progress):
+    """The collocation of --altimetry with each scene (elevation.collocation.SceneAltimetry), or None."""
+    if not args.altimetry:
+        return None
+    from seaice_jax.elevation.collocation import SceneAltimetry
+    from seaice_jax.trained_model import load_config
+
+    gap = args.max_time_gap_h
+    if gap is None:
+        elevation = load_config(args.workdir).get("elevation")
+        gap = elevation.get("max_time_gap_h", 6.0) if elevation is not None else 6.0
+    if not gap > 0:
+        raise ValueError(f"--max-time-gap-h must be > 0 hours, got {gap}")
+    return SceneAltimetry(args.altimetry, max_time_gap_h=gap, progress=progress)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="training workdir (config.json + checkpoints/)")
@@ -36,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stride", type=int, default=None, help="tile step (default: config.eval.stride)")
     parser.add_argument(*flag_names("batch-size"), dest="batch_size", type=int, default=None,
                         help="tiles per call (default: config.eval.batch_size)")
+    parser.add_argument("--altimetry", nargs="+", default=None,
+                        help="altimeter granules (folders / files) whose tracks a freeboard model takes as inputs")
+    parser.add_argument(*flag_names("max-time-gap-h"), dest="max_time_gap_h", type=float, default=None,
+                        help="tracks within this many hours of the SAR start (default: the model's config)")
     args = parser.parse_args(argv)
 
     try:
@@ -54,10 +78,12 @@ def main(argv: list[str] | None = None) -> int:
             remove_if_empty(folder)
 
     errors: list[str] = []
+    progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
+        altimetry = track_inputs(args, progress)
         written = predict_files(args.workdir, args.scenes, args.out, png=args.png, submission=args.submission,
                                 tile=args.tile, stride=args.stride, batch_size=args.batch_size, errors=errors,
-                                progress=lambda line: print(line, file=sys.stderr, flush=True))
+                                progress=progress, altimetry=altimetry)
     except (ValueError, OSError) as e:  # SceneError is a ValueError, a missing checkpoint an OSError
         tidy()
         return fail(f"infer: {e}")

@@ -22,6 +22,10 @@ def base_config() -> ml_collections.ConfigDict:
     d.expand = "device"  # shards only: upsample 2 km cells and augment in the jitted step (device) or in numpy (host)
     d.train_scenes = ()  # source=device: scene files / folders (empty: the synthetic training scenes)
     d.worker_count = 0  # grain multiprocess prefetch workers (0 = in-process)
+    # Altimeter points as inputs (channels freeboard_points / freeboard_mask, data/points.py): whole
+    # tracks hidden from the input at random, and the freeboard loss taken on them (depth completion).
+    d.track_dropout = 0.5  # probability that a track is hidden from an example's input
+    d.all_tracks_hidden = 0.25  # probability that every track is (trains the SAR-only case)
     d.synthetic = s = ml_collections.ConfigDict()
     s.train_scenes = 6
     s.val_scenes = 2
@@ -57,6 +61,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.weights.sic = 1.0  # MMSeaIce: SIC 1, SOD 3, FLOE 3
     c.loss.weights.sod = 3.0
     c.loss.weights.floe = 3.0
+    c.loss.weights.freeboard = 0.0  # the freeboard term (elevation configs; needs shards with altimetry)
+    c.loss.freeboard_huber_delta = 0.3  # m: Huber of the footprint mean against each point
+    c.loss.freeboard_sigma_floor = 0.02  # m: points weigh 1 / max(stated sigma, floor)^2
+    c.loss.freeboard_nll_weight = 0.1  # Gaussian NLL of the predicted uncertainty (mean detached)
 
     c.optim = o = ml_collections.ConfigDict()
     o.lr = 3e-3
@@ -86,3 +94,19 @@ def base_config() -> ml_collections.ConfigDict:
     # land mask: "distance_map": land = distance 0 (and chart land); "sar_no_data": land = HH no data (ALS authors)
     e.land_mask = "distance_map"
     return c
+
+
+def freeboard_kinds(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The freeboard kinds the model predicts: `elevation.kinds`; configs written before it: the
+    laser kind when `model.heads.freeboard` (their `elevation.kind`)."""
+    e = config.get("elevation")
+    if e is not None and e.get("kinds") is not None:
+        return tuple(e.kinds)
+    if config.model.heads.get("freeboard", False):
+        return (e.get("kind", "laser") if e is not None else "laser",)
+    return ()
+
+
+def predicts_uncertainty(config: ml_collections.ConfigDict) -> bool:
+    e = config.get("elevation")
+    return bool(e is not None and e.get("uncertainty", False) and freeboard_kinds(config))

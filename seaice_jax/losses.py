@@ -192,5 +192,45 @@ def total_loss(
             term = masked_cross_entropy(outputs[head], batch[key])
             loss += getattr(cfg.weights, key) * term
             metrics[key] = term
+    if "fb_loss" in batch and cfg.weights.get("freeboard", 0.0):
+        term, fb_metrics = freeboard_loss(outputs, batch, cfg)
+        loss += cfg.weights.freeboard * term
+        metrics.update(fb_metrics)
     metrics["loss"] = loss
     return loss, metrics
+
+
+def freeboard_loss(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array], cfg
+                   ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The freeboard term of every freeboard head present, each on the points of its own kind only.
+
+    Per head: the uncertainty-weighted Huber loss of the footprint mean against the measured points
+    (altimetry.loss.masked_huber_loss; delta `freeboard_huber_delta`, sigma floor
+    `freeboard_sigma_floor`), plus `freeboard_nll_weight` x the Gaussian negative log-likelihood of
+    the `<head>_uncertainty` map's footprint mean with the mean's gradient stopped (the spread is
+    learned from the residuals; the mean keeps its robust loss). Points: `batch['fb_loss']` (the
+    tracks hidden from the input). Metrics: `<head>`, `<head>_nll`, `<head>_points`.
+    """
+    from seaice_jax.altimetry.loss import footprint_mean, gaussian_nll, masked_huber_loss
+    from seaice_jax.data.points import FREEBOARD_KINDS, HEAD_OF_KIND, UNCERTAINTY_SUFFIX
+
+    total = jnp.zeros((), jnp.float32)
+    metrics: dict[str, jax.Array] = {}
+    for k, kind in enumerate(FREEBOARD_KINDS):
+        head = HEAD_OF_KIND[kind]
+        if head not in outputs:
+            continue
+        use = batch["fb_loss"] & (batch["fb_kind"] == k)
+        term = masked_huber_loss(outputs[head], batch["fb_index"], batch["fb_weight"], batch["fb_value"],
+                                 batch["fb_sigma"], use, delta=cfg.freeboard_huber_delta,
+                                 sigma_floor=cfg.freeboard_sigma_floor)
+        metrics[head] = term
+        metrics[head + "_points"] = jnp.sum(use).astype(jnp.float32)
+        if head + UNCERTAINTY_SUFFIX in outputs:
+            mean = jax.lax.stop_gradient(footprint_mean(outputs[head], batch["fb_index"], batch["fb_weight"]))
+            sigma = footprint_mean(outputs[head + UNCERTAINTY_SUFFIX], batch["fb_index"], batch["fb_weight"])
+            nll = gaussian_nll(mean - batch["fb_value"], sigma, batch["fb_sigma"], use)
+            metrics[head + "_nll"] = nll
+            term = term + cfg.freeboard_nll_weight * nll
+        total = total + term
+    return total, metrics

@@ -11,9 +11,10 @@ import os
 
 import ml_collections
 
+from seaice_jax.config import freeboard_kinds
 from seaice_jax.data import channels as ch
 
-ELEVATION_TRAIN_DIR = "elevation_train"  # <workdir>/data/ of the elevation config's synthetic scenes
+ALTIMETRY_DIR = "altimetry"  # synthetic.tracks.ALTIMETRY_DIR: the tracks beside a scene folder
 
 
 def count_scenes(folder: str) -> int:
@@ -33,18 +34,28 @@ def synthesize_and_convert(config: ml_collections.ConfigDict, root: str, *, val_
     from seaice_jax.data.shards import PatchSpec, convert_scenes, is_converted
 
     d, s = config.data, config.data.synthetic
+    e = config.get("elevation") if freeboard_kinds(config) else None
+    missions = e.missions if e is not None else None  # altimeter tracks beside the scenes
     train_dir, val_dir, shard_dir = (os.path.join(root, n) for n in ("train_scenes", "val_scenes", "shards"))
     todo = [(train_dir, s.train_scenes, s.seed)] + ([(val_dir, s.val_scenes, s.seed + 10_000)] if val_scenes else [])
     for folder, n, seed in todo:
-        if count_scenes(folder) < n:
+        if count_scenes(folder) < n or (missions and not os.path.isdir(os.path.join(folder, ALTIMETRY_DIR))):
             print(f"synthesizing {n} {s.season} {s.product} scene(s) of {s.size[0]} x {s.size[1]} px "
-                  f"into {folder} ...", flush=True)
+                  f"{'with ' + missions + ' altimetry ' if missions else ''}into {folder} ...", flush=True)
             os.makedirs(folder, exist_ok=True)
-            synthetic.write_synthetic_scenes(folder, n, s.product, s.season, tuple(s.size), seed)
-    spec = PatchSpec(d.patch_size, d.stride, d.downsample, d.max_regions, ch.STORED_CHANNELS)
+            synthetic.write_synthetic_scenes(folder, n, s.product, s.season, tuple(s.size), seed, altimetry=missions)
+    spec = PatchSpec(d.patch_size, d.stride, d.downsample, d.max_regions, ch.STORED_CHANNELS,
+                     max_points=int(e.max_points) if e is not None else 0,
+                     max_time_gap_h=float(e.max_time_gap_h) if e is not None else 0.0)
+    altimetry = None
+    if e is not None:  # the same conversion as data_prep/convert.py --altimetry
+        from seaice_jax.elevation.collocation import SceneAltimetry
+
+        altimetry = SceneAltimetry([os.path.join(train_dir, ALTIMETRY_DIR)], max_time_gap_h=e.max_time_gap_h,
+                                   index_cache=os.path.join(root, "altimetry_index.json"))
     if not all(is_converted(p, shard_dir, spec) for p in list_scene_files([train_dir])):
         print(f"converting the training scenes to {d.patch_size} px patches in {shard_dir} ...", flush=True)
-    done, errors = convert_scenes([train_dir], shard_dir, spec, workers=1, progress=False)
+    done, errors = convert_scenes([train_dir], shard_dir, spec, workers=1, progress=False, altimetry=altimetry)
     if errors:
         raise SceneError("; ".join(errors))
     if done:
@@ -72,18 +83,3 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str) -> tuple[str, 
         return shard_dir, []
     val = sorted(os.path.join(val_dir, f) for f in os.listdir(val_dir) if f.endswith(".nc"))
     return shard_dir, val
-
-
-def synthesize_elevation_scenes(config, workdir: str) -> tuple[list[str], str]:
-    """(scene paths, altimetry folder) of the run's synthetic training scenes (written once)."""
-    from seaice_jax import synthetic
-
-    s = config.data.synthetic
-    root = os.path.join(workdir, "data", ELEVATION_TRAIN_DIR)
-    alt_dir = os.path.join(root, "altimetry")
-    scenes = sorted(f for f in os.listdir(root) if f.endswith(".nc")) if os.path.isdir(root) else []
-    if len(scenes) < s.train_scenes or not os.path.isdir(alt_dir):
-        synthetic.write_synthetic_scenes(root, s.train_scenes, s.product, s.season, tuple(s.size), s.seed,
-                                         altimetry=config.elevation.missions)
-        scenes = sorted(f for f in os.listdir(root) if f.endswith(".nc"))
-    return [os.path.join(root, f) for f in scenes], alt_dir

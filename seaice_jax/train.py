@@ -80,9 +80,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     workdir's stored one (`trained_model.check_resumable`), a device count that does not fit the
     batch, a model the config cannot build.
     """
-    if config.get("elevation") is not None:  # freeboard head + footprint loss (issue 12)
-        from seaice_jax.elevation.train import train_elevation
-        return train_elevation(config, workdir)
     # ---- Checks, the mesh, the model -----------------------------------------------------------
     trained_model.check_resumable(config, workdir)
     n_used = mesh_device_count(config.train.num_devices, config.train.batch_size)

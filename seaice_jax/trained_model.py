@@ -26,6 +26,7 @@ import orbax.checkpoint as ocp
 from flax import nnx, struct
 
 from seaice_jax import fileio
+from seaice_jax.config import freeboard_kinds, predicts_uncertainty
 from seaice_jax.data import channels as ch
 from seaice_jax.models import build_model
 
@@ -67,7 +68,8 @@ def input_channels(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 def create_model(config: ml_collections.ConfigDict, seed: int | None = None):
     """(ModelFns, params, batch_stats) for the config; parameters live in float32."""
-    model = build_model(config.model, len(input_channels(config)), nnx.Rngs(config.seed if seed is None else seed))
+    model = build_model(config.model, len(input_channels(config)), nnx.Rngs(config.seed if seed is None else seed),
+                        freeboard_kinds=freeboard_kinds(config), uncertainty=predicts_uncertainty(config))
     model.train()
     graphdef_train, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
     model.eval()

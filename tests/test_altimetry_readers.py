@@ -12,6 +12,13 @@ from seaice_jax.altimetry import icesat2
 
 FILL = np.float32(3.4028235e38)
 T0 = 1553386937.0  # 2019-03-24T00:22:17Z
+VLEN = h5py.string_dtype()
+# `beam_fb_quality_flag` of a real release-006 ATL10 granule subset (NSIDC, written through netCDF-4:
+# the string attributes are variable-length strings in one-element arrays)
+REAL_ATL10_FLAG_ATTRS = {"flag_values": np.array([-1, 1, 2, 3, 4, 5], np.int8),
+                         "flag_meanings": np.array(["invalid best high med low poor"], dtype=VLEN),
+                         "valid_min": np.int8(-1), "valid_max": np.int8(5),
+                         "units": np.array(["1"], dtype=VLEN)}
 
 
 def _ds(g, name, data, dtype, fill=None, **attrs):
@@ -39,10 +46,9 @@ def _hand_atl10(path, layout):
             _ds(base, "delta_time", np.array([0.0, 1.0, 2.0, 3.0]) + 38_622_137.0 + shift, np.float64)
             _ds(base, "beam_fb_height", [0.31, FILL, 0.45, 0.02], np.float32, FILL)
             _ds(base, "beam_fb_sigma", [0.02, 0.02, 0.03, 0.01], np.float32, FILL)
-            if layout == "006":  # with flag attributes: the meanings decide
-                _ds(base, "beam_fb_quality_flag", [1, 1, 5, 2], np.int8, -1, flag_values=np.arange(1, 6, dtype=np.int8),
-                    flag_meanings="best_quality high_quality medium_quality low_quality invalid")
-            else:  # without: only the fill is bad
+            if layout == "006":  # the real release-006 attributes (vlen strings in arrays): 5 = poor is bad
+                _ds(base, "beam_fb_quality_flag", [1, 1, 5, 2], np.int8, -1, **REAL_ATL10_FLAG_ATTRS)
+            else:  # without attributes: -1 (fill / invalid) is bad, 0 (best in older files) good
                 _ds(base, "beam_fb_quality_flag", [0, 0, -1, 0], np.int8, -1)
             _ds(hs, "height_segment_type", [1, 1, 1, 3], np.int8, -1)
             _ds(hs, "height_segment_ssh_flag", [0, 0, 0, 1], np.int8, -1)
@@ -280,3 +286,147 @@ def test_transition_orientation_reads_all_beams_and_swot_without_xover_is_refuse
         root.groups["left"].renameVariable("height_cor_xover", "something_else")
     with pytest.raises(alt.AltimetryFormatError, match="missing variable /left/height_cor_xover"):
         alt.open_altimetry(swot)
+
+
+# ------------------------------------------------------------------ quality flags in the real layouts
+def _atl10_flag_file(path, flags, **flag_attrs):
+    """One strong beam (sc_orient 0: gt1l), one point per flag value, all freeboards valid."""
+    n = len(flags)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("orbit_info/sc_orient", data=np.array([0], np.int8))
+        base = f.create_group("gt1l/freeboard_segment")
+        hs = base.create_group("heights")
+        _ds(base, "latitude", 80.0 + np.arange(n) * 1e-3, np.float64)
+        _ds(base, "longitude", np.full(n, 10.0), np.float64)
+        _ds(base, "delta_time", 38_622_137.0 + np.arange(n), np.float64)
+        _ds(base, "beam_fb_height", np.full(n, 0.3), np.float32, FILL)
+        _ds(base, "beam_fb_quality_flag", flags, np.int8, -1, **flag_attrs)
+        _ds(hs, "height_segment_type", np.ones(n), np.int8, -1)
+        _ds(hs, "height_segment_ssh_flag", np.zeros(n), np.int8, -1)
+
+
+def test_atl10_quality_without_flag_meanings_rejects_poor(tmp_path):
+    # no flag attributes: 0-4 good (0 = best in older files, 1-4 best..low in release 006);
+    # -1 (invalid / fill), 5 (poor: freeboards 0.24-1.09 m off) and unknown values are bad
+    path = tmp_path / "ATL10-01_20190324002217_13070201_006_01.h5"
+    _atl10_flag_file(path, [-1, 0, 1, 2, 3, 4, 5, 7])
+    (t,) = alt.read_icesat2(path)
+    assert list(t.quality) == [False, True, True, True, True, True, False, False]
+    np.testing.assert_array_equal(t.attrs["flag_good"], t.quality)
+
+
+@pytest.mark.parametrize("form", ["vlen-array", "fixed-bytes", "str", "fixed-bytes-array"])
+def test_atl10_flag_meanings_in_every_string_form(tmp_path, form):
+    text = "invalid best high med low poor"
+    meanings = {"vlen-array": np.array([text], dtype=VLEN), "fixed-bytes": np.bytes_(text.encode()),
+                "str": text, "fixed-bytes-array": np.array([text.encode()])}[form]
+    path = tmp_path / "ATL10-01_20190324002217_13070201_006_01.h5"
+    # meanings decide: a file whose values are listed with other meanings than the defaults'
+    _atl10_flag_file(path, [-1, 1, 2, 3, 4, 5], flag_values=np.array([-1, 1, 2, 3, 4, 5], np.int8),
+                     flag_meanings=meanings)
+    (t,) = alt.read_icesat2(path)
+    assert list(t.quality) == [False, True, True, True, True, False]
+    # and where the meanings say otherwise, they win over the defaults (here 4 is 'invalid')
+    path2 = tmp_path / "ATL10-01_20190324002217_13070201_006_02.h5"
+    _atl10_flag_file(path2, [0, 4, 5], flag_values=np.array([0, 4, 5], np.int8),
+                     flag_meanings=np.array(["best invalid good"], dtype=VLEN))
+    (t2,) = alt.read_icesat2(path2)
+    assert list(t2.quality) == [True, False, True]
+
+
+def test_attribute_text_forms():
+    from seaice_jax.altimetry._nc import attr_ints, attr_text
+    assert attr_text(np.array(["a b", "c"], dtype=object)) == "a b c"
+    assert attr_text(np.bytes_(b"bad_quality good_quality")) == "bad_quality good_quality"
+    assert attr_text(np.array([b"003   "])) == "003"
+    assert attr_text(None) == ""
+    assert attr_ints(np.array([-1, 1, 5], np.int8)) == [-1, 1, 5]
+    assert attr_ints("0 1") == [0, 1]
+
+
+def test_atl10_writer_writes_the_real_release_006_flag_layout(tmp_path):
+    tr = _track(beam="gt1l")
+    tr.value[2] = np.nan
+    path = alt.write_atl10(tmp_path, [tr])
+    with h5py.File(path, "r") as f:
+        d = f["gt1l/freeboard_segment/beam_fb_quality_flag"]
+        assert d.dtype == np.int8
+        np.testing.assert_array_equal(d.attrs["flag_values"], [-1, 1, 2, 3, 4, 5])
+        assert list(d.attrs["flag_meanings"]) == ["invalid best high med low poor"]  # vlen strings in an array
+        assert int(d.attrs["valid_min"]) == -1 and int(d.attrs["valid_max"]) == 5
+        assert int(np.asarray(d.attrs["_FillValue"]).ravel()[0]) == -1
+        # good 1, bad quality 5 (the last point), no value -1
+        np.testing.assert_array_equal(d[...], [1, 1, -1, 1, 1, 5])
+    (back,) = alt.open_altimetry(path)
+    np.testing.assert_array_equal(back.quality, [True, True, False, True, True, False])
+    r005 = alt.write_atl10(tmp_path / "r005", [tr], release=5)
+    with h5py.File(r005, "r") as f:  # older releases: no flag attributes, the defaults apply
+        assert "flag_meanings" not in f["gt1l/freeboard_beam_segment/beam_freeboard/beam_fb_quality_flag"].attrs
+    np.testing.assert_array_equal(alt.open_altimetry(r005)[0].quality, back.quality)
+
+
+# ----------------------------------------------------------------------- beams without segments
+def _atl07_beam(f, beam, n, quality=None, ssh=None, heights=None, seg_type=None):
+    base = f.create_group(f"{beam}/sea_ice_segments")
+    hs = base.create_group("heights")
+    _ds(base, "latitude", 79.0 + np.arange(n) * 1e-3, np.float64)
+    _ds(base, "longitude", np.full(n, -5.0), np.float64)
+    _ds(base, "delta_time", 38_622_137.0 + np.arange(n) * 0.01, np.float64)
+    _ds(hs, "height_segment_height", np.full(n, 0.4) if heights is None else heights, np.float32, FILL)
+    _ds(hs, "height_segment_quality", np.ones(n) if quality is None else quality, np.int8,
+        flag_values=np.array([0, 1], np.int8), flag_meanings=np.bytes_(b"bad_quality good_quality"))
+    _ds(hs, "height_segment_type", np.ones(n) if seg_type is None else seg_type, np.int8)
+    _ds(hs, "height_segment_ssh_flag", np.zeros(n) if ssh is None else ssh, np.int8,
+        flag_values=np.array([0, 1], np.int8), flag_meanings=np.bytes_(b"sea_ice sea_surface"))
+
+
+def test_atl07_beams_without_segments_are_skipped_and_noted(tmp_path, caplog):
+    path = tmp_path / "ATL07-01_20190324002217_13070201_006_01.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("orbit_info/sc_orient", data=np.array([0], np.int8))
+        _atl07_beam(f, "gt1l", 4, quality=[1, 0, 1, 1])
+        f.create_dataset("gt2l/sea_ice_segments/stats/ds_si_hist_bins", data=np.arange(5))  # only stats
+        _atl07_beam(f, "gt3l", 0)  # zero segments
+        _atl07_beam(f, "gt1r", 3)  # weak beam, read with beams='all'
+    notes = []
+    tracks = alt.open_altimetry(path, notes=notes)
+    assert [t.beam for t in tracks] == ["gt1l"]
+    assert list(tracks[0].quality) == [True, False, True, True]  # height_segment_quality by its meanings
+    assert notes == [f"{path}: gt2l: no sea_ice_segments/latitude (only stats): skipped",
+                     f"{path}: gt3l: 0 segments: skipped"]
+    notes = []
+    assert [t.beam for t in alt.read_icesat2(path, beams="all", notes=notes)] == ["gt1l", "gt1r"]
+    assert len(notes) == 2
+    notes = []
+    assert alt.read_icesat2(path, beams=["gt2l", "gt2r"], notes=notes) == []  # every requested beam empty
+    assert notes == [f"{path}: gt2r: no gt2r group in the granule: skipped",
+                     f"{path}: gt2l: no sea_ice_segments/latitude (only stats): skipped"]
+    with caplog.at_level("WARNING", logger="seaice_jax.altimetry.icesat2"):
+        alt.read_icesat2(path)  # without a notes list the skips are logged, never silent
+    assert sum("skipped" in r.getMessage() for r in caplog.records) == 2
+
+
+# ------------------------------------------------------------------------------- SWOT quality names
+@pytest.mark.parametrize("qual", ["ssha_karin_2_qual", "ssh_karin_2_qual", "ssh_karin_qual", "ssha_karin_qual"])
+def test_swot_screened_by_whichever_quality_variable_it_has(tmp_path, qual):
+    path = tmp_path / "SWOT_L2_LR_SSH_Unsmoothed_486_005_20230409T233402_20230410T002508_PIA1_01.nc"
+    _hand_swot(path)
+    with netCDF4.Dataset(path, "a") as root:
+        for side in ("left", "right"):
+            if qual != "ssh_karin_2_qual":
+                root.groups[side].renameVariable("ssh_karin_2_qual", qual)
+    left, right = alt.open_altimetry(path)
+    np.testing.assert_array_equal(left.quality, [[True, True, False], [False, True, False]])
+    assert left.attrs["quality_variable"] == qual
+
+
+def test_swot_without_a_quality_variable_is_refused(tmp_path):
+    path = tmp_path / "SWOT_L2_LR_SSH_Unsmoothed_486_005_20230409T233402_20230410T002508_PIA1_01.nc"
+    _hand_swot(path)
+    with netCDF4.Dataset(path, "a") as root:
+        root.groups["left"].renameVariable("ssh_karin_2_qual", "karin_quality_bits")
+    with pytest.raises(alt.AltimetryFormatError) as e:
+        alt.open_altimetry(path)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(str(path))
+    assert "no ssha_karin_2_qual / ssh_karin_2_qual quality variable: refusing to read SWOT pixels unscreened" in msg

@@ -148,7 +148,7 @@ def test_cluster_split_covers_every_scene_once(scenes, tmp_path):
 def test_a_run_killed_while_writing_leaves_no_shard_under_a_final_name(scenes, tmp_path, monkeypatch):
     _, files = scenes
     original = shards.extract_patches
-    monkeypatch.setattr(shards, "extract_patches", lambda s, p: dying_gen(original, s, p))
+    monkeypatch.setattr(shards, "extract_patches", lambda s, p, **kw: dying_gen(original, s, p))
     with pytest.raises(KeyboardInterrupt):
         shards.convert_scene(files[0], str(tmp_path), SPEC)
     assert os.listdir(tmp_path) == []  # no shard, no sidecar, no temporary file

@@ -228,7 +228,8 @@ def test_evaluate_elevation_by_compensation(sequence_dir, tmp_path):
     pred.mkdir()
     j = str(tmp_path / "E" / "E.json")
     rc = evaluate_elevation.main(["--pred", str(pred), "--scenes", *paths, "--tracks", os.path.join(out, "altimetry"),
-                                  "--json", j, "--no_loo", "--drift-compensation", "none", "estimated", "true",
+                                  "--json", j, "--no_loo", "--methods", "nearest",
+                                  "--drift-compensation", "none", "estimated", "true",
                                   "--drift", dr])
     assert rc == 0
     with open(j) as f:

@@ -1,8 +1,12 @@
-"""Elevation (freeboard) model: the training loss glue, crops with re-indexed footprints, a tiny train
-step, inference writing `freeboard`, per-scene calibration and the evaluation on a known answer."""
+"""Freeboard in the one pipeline: altimeter points in the shards, tracks hidden and rasterized as inputs,
+the freeboard loss (Huber + Gaussian NLL, kinds apart) in the main loop, inference with and without
+tracks, and the evaluation (held-out tracks, distance bins, uncertainty calibration)."""
 
 import glob
+import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -10,36 +14,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from seaice_jax import trained_model
 from seaice_jax.altimetry import metrics as am
 from seaice_jax.altimetry.collocate import collocate
+from seaice_jax.data import points as pts
 from seaice_jax.elevation import calibrate as cal
-from seaice_jax.elevation import data as edata
 from seaice_jax.elevation import evaluate as ev
-from seaice_jax.elevation.train import elevation_loss, make_elevation_step
+from seaice_jax.elevation.data import read_altimetry
 from seaice_jax.synthetic import write_synthetic_scenes
 
-
-def _tiny_config():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("elev_cfg", os.path.join(os.path.dirname(__file__), "..",
-                                                                         "configs", "elevation.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config()
-    c.data.synthetic.train_scenes = 2
-    c.data.synthetic.size = (96, 96)
-    c.data.synthetic.seed = 3
-    c.data.patch_size = 32
-    c.model.filters = [4, 8]
-    c.train.batch_size = 2
-    c.train.num_steps = 2
-    c.train.log_every = 1
-    c.train.checkpoint_every = 2
-    c.eval.tile = 64
-    c.eval.stride = 32
-    c.elevation.points_per_crop = 128
-    return c
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAR = ("nersc_sar_primary", "nersc_sar_secondary", "sar_incidenceangle", "distance_map")
 
 
 @pytest.fixture(scope="module")
@@ -49,79 +33,257 @@ def scenes_dir(tmp_path_factory):
     return d
 
 
-class _Cfg:
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
+@pytest.fixture(scope="module")
+def shards(scenes_dir, tmp_path_factory):
+    """The scenes converted with their tracks (32 px patches, at most 96 points each)."""
+    from seaice_jax.data.shards import ALTIMETRY_INDEX, PatchSpec, convert_scenes
+    from seaice_jax.elevation.collocation import SceneAltimetry
+
+    out = str(tmp_path_factory.mktemp("elev_shards"))
+    spec = PatchSpec(32, 32, 1, 16, SAR + ("btemp_36_5v",), max_points=96, max_time_gap_h=6.0)
+    alt = SceneAltimetry([os.path.join(scenes_dir, "altimetry")], max_time_gap_h=6.0,
+                         index_cache=os.path.join(out, ALTIMETRY_INDEX))
+    done, errors = convert_scenes([scenes_dir], out, spec, progress=False, altimetry=alt)
+    assert not errors and len(done) == 2
+    return out
 
 
-def test_elevation_loss_freeboard_term_hand_computed():
-    # one 2x2 map per batch item; two points, the second masked out
-    fb = jnp.array([[[0.2, 0.4], [0.6, 0.8]]])
-    batch = {"fb_index": jnp.array([[[0, 1], [3, 0]]]), "fb_weight": jnp.array([[[0.5, 0.5], [1.0, 0.0]]]),
-             "fb_value": jnp.array([[0.5, 0.0]]), "fb_sigma": jnp.array([[0.1, 0.1]]),
-             "fb_mask": jnp.array([[True, False]])}
-    ecfg = _Cfg(huber_delta=0.3, sigma_floor=0.01, weight=2.0)
-    loss, metrics = elevation_loss({"freeboard": fb}, batch, None, ecfg)
-    # footprint mean 0.3, residual -0.2, huber 0.5 * 0.04 = 0.02; x weight 2
-    np.testing.assert_allclose(float(metrics["freeboard"]), 0.02, rtol=1e-5)
-    np.testing.assert_allclose(float(loss), 0.04, rtol=1e-5)
+def elevation_config(shards_dir: str, **train):
+    """configs/elevation.py made tiny: 32 px patches, filters (4, 8), 3 steps on 2 devices."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("elev_cfg", os.path.join(ROOT, "configs", "elevation.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    c = mod.get_config()
+    c.data.shards = shards_dir
+    c.data.channels = ("nersc_sar_primary", "nersc_sar_secondary", "btemp_36_5v", "freeboard_points",
+                       "freeboard_mask")
+    c.data.patch_size = 32
+    c.model.filters = (4, 8)
+    c.train.batch_size = 4
+    c.train.num_devices = 2
+    c.train.num_steps = 3
+    c.train.log_every = 1
+    c.train.checkpoint_every = 3
+    c.train.eval_every = 1000
+    c.optim.warmup_steps = 1
+    c.eval.tile = 64
+    c.eval.stride = 32
+    c.train.update(train)
+    return c
 
 
-def test_crop_footprints_reindexed(scenes_dir):
-    tracks, _ = edata.read_altimetry(os.path.join(scenes_dir, "altimetry"))
-    scenes = edata.load_elevation_scenes(sorted(glob.glob(os.path.join(scenes_dir, "*_prep.nc"))), tracks,
-                                         ("nersc_sar_primary", "nersc_sar_secondary"))
-    es = max(scenes, key=lambda s: len(s.colloc))
-    assert len(es.colloc) > 20
-    field = np.random.default_rng(0).uniform(size=es.scene.shape).astype(np.float32)
-    r0, c0, p = 16, 24, 48
-    out = edata.crop_footprints(es.colloc, r0, c0, p, 400)
-    assert out["fb_mask"].sum() > 0
-    crop = field[r0:r0 + p, c0:c0 + p]
-    from seaice_jax.altimetry.loss import footprint_mean
-    got = np.asarray(footprint_mean(jnp.asarray(crop), out["fb_index"], out["fb_weight"]))[out["fb_mask"]]
-    full = am.footprint_means(field, es.colloc)
-    # exact: each kept point's crop mean equals its scene mean
-    sel = [np.flatnonzero(es.colloc.value == v)[0] for v in out["fb_value"][out["fb_mask"]]]
-    np.testing.assert_allclose(got, full[sel], rtol=1e-5)
-
-
-def test_tiny_train_step_of_the_elevation_model(scenes_dir):
-    c = _tiny_config()
-    tracks, _ = edata.read_altimetry(os.path.join(scenes_dir, "altimetry"))
-    channels = trained_model.input_channels(c)
-    scenes = edata.load_elevation_scenes(sorted(glob.glob(os.path.join(scenes_dir, "*_prep.nc"))), tracks, channels)
-    sampler = edata.CropSampler(scenes, 32, 128, c.data.max_regions, 0)
-    fns, tx, state = trained_model.initial_state(c)
-    step = jax.jit(make_elevation_step(fns, tx, c.loss, c.elevation))
-    batch = sampler.batch(2)
-    out, _ = fns.apply_train(state.params, state.batch_stats, batch["inputs"])
-    assert out["freeboard"].shape == (2, 32, 32) and bool(jnp.all(out["freeboard"] >= 0))
-    state, m = step(state, batch)
-    state, m = step(state, batch)
-    assert int(state.step) == 2 and np.isfinite(float(m["loss"])) and float(m["points"]) > 0
-
-
-def test_train_infer_writes_freeboard_and_evaluation_runs(scenes_dir, tmp_path):
-    from seaice_jax.inference import predict_files
+@pytest.fixture(scope="module")
+def workdir(shards, tmp_path_factory):
     from seaice_jax.train import train_and_evaluate
-    c = _tiny_config()
-    work = str(tmp_path / "w")
-    res = train_and_evaluate(c, work)
-    assert res["step"] == 2 and np.isfinite(res["loss"])
+
+    work = str(tmp_path_factory.mktemp("elev_work"))
+    result = train_and_evaluate(elevation_config(shards), work)
+    assert result["step"] == 3
+    return work
+
+
+def _loss_cfg(**kw):
+    from seaice_jax.config import base_config
+
+    c = base_config().loss
+    c.update(kw)
+    return c
+
+
+def test_freeboard_loss_hand_computed_and_kinds_never_mixed():
+    from seaice_jax.losses import freeboard_loss
+
+    fb = jnp.array([[[0.2, 0.4], [0.6, 0.8]]])  # [B=1, 2, 2]
+    sigma_map = jnp.full((1, 2, 2), 0.3)
+    # three points: laser (footprint mean 0.3, value 0.5), radar (value 9: must not touch the laser head),
+    # laser but not in the loss
+    batch = {"fb_index": jnp.array([[[0, 1], [3, 0], [2, 0]]]), "fb_weight": jnp.array([[[0.5, 0.5], [1.0, 0.0],
+                                                                                        [1.0, 0.0]]]),
+             "fb_value": jnp.array([[0.5, 9.0, 5.0]]), "fb_sigma": jnp.array([[0.4, 0.1, 0.1]]),
+             "fb_kind": jnp.array([[0, 1, 0]]), "fb_loss": jnp.array([[True, True, False]])}
+    cfg = _loss_cfg(freeboard_huber_delta=0.3, freeboard_sigma_floor=0.01, freeboard_nll_weight=0.5)
+    total, m = freeboard_loss({"freeboard": fb, "freeboard_uncertainty": sigma_map}, batch, cfg)
+    # Huber of the residual -0.2 (inside delta): 0.5 * 0.04; one point, so its weight cancels
+    np.testing.assert_allclose(float(m["freeboard"]), 0.02, rtol=1e-6)
+    v = 0.3 ** 2 + 0.4 ** 2  # predicted and stated variances add
+    nll = 0.5 * (0.04 / v + np.log(v))
+    np.testing.assert_allclose(float(m["freeboard_nll"]), nll, rtol=1e-5)
+    np.testing.assert_allclose(float(total), 0.02 + 0.5 * nll, rtol=1e-5)
+    assert float(m["freeboard_points"]) == 1.0 and "radar_freeboard" not in m
+    # the NLL moves only the uncertainty head: its gradient w.r.t. the freeboard map is the Huber's
+    g = jax.grad(lambda f: freeboard_loss({"freeboard": f, "freeboard_uncertainty": sigma_map}, batch, cfg)[0])(fb)
+    g_huber = jax.grad(lambda f: freeboard_loss({"freeboard": f}, batch, cfg)[0])(fb)
+    np.testing.assert_allclose(np.asarray(g), np.asarray(g_huber), rtol=1e-6)
+
+
+def test_patch_points_rebased_to_the_patch_keep_the_scene_footprint_means(shards):
+    points = pts.ScenePoints.load(sorted(glob.glob(os.path.join(shards, "*.altimetry.npz")))[0])
+    assert len(points) > 50 and set(np.unique(points.kind)) == {pts.kind_index("laser")}
+    field = np.random.default_rng(0).uniform(size=points.shape).astype(np.float32)
+    r0, c0, p = 32, 32, 32
+    got = pts.patch_points(points, r0, c0, p, max_points=4096)
+    n = int((got["fb_kind"] != pts.NO_POINT).sum())
+    assert n > 0 and np.all(got["fb_kind"][n:] == pts.NO_POINT) and np.all(got["fb_track"][n:] == -1)
+    pix = got["fb_pixel"][:n].astype(int)
+    w = got["fb_weight"][:n].astype(np.float64)
+    assert pix.min() >= 0 and pix.max() < p
+    np.testing.assert_allclose(w.sum(1), 1.0, atol=2e-3)
+    crop = field[r0:r0 + p, c0:c0 + p]
+    patch_means = (crop[pix[..., 0], pix[..., 1]] * w).sum(1)
+    # points whose whole footprint lies in the patch: the same footprint mean as on the scene
+    cr, cc = np.rint(points.centre_row), np.rint(points.centre_col)
+    inside = ((cr >= r0) & (cr < r0 + p) & (cc >= c0) & (cc < c0 + p))
+    whole = inside & np.all((points.weight == 0) | ((points.rows >= r0) & (points.rows < r0 + p)
+                                                      & (points.cols >= c0) & (points.cols < c0 + p)), 1)
+    scene_means = (field[points.rows, points.cols] * points.weight).sum(1)
+    by_value = dict(zip(points.value[whole].round(6), scene_means[whole], strict=True))
+    values = got["fb_value"][:n].round(6)
+    matched = [(m, by_value[v]) for m, v in zip(patch_means, values, strict=True) if v in by_value]
+    assert len(matched) > 10
+    np.testing.assert_allclose(*zip(*matched, strict=True), atol=2e-3)
+    # a cap keeps an evenly spaced subset, the same every time
+    few = pts.patch_points(points, r0, c0, p, max_points=7)
+    assert (few["fb_kind"] != pts.NO_POINT).sum() == 7
+    np.testing.assert_array_equal(few["fb_value"], pts.patch_points(points, r0, c0, p, max_points=7)["fb_value"])
+
+
+def test_flips_move_the_points_with_their_pixels_on_host_and_device():
+    from seaice_jax.data import device_augment, pipeline
+
+    rng = np.random.default_rng(3)
+    p = 8
+    field = rng.uniform(size=(p, p)).astype(np.float32)
+    pixel = rng.integers(0, p, (5, 3, 2)).astype(np.int16)
+    at = field[pixel[..., 0], pixel[..., 1]]
+    for fh in (False, True):
+        for fw in (False, True):
+            for k in range(4):
+                patch = {name: np.zeros((p, p), np.uint8) for name in pipeline.SPATIAL_FIELDS}
+                patch["inputs"] = field[..., None]
+                patch["fb_pixel"] = pixel
+                out = pipeline.flip_rotate(patch, fh, fw, k)
+                moved = out["fb_pixel"].astype(int)
+                np.testing.assert_array_equal(out["inputs"][..., 0][moved[..., 0], moved[..., 1]], at)
+    batch = {"inputs": jnp.asarray(np.stack([field[..., None]] * 6)), "fb_pixel": jnp.asarray(np.stack([pixel] * 6))}
+    out = device_augment.random_flip_rotate(batch, jax.random.key(0), fields=("inputs",))
+    for b in range(6):
+        moved = np.asarray(out["fb_pixel"][b])
+        np.testing.assert_array_equal(np.asarray(out["inputs"][b, ..., 0])[moved[..., 0], moved[..., 1]], at)
+
+
+def test_whole_tracks_are_hidden_rasterized_from_the_visible_ones_and_carry_the_loss():
+    p, n = 8, 6
+    pixel = np.zeros((1, n, 2, 2), np.int16)
+    pixel[0, :, 0] = [[0, 0], [0, 1], [2, 2], [2, 3], [5, 5], [7, 7]]
+    pixel[0, :, 1] = pixel[0, :, 0]
+    weight = np.zeros((1, n, 2), np.float16)
+    weight[0, :, 0] = 1.0
+    batch = {"inputs": jnp.zeros((1, p, p, 1)), "fb_pixel": jnp.asarray(pixel), "fb_weight": jnp.asarray(weight),
+             "fb_value": jnp.asarray([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]], jnp.float32),
+             "fb_sigma": jnp.full((1, n), 0.03), "fb_surface": jnp.zeros((1, n), jnp.uint8),
+             "fb_kind": jnp.asarray([[0, 0, 0, 0, 1, pts.NO_POINT]], jnp.uint8),
+             "fb_mission": jnp.zeros((1, n), jnp.uint8), "fb_track": jnp.asarray([[0, 0, 1, 1, 2, -1]], jnp.int16),
+             "fb_time_gap": jnp.zeros((1, n))}
+    channels = ("nersc_sar_primary", "freeboard_points", "freeboard_mask")
+    seen = set()
+    for seed in range(40):
+        out = pts.add_point_inputs(batch, jax.random.key(seed), channels, p, pts.PointOptions(0.5, 0.0))
+        hidden = np.asarray(out["fb_loss"][0])
+        assert hidden[0] == hidden[1] and hidden[2] == hidden[3] and not hidden[5]  # whole tracks; no padding
+        plane, mask = np.asarray(out["inputs"][0, ..., 1]), np.asarray(out["inputs"][0, ..., 2])
+        for i in range(4):  # laser points: in the input exactly when not hidden
+            r, c = pixel[0, i, 0]
+            assert mask[r, c] == (0.0 if hidden[i] else 1.0)
+            assert plane[r, c] == pytest.approx(0.0 if hidden[i] else 0.1 * (i + 1))
+        assert mask[5, 5] == 0.0  # the radar point never enters a laser channel
+        seen.add((bool(hidden[0]), bool(hidden[2])))
+    assert len(seen) == 4  # every combination of the two laser tracks occurs
+    everything = pts.add_point_inputs(batch, jax.random.key(0), channels, p, pts.PointOptions(0.0, 1.0))
+    assert np.asarray(everything["fb_loss"][0]).tolist() == [True] * 5 + [False]
+    assert float(jnp.abs(everything["inputs"][..., 1:]).sum()) == 0.0
+    # without point channels the model sees no track and every point counts
+    plain = pts.add_point_inputs(batch, jax.random.key(0), ("nersc_sar_primary",), p, pts.PointOptions())
+    assert plain["inputs"].shape == (1, p, p, 1) and np.asarray(plain["fb_loss"][0]).sum() == 5
+
+
+def test_conversion_with_altimetry_counts_every_point_and_declares_the_features(scenes_dir, shards):
+    import tensorflow_datasets as tfds
+
+    from seaice_jax.data import compact, pipeline
+
+    sides = []
+    for path in sorted(glob.glob(os.path.join(shards, "*_prep.json"))):
+        with open(path) as f:
+            sides.append(json.load(f))
+    for side in sides:
+        a = side["altimetry"]
+        accounted = (a["collocated"] + a["outside"] + a["outside_time_window"] + a["on_land"]
+                     + sum(a["refused"].values()))
+        assert a["points_read"] == accounted and a["collocated"] > 0
+        assert os.path.exists(os.path.join(shards, a["points_file"]))
+    with open(os.path.join(shards, "manifest.json")) as f:
+        manifest = json.load(f)
+    assert manifest["format_version"] == compact.FORMAT_VERSION == 3
+    assert manifest["altimetry"]["collocated"] == sum(s["altimetry"]["collocated"] for s in sides)
+    builder = tfds.builder_from_directory(shards)
+    assert "fb_value" in builder.info.features and builder.info.features["fb_pixel"].shape == (96, 8, 2)
+    assert pipeline.load_layout(shards).max_points == 96
+    records = builder.as_data_source(split="train")
+    counts = [int((records[i]["fb_kind"] != pts.NO_POINT).sum()) for i in range(len(records))]
+    assert sum(counts) > 0 and max(counts) <= 96
+    # a record read by TFDS and by the project's decoder alike
+    from array_record.python.array_record_module import ArrayRecordReader
+
+    reader = ArrayRecordReader(os.path.join(shards, "seaice-train.array_record-00000"))
+    ours = compact.decode_patch(reader.read([0])[0], pipeline.load_layout(shards))
+    reader.close()
+    np.testing.assert_array_equal(ours["fb_value"], records[0]["fb_value"])
+
+
+def test_trained_freeboard_model_runs_with_and_without_tracks(scenes_dir, workdir, tmp_path):
+    from seaice_jax.elevation.collocation import SceneAltimetry
+    from seaice_jax.inference import predict_files
+
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    assert all(np.isfinite(r["freeboard"]) and r["freeboard_points"] > 0 for r in rows if r["split"] == "train")
     scenes = sorted(glob.glob(os.path.join(scenes_dir, "*_prep.nc")))
-    written = predict_files(work, scenes, str(tmp_path / "p"))
-    with xr.open_dataset(written[0]) as ds:
-        fb = ds["freeboard"].values
-        assert ds["freeboard"].attrs["units"] == "m"
-        with xr.open_dataset(scenes[0]) as sc:
-            land = sc["ice_truth"].values == 255
-    assert fb.shape == (96, 96) and np.all(np.isnan(fb[land])) and np.nanmin(fb) >= 0
+    alt = SceneAltimetry([os.path.join(scenes_dir, "altimetry")], max_time_gap_h=6.0)
+    with_tracks = predict_files(workdir, scenes[:1], str(tmp_path / "with"), altimetry=alt)
+    sar_only = predict_files(workdir, scenes[:1], str(tmp_path / "sar"))
+    with xr.open_dataset(with_tracks[0]) as a, xr.open_dataset(sar_only[0]) as b:
+        assert a["freeboard"].attrs["units"] == "m" and a["freeboard_uncertainty"].attrs["units"] == "m"
+        assert a["freeboard_uncertainty"].attrs["standard_name"] == "sea_ice_freeboard standard_error"
+        assert a.attrs["altimetry_input_points"] > 0 and b.attrs["altimetry_input_points"] == 0
+        fa, fb = a["freeboard"].values, b["freeboard"].values
+        ua = a["freeboard_uncertainty"].values
+        assert np.nanmin(fa) >= 0 and np.nanmin(ua) > 0
+        assert not np.allclose(fa, fb, equal_nan=True)  # the tracks are inputs: they change the map
+
+
+def test_evaluation_scores_the_model_with_and_without_tracks_by_distance_and_uncertainty(scenes_dir, workdir,
+                                                                                        tmp_path):
+    from seaice_jax.elevation.collocation import SceneAltimetry
+    from seaice_jax.inference import predict_files
+
+    scenes = sorted(glob.glob(os.path.join(scenes_dir, "*_prep.nc")))
+    alt = SceneAltimetry([os.path.join(scenes_dir, "altimetry")], max_time_gap_h=6.0)
+    predict_files(workdir, scenes, str(tmp_path / "p"), altimetry=alt)
     result = ev.evaluate(str(tmp_path / "p"), scenes, [os.path.join(scenes_dir, "altimetry")],
-                         methods=("model", "quantile_mapping", "nearest"), track_counts=(1, 2))
-    row = result["pooled"]["methods"]["model"]
-    assert row["rmse_80m"] is not None and row["loo_rmse"] is not None
-    assert set(result["pooled"]["by_tracks"]) == {"1", "2"}
+                         methods=("model", "model_sar_only", "nearest"), track_counts=(1,))
+    methods = result["pooled"]["methods"]
+    assert set(methods) == {"model", "model_sar_only", "nearest"}
+    for m in methods.values():
+        assert m["rmse_80m"] is not None and m["rmse_400m"] is not None and m["loo_rmse"] is not None
+    assert result["settings"]["model_workdir"] == os.path.abspath(workdir)  # found through the files
+    assert set(result["by_distance"]["bins"]) == {"0-1 km", "1-5 km", "5-20 km", "> 20 km"}
+    assert result["by_distance"]["bins"]["0-1 km"]["n"] > 0
+    u = result["uncertainty"]
+    assert u["n_points"] > 0 and 0.0 <= u["within_1sigma"] <= u["within_2sigma"] <= 1.0
+    # one run per input-track set: without each held-out track, all tracks for the subsets, none
+    assert result["settings"]["model_runs"] <= sum(s["tracks"] + 3 for s in result["scenes"].values())
 
 
 def test_evaluation_known_answer_perfect_map(scenes_dir, tmp_path):
@@ -144,11 +306,25 @@ def test_evaluation_known_answer_perfect_map(scenes_dir, tmp_path):
     assert row["bias"] == pytest.approx(0.0, abs=1e-6) and row["r"] == pytest.approx(1.0, abs=1e-6)
     assert 0.02 < row["loo_rmse"] < 0.2
     assert result["pooled"]["by_tracks"]["1"]["methods"]["model"]["rmse_80m"] == pytest.approx(0.0, abs=1e-6)
+    assert all(b["methods"]["model"] in (None, pytest.approx(0.0, abs=1e-6))
+               for b in result["by_distance"]["bins"].values())
+    assert "no model workdir" in " ".join(result["notes"])
     assert "|" in ev.markdown_table(result)
 
 
+def test_nothing_to_evaluate_is_one_error(scenes_dir, tmp_path):
+    scenes = sorted(glob.glob(os.path.join(scenes_dir, "*_prep.nc")))
+    empty = tmp_path / "none"
+    empty.mkdir()
+    with pytest.raises(ev.EvaluationError, match="no laser freeboard track read"):
+        ev.evaluate(str(tmp_path), scenes, [str(empty)], methods=("nearest",))
+    with pytest.raises(ev.EvaluationError, match="no laser track point falls on the 2 scene"):
+        ev.evaluate(str(tmp_path), scenes, [os.path.join(scenes_dir, "altimetry")], methods=("nearest",),
+                    max_time_gap_h=1e-4)
+
+
 def test_calibration_recovers_scale_and_offset(scenes_dir):
-    tracks, _ = edata.read_altimetry(os.path.join(scenes_dir, "altimetry"))
+    tracks = read_altimetry(os.path.join(scenes_dir, "altimetry")).of_kind("laser")
     from seaice_jax.data.scene import open_scene
     path = sorted(glob.glob(os.path.join(scenes_dir, "*_prep.nc")))[0]
     scene = open_scene(path, channels=("nersc_sar_primary",))
@@ -159,3 +335,54 @@ def test_calibration_recovers_scale_and_offset(scenes_dir):
     scale, offset = cal.fit_calibration(biased, c, "scale_offset", min_points=5)
     np.testing.assert_allclose([scale, offset], [2.0, 0.1], atol=1e-4)
     assert cal.fit_calibration(biased, c, "none") == (1.0, 0.0)
+
+
+def test_a_config_that_needs_points_refuses_shards_without_them(tmp_path):
+    from seaice_jax.data.sources import check_points
+
+    c = elevation_config("unused")
+    with pytest.raises(ValueError, match="holds no altimeter points.*--altimetry"):
+        check_points(c, ("nersc_sar_primary", "freeboard_points"), False, "shards/")
+    c.loss.weights.freeboard = 0.0
+    with pytest.raises(ValueError, match="loss.weights.freeboard is 0"):
+        check_points(c, ("nersc_sar_primary",), True, "shards/")
+    c = elevation_config("unused")
+    c.data.track_dropout = 0.0
+    c.data.all_tracks_hidden = 0.0
+    with pytest.raises(ValueError, match="no track is ever hidden"):
+        check_points(c, ("freeboard_points",), True, "shards/")
+
+
+def test_two_processes_train_the_elevation_config_as_one(shards, workdir, tmp_path):
+    """The elevation config in the main loop across two jax.distributed processes (2 x 2 devices): the
+    same losses (freeboard term included) as the one-process run of `workdir` (2 devices)."""
+    from tests.test_train import free_port, losses_of
+
+    cfg_path = tmp_path / "cfg.py"
+    cfg_path.write_text(
+        "from tests.test_elevation import elevation_config\n"
+        f"def get_config(arg=None):\n    return elevation_config({shards!r}, num_devices=0)\n")
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    port = free_port()
+    cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), f"--config={cfg_path}"]
+    logs = [tmp_path / f"process_{i}.log" for i in range(2)]
+    procs = []
+    for i in range(2):
+        with open(logs[i], "w") as log:
+            procs.append(subprocess.Popen(cmd + [f"--workdir={tmp_path / 'multi'}", f"--coordinator=127.0.0.1:{port}",
+                                                 "--num-processes=2", f"--process-id={i}"],
+                                          env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+    try:
+        for p in procs:
+            p.wait(timeout=400)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    outs = [log.read_text() for log in logs]
+    assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
+    assert outs[0].splitlines()[0] == "training on 4 of 4 cpu device(s) in 2 processes", outs[0][:2000]
+    multi, single = losses_of(str(tmp_path / "multi")), losses_of(workdir)
+    assert sorted(multi) == sorted(single) == [1, 2, 3]
+    np.testing.assert_allclose([multi[s] for s in (1, 2, 3)], [single[s] for s in (1, 2, 3)], rtol=2e-4)

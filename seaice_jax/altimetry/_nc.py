@@ -54,15 +54,43 @@ def read_time(ds, name, fname, default_units: str) -> np.ndarray:
     return seconds_since_to_unix(data, units, fname)
 
 
+def attr_text(value) -> str:
+    """An attribute as one string, whatever way the file stores it: a str, fixed-length bytes
+    (HDF5 files written with h5py / the ICESat-2 SIPS), or an array / list of either (netCDF-4 writes
+    NC_STRING attributes as variable-length strings in arrays: the NSIDC ordering-service subsets).
+    The elements of an array are joined with spaces; None is ''."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):  # also np.bytes_
+        return value.decode("utf-8", "replace").strip("\x00 ")
+    if isinstance(value, str):  # also np.str_
+        return value
+    if isinstance(value, (np.ndarray, list, tuple)):
+        parts = (attr_text(v) for v in np.asarray(value, dtype=object).ravel())
+        return " ".join(p for p in parts if p)
+    return str(value)
+
+
+def attr_ints(value) -> list[int] | None:
+    """Integer flag values / masks as a list: numeric arrays or scalars, or (seldom) a string of numbers."""
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.dtype.kind in "SUO":
+        try:
+            return [int(float(x)) for x in attr_text(value).replace(",", " ").split()]
+        except ValueError:
+            return None
+    return [int(x) for x in np.atleast_1d(arr).ravel().tolist()]
+
+
 def flag_meanings(v) -> dict[str, int]:
     """meaning -> value (flag_values) or mask (flag_masks), from the variable's attributes."""
-    names = str(getattr(v, "flag_meanings", "")).split()
+    names = attr_text(getattr(v, "flag_meanings", None)).split()
     for key in ("flag_masks", "flag_values"):
-        vals = getattr(v, key, None)
-        if vals is not None:
-            vals = np.atleast_1d(vals).tolist()
-            if len(vals) == len(names):
-                return {n: int(x) for n, x in zip(names, vals, strict=True)}
+        vals = attr_ints(getattr(v, key, None))
+        if vals is not None and len(vals) == len(names):
+            return {n: x for n, x in zip(names, vals, strict=True)}
     return {}
 
 

@@ -156,15 +156,21 @@ def footprint_pixels(row, col, along_m, across_m, direction, shape, spacing_m, o
     return pix, counts / max(ri.size, 1)
 
 
+COUNT_KEYS = ("points_read", "outside_time_window", "outside", "bad_quality", "on_land", "collocated")
+
+
 def collocate(scene: SceneLike, tracks, max_time_gap=None, *, quality_only: bool = True, max_pixels: int | None = None,
               min_inside: float = 0.5, spacing_m: tuple[float, float] | None = None,
-              oversample: int = 3) -> Collocation:
+              oversample: int = 3, counts: dict | None = None) -> Collocation:
     """Collocates `tracks` (Tracks) with `scene` (anything with .shape, .tie_points, .start_time).
 
     max_time_gap: seconds or timedelta (None: no time limit); spacing_m: ground metres of one line /
     sample step (default from the tie points); a point is dropped when under `min_inside` of its
-    footprint falls inside the scene.
+    footprint falls inside the scene. counts: a dict to which the fate of every point is added
+    (COUNT_KEYS: read, outside the time window, outside the scene (centre or most of the footprint),
+    bad quality, on land or SAR no-data, collocated).
     """
+    tally = dict.fromkeys(COUNT_KEYS, 0)
     h, w = scene.shape
     tp = scene.tie_points
     if tp is None:
@@ -182,35 +188,46 @@ def collocate(scene: SceneLike, tracks, max_time_gap=None, *, quality_only: bool
     for ti, tr in enumerate(tracks):
         if len(tr) == 0:
             continue
+        tally["points_read"] += len(tr)
         dt_all = tr.time - t_start if t_start is not None else np.full(len(tr), np.nan)
         # cheap prefilter (time, latitude band) before the tie-point inversion
-        pre = (tr.latitude >= lat_lo) & (tr.latitude <= lat_hi)
-        if gap is not None:
-            pre &= np.abs(dt_all) <= gap
+        in_time = np.abs(dt_all) <= gap if gap is not None else np.ones(len(tr), bool)
+        tally["outside_time_window"] += int((~in_time).sum())
+        pre = in_time & (tr.latitude >= lat_lo) & (tr.latitude <= lat_hi)
+        tally["outside"] += int((in_time & ~pre).sum())
         sel = np.flatnonzero(pre)
         if sel.size == 0:
             continue
         r, c = geo.latlon_to_pixel(tp, tr.latitude[sel], tr.longitude[sel])
         dr, dc = _directions(np.nan_to_num(r), np.nan_to_num(c), sp)
         keep = np.isfinite(r) & np.isfinite(c) & (r > -0.5) & (r < h - 0.5) & (c > -0.5) & (c < w - 0.5)
+        tally["outside"] += int((~keep).sum())
         if quality_only:
+            tally["bad_quality"] += int((keep & ~tr.quality[sel]).sum())
             keep &= tr.quality[sel]
         dt = dt_all[sel]
         if valid is not None:
             ri = np.clip(np.rint(np.nan_to_num(r)), 0, h - 1).astype(int)
             ci = np.clip(np.rint(np.nan_to_num(c)), 0, w - 1).astype(int)
-            keep &= np.asarray(valid)[ri, ci]
+            on_valid = np.asarray(valid)[ri, ci]
+            tally["on_land"] += int((keep & ~on_valid).sum())
+            keep &= on_valid
         for j in np.flatnonzero(keep):
             i = sel[j]
             pix, frac = footprint_pixels(r[j], c[j], float(tr.footprint_along[i]), float(tr.footprint_across[i]),
                                          (dr[j], dc[j]), (h, w), sp, oversample)
             total = frac.sum()
             if total < min_inside:
+                tally["outside"] += 1
                 continue
             per_point.append((pix, frac / total))
             rows_out.append((ti, i, r[j], c[j], dt[j], tr.value[i], tr.uncertainty[i], tr.surface[i],
                              tr.footprint_along[i], tr.footprint_across[i]))
     n = len(rows_out)
+    tally["collocated"] = n
+    if counts is not None:
+        for k, v in tally.items():
+            counts[k] = counts.get(k, 0) + v
     index = np.zeros((n, max([p.size for p, _ in per_point], default=1)), np.int32)
     weight = np.zeros(index.shape, np.float32)
     for j, (pix, wts) in enumerate(per_point):

@@ -15,17 +15,24 @@ Strong beams from `/orbit_info/sc_orient`: 0 backward -> gt*l strong, 1 forward 
 2 transition -> all beams kept (strength undetermined). `delta_time` counts seconds from the ATLAS
 SDP epoch 2018-01-01T00:00Z; `/ancillary_data/atlas_sdp_gps_epoch` (1198800018 GPS s) is used when present.
 h5py does not mask: `_FillValue`, `scale_factor`, `add_offset`, `flag_values` / `flag_meanings` are read
-from each dataset's attributes.
+from each dataset's attributes (fixed-length bytes, str, or arrays of variable-length strings as in
+files written through netCDF-4, e.g. NSIDC subsets).
+Quality: ATL10 `beam_fb_quality_flag` by its `flag_meanings` (release 006: -1 invalid, 1 best ... 5 poor;
+invalid and poor are bad), without meanings 0-4 good and -1 / 5 / fill bad; ATL07
+`height_segment_quality` by its meanings (1 good_quality, 0 bad_quality). A beam without segments is
+skipped with a note (`read_icesat2(..., notes=[])`), never the whole granule.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import re
 
 import numpy as np
 
+from seaice_jax.altimetry._nc import attr_ints, attr_text
 from seaice_jax.altimetry.track import (
     FLOE,
     ICESAT2_SPOT_M,
@@ -43,6 +50,8 @@ GPS_UTC_LEAP_2018 = 18.0  # GPS - UTC on 2018-01-01 (no leap second since 2017-0
 ATLAS_EPOCH_UNIX = ATLAS_SDP_GPS_EPOCH + GPS_EPOCH_UNIX - GPS_UTC_LEAP_2018  # = 1514764800
 FLOAT_FILL = np.float32(3.4028235e38)
 DEFAULT_SEGMENT_M = 60.0  # when a file has no segment length (150 photons: 27-200 m on strong beams)
+
+log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"(ATL0[7-9]|ATL10)-(\d\d)_(\d{14})_(\d{4})(\d\d)(\d\d)_(\d{3})_(\d\d)")
 
@@ -109,28 +118,32 @@ def _read_int(f, path, fname) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _flag_meanings(ds) -> dict[int, str]:
-    values, meanings = ds.attrs.get("flag_values", None), ds.attrs.get("flag_meanings", None)
-    if values is None or meanings is None:
+    """value -> meaning from `flag_values` / `flag_meanings` (bytes, str or arrays of either)."""
+    values = attr_ints(ds.attrs.get("flag_values", None))
+    names = attr_text(ds.attrs.get("flag_meanings", None)).split()
+    if not values or len(names) != len(values):
         return {}
-    if isinstance(meanings, bytes):
-        meanings = meanings.decode()
-    names = str(meanings).split()
-    values = np.atleast_1d(values).tolist()
-    return {int(v): n for v, n in zip(values, names, strict=True)} if len(names) == len(values) else {}
+    return {int(v): n for v, n in zip(values, names, strict=True)}
 
 
 _BAD_WORDS = ("bad", "invalid", "poor", "fill", "cloud")
 
+# ATL10 `beam_fb_quality_flag` without flag attributes. Release 006 (real granule, docs/altimetry.md
+# section 2): -1 invalid, 1 best, 2 high, 3 med, 4 low, 5 poor (fit of the along-track reference;
+# 'poor' freeboards are 0.2-1 m off). Older releases may use 0 for best: 0 is kept good, as it is
+# no worse than 1 under either numbering. Bad: -1, 5, the fill value and any other value.
+ATL10_GOOD_WITHOUT_MEANINGS = (0, 1, 2, 3, 4)
+# ATL07 `height_segment_quality` without flag attributes: 1 good_quality, 0 bad_quality.
+ATL07_GOOD_WITHOUT_MEANINGS = (1,)
 
-def _good_quality(f, path, fname, default_good: tuple[int, ...] | None) -> np.ndarray:
+
+def _good_quality(f, path, fname, default_good: tuple[int, ...]) -> np.ndarray:
     """Quality flag -> bool: from `flag_values` / `flag_meanings` (values whose meaning is not bad /
-    invalid / poor / fill / cloud), else the values in `default_good` (None: every non-fill value)."""
+    invalid / poor / fill / cloud), else the values in `default_good`. Fill values are never good."""
     values, valid = _read_int(f, path, fname)
     meanings = _flag_meanings(f[path])
     if meanings:
         good = [v for v, n in meanings.items() if not any(w in n.lower() for w in _BAD_WORDS)]
-    elif default_good is None:
-        return valid
     else:
         good = list(default_good)
     return valid & np.isin(values, good)
@@ -154,18 +167,26 @@ def _atlas_epoch_unix(f) -> float:
     return ATLAS_EPOCH_UNIX
 
 
-def _beams_to_read(f, fname, beams) -> list[str]:
+def _beams_to_read(f, fname, beams) -> tuple[list[str], list[str]]:
+    """(beams present to read, requested beams the granule does not hold)."""
     present = [b for b in BEAMS if b in f]
     if not present:
         raise AltimetryFormatError(fname, "no ICESat-2 beam groups (gt1l ... gt3r)")
     if beams == "all":
-        return present
+        return present, []
     if beams == "strong":
         if "orbit_info/sc_orient" not in f:
             raise AltimetryFormatError(fname, "missing dataset /orbit_info/sc_orient (needed for strong beams)")
         orient = int(np.asarray(f["orbit_info/sc_orient"][...]).ravel()[0])
-        return [b for b in strong_beams(orient) if b in present]
-    return [b for b in beams if b in present]
+        if orient not in (0, 1):  # transition: strength undetermined, every beam the granule holds
+            return present, []
+        wanted = list(strong_beams(orient))
+    else:
+        wanted = [beams] if isinstance(beams, str) else list(beams)
+        unknown = [b for b in wanted if b not in BEAMS]
+        if unknown:
+            raise ValueError(f"beams {unknown} are not ICESat-2 beams {BEAMS}")
+    return [b for b in wanted if b in present], [b for b in wanted if b not in present]
 
 
 def _layout(f, fname) -> str:
@@ -186,10 +207,53 @@ def _sc_orient(f):
     return int(np.asarray(f["orbit_info/sc_orient"][...]).ravel()[0]) if "orbit_info/sc_orient" in f else -1
 
 
-def read_icesat2(path, beams="strong") -> list[Track]:
-    """An ATL10 (either layout) or ATL07 granule -> one Track per beam.
+def _paths(layout: str, beam: str) -> tuple[str, str, str, str]:
+    """(segment group, heights group, value dataset, product) of one beam."""
+    if layout == "atl10":
+        base = f"{beam}/freeboard_segment"
+        return base, f"{base}/heights", f"{base}/beam_fb_height", "ATL10"
+    if layout == "atl10_r005":
+        base = f"{beam}/freeboard_beam_segment/beam_freeboard"
+        return base, f"{beam}/freeboard_beam_segment/height_segments", f"{base}/beam_fb_height", "ATL10"
+    base = f"{beam}/sea_ice_segments"
+    return base, f"{base}/heights", f"{base}/heights/height_segment_height", "ATL07"
+
+
+def _empty_beam(f, beam: str, base: str) -> str | None:
+    """Why a beam holds no segments ('no sea_ice_segments/latitude (only stats)', '0 segments'), or None.
+    Only a missing segment geolocation (or zero rows) counts: a beam with latitudes but without
+    another needed dataset is a broken file, refused by the reader."""
+    rel = base[len(beam) + 1:]
+    if base not in f:
+        return f"no {rel} group"
+    if f"{base}/latitude" not in f:
+        held = sorted(f[base].keys())
+        return f"no {rel}/latitude ({'only ' + ', '.join(held) if held else 'empty group'})"
+    if f[f"{base}/latitude"].shape[:1] == (0,):
+        return "0 segments"
+    return None
+
+
+def _note(notes: list[str] | None, line: str) -> None:
+    if notes is None:
+        log.warning("%s", line)
+    else:
+        notes.append(line)
+
+
+def read_icesat2(path, beams="strong", notes: list[str] | None = None) -> list[Track]:
+    """An ATL10 (either layout) or ATL07 granule -> one Track per beam with segments.
 
     beams: 'strong' (from `orbit_info/sc_orient`), 'all', or a list of beam names.
+    A requested beam without segments (subsets often keep only `stats` of a beam), or one the
+    granule does not hold, is skipped: one line per beam ('<file>: gt2r: no sea_ice_segments/latitude
+    (only stats): skipped') is appended to `notes` (logged as a warning when `notes` is None). A granule
+    whose every requested beam is skipped returns []. A file that is not an ATL07 / ATL10 granule, or
+    a beam with segments but without a needed dataset, raises AltimetryFormatError (one line).
+
+    ATL07 tracks carry `attrs['ssh_flag']` (bool per segment, `height_segment_ssh_flag` == 1: the
+    leads that reference the sea surface, see `kinds.atl07_freeboard`); every track carries
+    `attrs['flag_good']` (bool per segment: the product's own quality flag alone).
     """
     h5py = _h5py()
     fname = os.fspath(path)
@@ -203,55 +267,64 @@ def read_icesat2(path, beams="strong") -> list[Track]:
         orient = _sc_orient(f)
         strong = strong_beams(orient) if orient in (0, 1) else ()
         granule = os.path.basename(fname)
+        to_read, missing = _beams_to_read(f, fname, beams)
+        for beam in missing:
+            _note(notes, f"{fname}: {beam}: no {beam} group in the granule: skipped")
         out = []
-        for beam in _beams_to_read(f, fname, beams):
-            if layout == "atl10":
-                base, hs = f"{beam}/freeboard_segment", f"{beam}/freeboard_segment/heights"
-                value_path, product = f"{base}/beam_fb_height", "ATL10"
-            elif layout == "atl10_r005":
-                base = f"{beam}/freeboard_beam_segment/beam_freeboard"
-                hs = f"{beam}/freeboard_beam_segment/height_segments"
-                value_path, product = f"{base}/beam_fb_height", "ATL10"
-            else:
-                base, hs = f"{beam}/sea_ice_segments", f"{beam}/sea_ice_segments/heights"
-                value_path, product = f"{hs}/height_segment_height", "ATL07"
-            lat = _read_float(f, f"{base}/latitude", fname)
-            lon = _read_float(f, f"{base}/longitude", fname)
-            t = _read_float(f, f"{base}/delta_time", fname) + epoch
-            value = _read_float(f, value_path, fname)
-            n = value.shape[0]
-            if product == "ATL10":
-                # beam_fb_quality_flag values are U (docs): meanings from the attributes, else only fill is bad
-                quality = _good_quality(f, f"{base}/beam_fb_quality_flag", fname, default_good=None)
-                unc_name = next((p for p in (f"{base}/beam_fb_unc", f"{base}/beam_fb_sigma") if p in f), None)
-            else:
-                quality = _good_quality(f, f"{hs}/height_segment_quality", fname, default_good=(1,))
-                unc_name = next((p for p in (f"{hs}/height_segment_sigma", f"{hs}/height_segment_surface_error_est")
-                                 if p in f), None)
-            unc = _read_float(f, unc_name, fname) if unc_name else np.full(n, np.nan)
-            if f"{hs}/height_segment_type" in f:
-                st, sv = _read_int(f, f"{hs}/height_segment_type", fname)
-            else:
-                st, sv = np.ones(n, np.int64), np.ones(n, bool)
-            if f"{hs}/height_segment_ssh_flag" in f:
-                ssh, shv = _read_int(f, f"{hs}/height_segment_ssh_flag", fname)
-            else:
-                ssh, shv = np.zeros(n, np.int64), np.zeros(n, bool)
-            surface = _surface_class(st, sv, ssh, shv)
-            if f"{hs}/height_segment_length_seg" in f:
-                seg = _read_float(f, f"{hs}/height_segment_length_seg", fname)
-                seg = np.where(np.isfinite(seg) & (seg > 0), seg, DEFAULT_SEGMENT_M)
-            else:
-                seg = np.full(n, DEFAULT_SEGMENT_M)
-            quality = quality & np.isfinite(lat) & np.isfinite(lon) & np.isfinite(t) & (surface != UNKNOWN)
-            out.append(Track(time=t, latitude=np.nan_to_num(lat), longitude=np.nan_to_num(lon), value=value,
-                             uncertainty=unc, surface=surface, quality=quality,
-                             footprint_along=np.maximum(seg, ICESAT2_SPOT_M), footprint_across=ICESAT2_SPOT_M,
-                             kind="freeboard" if product == "ATL10" else "height", mission="icesat2",
-                             product=product, beam=beam, track_id=f"{granule}:{beam}", path=fname,
-                             attrs={"layout": layout, "strong": beam in strong, "sc_orient": orient,
-                                    "uncertainty_source": unc_name or "none"}))
+        for beam in to_read:
+            base, hs, value_path, product = _paths(layout, beam)
+            empty = _empty_beam(f, beam, base)
+            if empty is not None:
+                _note(notes, f"{fname}: {beam}: {empty}: skipped")
+                continue
+            out.append(_read_beam(f, fname, beam, base, hs, value_path, product, layout, epoch, orient,
+                                  beam in strong, granule))
         return out
+
+
+def _read_beam(f, fname, beam, base, hs, value_path, product, layout, epoch, orient, strong, granule) -> Track:
+    lat = _read_float(f, f"{base}/latitude", fname)
+    lon = _read_float(f, f"{base}/longitude", fname)
+    t = _read_float(f, f"{base}/delta_time", fname) + epoch
+    value = _read_float(f, value_path, fname)
+    n = lat.shape[0]
+    for name, arr in (("longitude", lon), ("delta_time", t), (value_path.rpartition("/")[2], value)):
+        if arr.shape != (n,):
+            raise AltimetryFormatError(fname, f"/{beam}: {name} has shape {arr.shape}, latitude ({n},)")
+    if product == "ATL10":
+        flag = f"{base}/beam_fb_quality_flag"
+        default_good = ATL10_GOOD_WITHOUT_MEANINGS
+        unc_name = next((p for p in (f"{base}/beam_fb_unc", f"{base}/beam_fb_sigma") if p in f), None)
+    else:
+        flag = f"{hs}/height_segment_quality"
+        default_good = ATL07_GOOD_WITHOUT_MEANINGS
+        unc_name = next((p for p in (f"{hs}/height_segment_sigma", f"{hs}/height_segment_surface_error_est")
+                         if p in f), None)
+    flag_good = _good_quality(f, flag, fname, default_good)
+    unc = _read_float(f, unc_name, fname) if unc_name else np.full(n, np.nan)
+    if f"{hs}/height_segment_type" in f:
+        st, sv = _read_int(f, f"{hs}/height_segment_type", fname)
+    else:
+        st, sv = np.ones(n, np.int64), np.ones(n, bool)
+    if f"{hs}/height_segment_ssh_flag" in f:
+        ssh, shv = _read_int(f, f"{hs}/height_segment_ssh_flag", fname)
+    else:
+        ssh, shv = np.zeros(n, np.int64), np.zeros(n, bool)
+    surface = _surface_class(st, sv, ssh, shv)
+    if f"{hs}/height_segment_length_seg" in f:
+        seg = _read_float(f, f"{hs}/height_segment_length_seg", fname)
+        seg = np.where(np.isfinite(seg) & (seg > 0), seg, DEFAULT_SEGMENT_M)
+    else:
+        seg = np.full(n, DEFAULT_SEGMENT_M)
+    quality = flag_good & np.isfinite(lat) & np.isfinite(lon) & np.isfinite(t) & (surface != UNKNOWN)
+    attrs = {"layout": layout, "strong": strong, "sc_orient": orient, "uncertainty_source": unc_name or "none",
+             "quality_flag": flag.rpartition("/")[2], "flag_good": flag_good,
+             "ssh_flag": shv & (ssh == 1), "ssh_flag_present": f"{hs}/height_segment_ssh_flag" in f}
+    return Track(time=t, latitude=np.nan_to_num(lat), longitude=np.nan_to_num(lon), value=value,
+                 uncertainty=unc, surface=surface, quality=quality,
+                 footprint_along=np.maximum(seg, ICESAT2_SPOT_M), footprint_across=ICESAT2_SPOT_M,
+                 kind="freeboard" if product == "ATL10" else "height", mission="icesat2",
+                 product=product, beam=beam, track_id=f"{granule}:{beam}", path=fname, attrs=attrs)
 
 
 # --------------------------------------------------------------------------------------- writing
@@ -274,7 +347,11 @@ def _float_with_fill(x):
 def _segment_types(track: Track) -> tuple[np.ndarray, np.ndarray]:
     """ATL07/10 `height_segment_type` and `height_segment_ssh_flag` from Track surface classes."""
     seg_type = np.where(track.surface == LEAD, 2, np.where(track.surface == FLOE, 1, 0)).astype(np.int8)
-    ssh_flag = (track.surface == LEAD).astype(np.int8)
+    ssh = track.attrs.get("ssh_flag")  # a track read from ATL07 / ATL10 keeps the product's own flag
+    if isinstance(ssh, np.ndarray) and ssh.shape == (len(track),):
+        ssh_flag = (ssh.astype(bool) & (track.surface == LEAD)).astype(np.int8)
+    else:
+        ssh_flag = (track.surface == LEAD).astype(np.int8)
     return seg_type, ssh_flag
 
 
@@ -320,7 +397,9 @@ def write_atl10(directory, tracks, *, sc_orient: int = 0, release: int = 6, rgt:
     """ATL10 granule from Tracks (freeboard, one per beam; `Track.beam` names the group).
 
     release >= 6 writes the `freeboard_segment` layout, <= 5 the `freeboard_beam_segment/beam_freeboard`
-    one. Bad-quality points get `beam_fb_quality_flag` 5 (`invalid`); NaN values the float fill.
+    one. `beam_fb_quality_flag` in the real release-006 layout (int8, `flag_values` -1 1 2 3 4 5,
+    `flag_meanings` 'invalid best high med low poor', `_FillValue` -1): good points 1, bad-quality
+    points 5 (poor), points without a value -1 (invalid, with the float fill as value).
     """
     h5py = _h5py()
     beams, t0, t1, path = _granule("ATL10", directory, tracks, rgt, cycle, region, release, hemisphere, name)
@@ -342,9 +421,16 @@ def write_atl10(directory, tracks, *, sc_orient: int = 0, release: int = 6, rgt:
             _put(base, "beam_fb_sigma", _float_with_fill(tr.uncertainty), np.float32, FLOAT_FILL, units="meters")
             if release >= 6:
                 _put(base, "beam_fb_unc", _float_with_fill(tr.uncertainty), np.float32, FLOAT_FILL, units="meters")
-            _put(base, "beam_fb_quality_flag", np.where(tr.quality, 0, 5), np.int8, np.int8(-1),
-                 flag_values=np.arange(6, dtype=np.int8),
-                 flag_meanings="best_quality high_quality medium_quality low_quality poor_quality invalid")
+            # the release-006 layout (a real granule's attributes, variable-length strings in arrays as
+            # the NSIDC subsets hold them): good points 1 (best), bad ones 5 (poor), no value -1 (invalid)
+            # (release <= 5: the flag attributes of those releases are not known here (U), so the
+            # flag is written without them and a reader's defaults apply)
+            flag = np.where(np.isfinite(tr.value), np.where(tr.quality, 1, 5), -1)
+            flag_attrs = {} if release < 6 else {
+                "flag_values": np.array([-1, 1, 2, 3, 4, 5], np.int8),
+                "flag_meanings": np.array(["invalid best high med low poor"], dtype=h5py.string_dtype()),
+                "valid_min": np.int8(-1), "valid_max": np.int8(5)}
+            _put(base, "beam_fb_quality_flag", flag, np.int8, np.int8(-1), **flag_attrs)
             _put(base, "height_segment_id", np.arange(1, n + 1), np.int32)
             seg_type, ssh_flag = _segment_types(tr)
             _put(hs, "height_segment_type", seg_type, np.int8, np.int8(-1))

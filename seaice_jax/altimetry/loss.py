@@ -1,7 +1,9 @@
-"""Footprint averaging of a predicted freeboard map and the masked, uncertainty-weighted Huber loss (JAX).
+"""Footprint averaging of a predicted freeboard map, the masked, uncertainty-weighted Huber loss and the
+Gaussian negative log-likelihood of a predicted uncertainty (JAX).
 
-Inputs are the fixed-shape arrays of `Collocation.padded`: index / weight [..., N, K] (flat pixel
-indices into the map, area fractions; padding weight 0), value / sigma / mask [..., N].
+Inputs are fixed-shape arrays (`Collocation.padded`, or the patch records' points): index / weight
+[..., N, K] (flat pixel indices into the map, area fractions; padding weight 0), value / sigma / mask
+[..., N].
 """
 
 from __future__ import annotations
@@ -36,3 +38,14 @@ def masked_huber_loss(pred, index, weight, value, sigma, mask, delta: float = 0.
     r = jnp.where(mask, m - value, 0.0)
     total = jnp.sum(w)
     return jnp.sum(w * huber(r, delta)) / jnp.where(total > 0, total, 1.0)
+
+
+def gaussian_nll(residual, predicted_sigma, stated_sigma, mask):
+    """Mean over masked points of 0.5 ((r^2 / v) + log v), v = predicted^2 + stated^2: the likelihood of
+    the measurement under the model's spread and the product's own uncertainty (docs/method.md).
+    0 when no point is masked in."""
+    v = jnp.square(predicted_sigma) + jnp.square(stated_sigma)
+    per_point = 0.5 * (jnp.square(residual) / v + jnp.log(v))
+    m = mask.astype(per_point.dtype)
+    n = jnp.sum(m)
+    return jnp.sum(jnp.where(mask, per_point, 0.0)) / jnp.where(n > 0, n, 1.0)

@@ -19,8 +19,15 @@ def _signature(path) -> bytes:
         raise AltimetryFormatError(path, f"cannot read ({e.strerror or type(e).__name__})") from None
 
 
-def open_altimetry(path, **kwargs) -> list[Track] | list[Swath]:
-    """Detects the product by content and reads it: a list of Tracks, or of Swaths for SWOT."""
+def open_altimetry(path, notes: list[str] | None = None, *, beams="strong",
+                   variable: str = "radar_freeboard") -> list[Track] | list[Swath]:
+    """Detects the product by content and reads it: a list of Tracks, or of Swaths for SWOT.
+
+    notes: ICESat-2 beams without segments are skipped with one line each appended here (logged when
+    None); a granule may so give []. beams: ICESat-2 beams ('strong', 'all' or names); variable: the
+    L2P freeboard ('radar_freeboard' or 'sea_ice_freeboard'). A file that is not a supported product
+    raises AltimetryFormatError (one line naming the file).
+    """
     p = os.fspath(path)
     if os.path.isdir(p):
         if os.path.exists(os.path.join(p, sentinel3.MEASUREMENT_FILE)):
@@ -37,7 +44,7 @@ def open_altimetry(path, **kwargs) -> list[Track] | list[Swath]:
         except OSError:
             is_is2 = False
         if is_is2:
-            return icesat2.read_icesat2(p, **kwargs)
+            return icesat2.read_icesat2(p, beams=beams, notes=notes)
     elif not sig.startswith(b"CDF"):
         raise AltimetryFormatError(p, f"neither HDF5 nor netCDF; supported: {SUPPORTED}")
     with cryosat2._nc.open_nc(p) as ds:
@@ -49,7 +56,7 @@ def open_altimetry(path, **kwargs) -> list[Track] | list[Swath]:
     if "lat_20_ku" in names and names & set(sentinel3.FREEBOARD_NAMES):
         return sentinel3.read_sentinel3(p)
     if names & {"radar_freeboard", "sea_ice_freeboard"}:
-        return cryosat2.read_l2p(p, **kwargs)
+        return cryosat2.read_l2p(p, variable=variable)
     raise AltimetryFormatError(p, f"not a supported altimeter product ({SUPPORTED})")
 
 

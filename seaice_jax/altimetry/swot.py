@@ -3,9 +3,10 @@
 Per side (docs/altimetry.md section 4): (`num_lines`, `num_pixels`) grids, 250 m posting; `latitude`,
 `longitude` int32 x 1e-6 with fill 2147483647 (longitude 0-360); `time` [num_lines] seconds since
 2000-01-01 (its `units` attribute); `ssh_karin_2` (or `ssh_karin`) int32 x 1e-4 m; `height_cor_xover`
-is **added** (crossover calibration); quality `<height>_qual` (or `ssh_qual`, real name U) uint32 bit
-flags, 0 = good, fill 4294967295 = bad; `mean_sea_surface_cnescls` when present. Every scaling and fill
-comes from the variables' own attributes (netCDF4 auto mask-and-scale).
+is **added** (crossover calibration); quality `<height>_qual`, else whichever of `ssh_karin_2_qual` /
+`ssha_karin_2_qual` / `ssh_karin_qual` / `ssha_karin_qual` the side has (uint32 bit flags, 0 = good,
+fill 4294967295 = bad); a side without any is refused in one line; `mean_sea_surface_cnescls` when
+present. Every scaling and fill comes from the variables' own attributes (netCDF4 auto mask-and-scale).
 """
 
 from __future__ import annotations
@@ -19,6 +20,18 @@ from seaice_jax.altimetry.track import AltimetryFormatError, Swath, unix_to_date
 
 SIDES = ("left", "right")
 HEIGHT_NAMES = ("ssh_karin_2", "ssh_karin")
+# Quality bit flags (uint32, 0 = good). The L2 LR SSH products carry `ssh_karin_2_qual`,
+# `ssha_karin_2_qual` and the older-processing `ssh_karin_qual`, `ssha_karin_qual` (PO.DAAC variable
+# lists; an Unsmoothed reader pairs `ssh_karin_2` with `ssh_karin_qual`). The one named after the height
+# read comes first. A side with none of them is refused: SWOT pixels are never used unscreened.
+QUALITY_NAMES = ("ssh_karin_2_qual", "ssha_karin_2_qual")
+OLDER_QUALITY_NAMES = ("ssh_karin_qual", "ssha_karin_qual")
+
+
+def quality_names(height_name: str) -> tuple[str, ...]:
+    """The quality variables tried for a height variable, in order."""
+    names = (f"{height_name}_qual",) + QUALITY_NAMES + OLDER_QUALITY_NAMES
+    return tuple(dict.fromkeys(names))
 
 
 def swot_name(start_time, stop_time, cycle=486, pass_number=5, crid="PIC2", counter=1) -> str:
@@ -48,17 +61,22 @@ def read_swot(path) -> list[Swath]:
                 raise AltimetryFormatError(fname, f"missing variable /{side}/height_cor_xover")
             xover = _nc.read_float(g, "height_cor_xover", fname)
             height = h + xover
-            qual_name = _nc.first_present(g, (f"{h_name}_qual", "ssh_qual"))
-            quality = np.isfinite(height) & np.isfinite(lat) & np.isfinite(lon)
-            if qual_name is not None:
-                q, qv = _nc.read_int(g, qual_name, fname)
-                quality &= qv & (q == 0)
+            qual_name = _nc.first_present(g, quality_names(h_name))
+            if qual_name is None:
+                raise AltimetryFormatError(fname, f"/{side}: no ssha_karin_2_qual / ssh_karin_2_qual quality variable: "
+                                                  "refusing to read SWOT pixels unscreened (also tried "
+                                                  f"{' / '.join(OLDER_QUALITY_NAMES)})")
+            q, qv = _nc.read_int(g, qual_name, fname)
+            if q.shape != h.shape:
+                raise AltimetryFormatError(fname, f"/{side}/{qual_name} has shape {q.shape}, {h_name} {h.shape}")
+            # bit flags: 0 = good, any bit set or the fill value (4294967295) = bad
+            quality = np.isfinite(height) & np.isfinite(lat) & np.isfinite(lon) & qv & (q == 0)
             mss = (_nc.read_float(g, "mean_sea_surface_cnescls", fname) if "mean_sea_surface_cnescls" in g.variables
                    else np.full(h.shape, np.nan))
             out.append(Swath(time=t, latitude=lat, longitude=wrap_lon(lon), height=height.astype(np.float32),
                              mss=mss.astype(np.float32), quality=quality, side=side,
                              track_id=f"{os.path.basename(fname)}:{side}", path=fname,
-                             attrs={"height_variable": h_name, "quality_variable": qual_name or "none"}))
+                             attrs={"height_variable": h_name, "quality_variable": qual_name}))
         return out
 
 

@@ -32,6 +32,9 @@ DERIVED_CHANNELS = ("latitude", "longitude_sin", "longitude_cos", "month_sin", "
 LATITUDE_STATS = (70.0, 8.0)  # ours: the charted Arctic seas of the data set span about 55..85 N
 # What convert.py stores by default: the 24 standard channels, then the derived ones.
 STORED_CHANNELS = ALL_CHANNELS + DERIVED_CHANNELS
+# Inputs made from the altimeter points of shards converted with altimetry (data/points.py), in the
+# step (training) or from the given tracks (inference): never stored as planes.
+POINT_CHANNELS = ("freeboard_points", "freeboard_mask", "radar_freeboard_points", "radar_freeboard_mask")
 
 # Dimension names of the grids.
 SAR_DIMS = ("sar_lines", "sar_samples")
@@ -102,7 +105,8 @@ LEGACY_POLYGON_CODES_HEADER = "id;CT;CA;SA;FA;CB;SB;FB;CC;SC;FC;CN;CD;CF;POLY_TY
 
 def resolve_channels(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Expand group aliases ('sar', 'sar_aux', 'amsr2', 'era5', 'all', 'derived', 'stored') and
-    validate names. 'all' is the 24 standard channels; 'derived' the geolocation / time channels."""
+    validate names. 'all' is the 24 standard channels; 'derived' the geolocation / time channels;
+    the altimeter point channels (POINT_CHANNELS) are names of their own."""
     groups = {
         "sar": SAR_CHANNELS,
         "sar_aux": SAR_AUX_CHANNELS,
@@ -115,8 +119,8 @@ def resolve_channels(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     out: list[str] = []
     for name in names:
         for n in groups.get(name, (name,)):
-            if n not in STORED_CHANNELS:
-                raise ValueError(f"unknown input channel {n!r}; known: {', '.join(STORED_CHANNELS)}")
+            if n not in STORED_CHANNELS + POINT_CHANNELS:
+                raise ValueError(f"unknown input channel {n!r}; known: {', '.join(STORED_CHANNELS + POINT_CHANNELS)}")
             if n not in out:
                 out.append(n)
     return tuple(out)

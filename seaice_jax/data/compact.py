@@ -16,6 +16,11 @@ A patch keeps every field at its own resolution and in the smallest type that ho
   region_conc   float32 [K]         slot concentration, NaN unused
   valid         uint8 [P, P]; ice_truth uint8 [P, P] (255 unknown)
   scene (text), row, col (int32)    origin in source pixels
+  fb_*                              (format 3, shards converted with altimetry: `Layout.max_points` > 0)
+                                    the altimeter footprint points of the patch, see data/points.py:
+                                    fb_pixel int16 [N, K, 2] (row, col in the patch), fb_weight float16
+                                    [N, K], fb_value / fb_sigma / fb_time_gap float32 [N], fb_surface /
+                                    fb_kind / fb_mission uint8 [N], fb_track int16 [N]; padding kind 255
 
 The 2 km channels reach the patch grid on device (`device_augment.prepare_batch_on_device`) or on the
 host (`expand_patch`) by `cells.upsample_window`: the same numbers as the reader's full-scene upsampling.
@@ -34,9 +39,18 @@ import numpy as np
 
 from seaice_jax.data import cells as cl
 from seaice_jax.data import channels as ch
+from seaice_jax.data.points import (
+    POINT_CHANNELS,
+    POINT_FIELDS,
+    ScenePoints,
+    empty_patch_points,
+    patch_points,
+    point_field_shapes,
+)
 from seaice_jax.data.scene_types import Scene
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: altimeter points per patch (when converted with altimetry); 2 reads as 3 without
+READABLE_FORMATS = (2, 3)
 # Shard files are named as TFDS names them, so the folder is a TFDS dataset as it is.
 DATASET_NAME = "seaice"
 SHARD_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
@@ -73,6 +87,8 @@ class Layout:
     pixels_per_cell: int = 25  # the smallest source pixels per 2 km cell the window is sized for
     downsample: int = 1
     margin: int = 1
+    max_points: int = 0  # altimeter points per patch (0: the shards hold none)
+    footprint_pixels: int = 8  # pixels kept per point footprint
 
     @property
     def cells(self) -> int:
@@ -85,7 +101,9 @@ class Layout:
     @classmethod
     def from_spec(cls, spec, pixels_per_cell: int = min(ch.PIXELS_PER_2KM.values())) -> Layout:
         sar, cells = split_channels(spec.channels)
-        return cls(spec.patch_size, spec.max_regions, sar, cells, pixels_per_cell, spec.downsample)
+        return cls(spec.patch_size, spec.max_regions, sar, cells, pixels_per_cell, spec.downsample,
+                   max_points=int(getattr(spec, "max_points", 0)),
+                   footprint_pixels=int(getattr(spec, "footprint_pixels", 8)))
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -96,7 +114,7 @@ class Layout:
     def from_dict(cls, d: dict) -> Layout:
         return cls(int(d["patch_size"]), int(d["max_regions"]), tuple(d["sar_channels"]),
                    tuple(d["cell_channels"]), int(d["pixels_per_cell"]), int(d.get("downsample", 1)),
-                   int(d.get("margin", 1)))
+                   int(d.get("margin", 1)), int(d.get("max_points", 0)), int(d.get("footprint_pixels", 8)))
 
     def field_shapes(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         p, m = self.patch_size, self.cells
@@ -108,7 +126,7 @@ class Layout:
             "region_ids": ((p, p), region_dtype(self.max_regions)),
             "region_conc": ((self.max_regions,), np.dtype(np.float32)),
             "valid": ((p, p), u8), "ice_truth": ((p, p), u8),
-        }
+        } | (point_field_shapes(self.max_points, self.footprint_pixels) if self.max_points else {})
 
     def patch_bytes(self) -> int:
         """Bytes of the arrays of one patch (what a batch holds per example)."""
@@ -137,6 +155,8 @@ def warm_up(layout: Layout) -> None:
     modules lazily (etils); left to grain's prefetch threads, those first imports can block on the
     import lock while the main thread imports too (seen as a hung multi-process run)."""
     patch = {k: np.zeros(shape, dt) for k, (shape, dt) in layout.field_shapes().items()}
+    if layout.max_points:
+        patch.update(empty_patch_points(layout.max_points, layout.footprint_pixels))
     patch.update(cell_origin=np.zeros(2, np.int32), pixel_origin=np.zeros(2, np.int32),
                  grid_cells=np.ones(2, np.int32), pixels_per_cell=np.int32(layout.pixels_per_cell),
                  row=np.int32(0), col=np.int32(0), scene="warm-up")
@@ -224,10 +244,11 @@ def scene_cell_grids(scene: Scene, names: Sequence[str], grids: dict | None = No
 
 
 def extract_compact_patches(scene: Scene, spec, grid: np.ndarray, layout: Layout,
-                            pixels_per_cell: int | None = None) -> Iterator[dict]:
+                            pixels_per_cell: int | None = None, points: ScenePoints | None = None) -> Iterator[dict]:
     """Compact patches of a scene (already downsampled by spec.downsample) that hold a valid pixel.
 
     grid: float32 [h, w, Cc] 2 km cells of the scene (not downsampled: cells stay 2 km).
+    points: the scene's altimeter points on this (downsampled) grid, when layout.max_points > 0.
     No full-scene copy is made: each field is cut from the scene's own arrays patch by patch.
     """
     from seaice_jax.data.patches import localise_regions, patch_origins
@@ -255,7 +276,11 @@ def extract_compact_patches(scene: Scene, spec, grid: np.ndarray, layout: Layout
                 sar_patch[..., i] = _window(a, r, c, p, 0.0)
             truth = (_window(scene.ice_truth, r, c, p, 255) if scene.ice_truth is not None
                      else np.full((p, p), 255, np.uint8))
-            yield {
+            fb = {}
+            if layout.max_points:
+                fb = (patch_points(points, r, c, p, layout.max_points) if points is not None
+                      else empty_patch_points(layout.max_points, layout.footprint_pixels))
+            yield fb | {
                 "sar": sar_patch,
                 "cells": np.ascontiguousarray(grid_pad[o_r : o_r + m, o_c : o_c + m]),
                 "cell_origin": np.array([o_r, o_c], np.int32),
@@ -280,9 +305,9 @@ def extract_compact_patches(scene: Scene, spec, grid: np.ndarray, layout: Layout
 
 
 def expand_patch(patch: dict, layout: Layout, channels: Sequence[str] | None = None) -> dict:
-    """Compact patch -> the v1 training fields: inputs float32 [P, P, C] (order of `channels`), int32
-    region ids, bool validity, the other fields unchanged."""
-    channels = layout.channels if channels is None else tuple(channels)
+    """Compact patch -> the v1 training fields: inputs float32 [P, P, C] (order of `channels`, point
+    channels left out: the step makes them), int32 region ids, bool validity, the other fields unchanged."""
+    channels = layout.channels if channels is None else tuple(c for c in channels if c not in POINT_CHANNELS)
     p = layout.patch_size
     wanted = [n for n in channels if n in layout.cell_channels]
     cells = patch["cells"][..., [layout.cell_channels.index(n) for n in wanted]]
@@ -300,4 +325,5 @@ def expand_patch(patch: dict, layout: Layout, channels: Sequence[str] | None = N
     out = {k: patch[k] for k in ("sic", "sod", "floe", "region_conc", "ice_truth")}
     out.update(inputs=np.stack(planes, -1), region_ids=patch["region_ids"].astype(np.int32),
                valid=patch["valid"].astype(bool))
+    out.update({k: patch[k] for k in POINT_FIELDS if k in patch})  # made into inputs in the step
     return out

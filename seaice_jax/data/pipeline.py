@@ -21,12 +21,14 @@ import grain
 import numpy as np
 
 from seaice_jax.data import compact
-from seaice_jax.data.shards import FORMAT_VERSION, MANIFEST
+from seaice_jax.data.compact import READABLE_FORMATS
+from seaice_jax.data.points import POINT_CHANNELS, POINT_FIELDS
+from seaice_jax.data.shards import MANIFEST
 
 SPATIAL_FIELDS = ("inputs", "sic", "sod", "floe", "region_ids", "valid", "ice_truth")
 BATCH_FIELDS = SPATIAL_FIELDS + ("region_conc",)
 COMPACT_FIELDS = ("sar", "cells", "cell_origin", "pixel_origin", "grid_cells", "pixels_per_cell", "sic", "sod",
-                  "floe", "region_ids", "region_conc", "valid", "ice_truth")
+                  "floe", "region_ids", "region_conc", "valid", "ice_truth") + POINT_FIELDS
 
 
 def load_manifest(shard_dir: str) -> dict:
@@ -35,9 +37,9 @@ def load_manifest(shard_dir: str) -> dict:
         raise FileNotFoundError(f"{path}: no manifest; run data_prep/convert.py first")
     with open(path) as f:
         manifest = json.load(f)
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_FORMATS:
         raise ValueError(f"{path}: shard format {manifest.get('format_version')}, this code reads "
-                         f"{FORMAT_VERSION}; convert the scenes again into a new folder")
+                         f"{', '.join(map(str, READABLE_FORMATS))}; convert the scenes again into a new folder")
     if not manifest.get("num_patches"):
         raise ValueError(f"{path}: the shards hold no patches")
     return manifest
@@ -64,7 +66,7 @@ class DecodeCompact(grain.transforms.Map):
 
     def map(self, record: bytes) -> dict:
         patch = compact.decode_patch(record, self.layout)
-        out = {k: patch[k] for k in COMPACT_FIELDS}
+        out = {k: patch[k] for k in COMPACT_FIELDS if k in patch}
         out["pixels_per_cell"] = np.int32(out["pixels_per_cell"])  # TFDS scalars decode as int64
         return out
 
@@ -93,7 +95,22 @@ def flip_rotate(patch: dict, flip_h: bool, flip_w: bool, quarter_turns: int) -> 
             a = a[:, ::-1]
         a = np.rot90(a, quarter_turns, axes=(0, 1))
         out[k] = np.ascontiguousarray(a)
+    if "fb_pixel" in patch:  # altimeter footprints move with their pixels
+        out["fb_pixel"] = flip_rotate_pixels(patch["fb_pixel"], patch["inputs"].shape[0], flip_h, flip_w,
+                                             quarter_turns)
     return out
+
+
+def flip_rotate_pixels(pixel: np.ndarray, size: int, flip_h: bool, flip_w: bool, quarter_turns: int) -> np.ndarray:
+    """(row, col) coordinates [..., 2] moved as `flip_rotate` moves their pixels in a size x size patch."""
+    r, c = pixel[..., 0].astype(np.int32), pixel[..., 1].astype(np.int32)
+    if flip_h:
+        r = size - 1 - r
+    if flip_w:
+        c = size - 1 - c
+    for _ in range(quarter_turns % 4):  # np.rot90 (counter-clockwise): (r, c) -> (size - 1 - c, r)
+        r, c = size - 1 - c, r
+    return np.stack([r, c], -1).astype(pixel.dtype)
 
 
 class RandomFlipRotate(grain.transforms.RandomMap):
@@ -133,7 +150,7 @@ def make_dataset(
         raise ValueError(f"expand must be 'host' or 'device', got {expand!r}")
     manifest = load_manifest(shard_dir)
     layout = compact.Layout.from_dict(manifest["layout"])
-    missing = [c for c in channels if c not in layout.channels]
+    missing = [c for c in channels if c not in layout.channels and not (c in POINT_CHANNELS and layout.max_points)]
     if missing:
         raise ValueError(f"{shard_dir}: shards lack channels {missing}")
     process_index = jax.process_index() if process_index is None else process_index

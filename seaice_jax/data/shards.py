@@ -20,7 +20,8 @@ import os
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -36,6 +37,7 @@ SHARD_TEMPLATE = compact.SHARD_TEMPLATE
 SPLITS = ("train", "validation")
 MANIFEST = "manifest.json"
 NORMALISATION = "normalisation.json"
+ALTIMETRY_INDEX = "altimetry_index.json"  # the altimetry folders' index (altimetry.index), cached
 FORMAT_VERSION = compact.FORMAT_VERSION
 
 
@@ -48,12 +50,20 @@ class PatchSpec:
     downsample: int = 1
     max_regions: int = 64
     channels: tuple[str, ...] = ch.STORED_CHANNELS  # the 24 standard channels + the derived ones
+    max_points: int = 0  # altimeter points per patch (0: no altimetry in the shards)
+    max_time_gap_h: float = 0.0  # altimeter points within this many hours of the SAR start
+    footprint_pixels: int = 8  # pixels kept per footprint (the largest area fractions)
 
     def __post_init__(self):
         for flag, value in (("--patch-size", self.patch_size), ("--stride", self.stride),
-                            ("--downsample", self.downsample), ("--max-regions", self.max_regions)):
+                            ("--downsample", self.downsample), ("--max-regions", self.max_regions),
+                            ("footprint_pixels", self.footprint_pixels)):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{flag} must be a whole number >= 1, got {value!r}")
+        if not isinstance(self.max_points, (int, np.integer)) or self.max_points < 0:
+            raise ValueError(f"--max-points must be a whole number >= 0, got {self.max_points!r}")
+        if self.max_points and not self.max_time_gap_h > 0:
+            raise ValueError(f"--max-time-gap-h must be > 0 hours, got {self.max_time_gap_h!r}")
         if not self.channels:
             raise ValueError("--channels selects no channel")
 
@@ -61,11 +71,21 @@ class PatchSpec:
         d = dataclasses.asdict(self)
         d["channels"] = list(self.channels)
         d["format_version"] = FORMAT_VERSION
+        if not self.max_points:  # shards without altimetry: the settings of format 2
+            for k in ("max_points", "max_time_gap_h", "footprint_pixels"):
+                d.pop(k)
         return d
 
     @property
     def layout(self) -> compact.Layout:
         return compact.Layout.from_spec(self)
+
+
+def spec_from_dict(d: dict) -> PatchSpec:
+    """The PatchSpec of a sidecar's / manifest's `spec` (format 2 dicts have no altimetry fields)."""
+    return PatchSpec(d["patch_size"], d["stride"], d["downsample"], d["max_regions"], tuple(d["channels"]),
+                     int(d.get("max_points", 0)), float(d.get("max_time_gap_h", 0.0)),
+                     int(d.get("footprint_pixels", 8)))
 
 
 def shard_name(split: str, index: int) -> str:
@@ -79,6 +99,21 @@ def encode_patch(patch: dict, layout: compact.Layout) -> bytes:
 
 def decode_patch(record: bytes, layout: compact.Layout) -> dict:
     return compact.decode_patch(record, layout)
+
+
+def downsampled_geometry(scene: Scene, factor: int) -> SimpleNamespace:
+    """What collocation needs of the scene as `downsample_scene(scene, factor)` makes it (shape, tie
+    points, validity, start time), without touching the channels."""
+    h, w = scene.shape
+    hc, wc, c = h // factor, w // factor, factor // 2
+    tie_points = scene.tie_points
+    if tie_points is not None and factor > 1:  # block i's centre is source pixel f i + (f - 1) / 2
+        tie_points = dataclasses.replace(
+            tie_points, lines=(tie_points.lines - (factor - 1) / 2) / factor,
+            samples=(tie_points.samples - (factor - 1) / 2) / factor)
+    valid = scene.valid[c : hc * factor : factor, c : wc * factor : factor] if factor > 1 else scene.valid
+    return SimpleNamespace(name=scene.name, shape=(hc, wc), tie_points=tie_points, valid=valid,
+                           start_time=scene.start_time)
 
 
 def downsample_scene(scene: Scene, factor: int) -> Scene:
@@ -98,14 +133,9 @@ def downsample_scene(scene: Scene, factor: int) -> Scene:
     def sample(a):
         return a[c : hc * factor : factor, c : wc * factor : factor]
 
-    tie_points = scene.tie_points
-    if tie_points is not None:  # block i's centre is source pixel f i + (f - 1) / 2
-        tie_points = dataclasses.replace(
-            tie_points, lines=(tie_points.lines - (factor - 1) / 2) / factor,
-            samples=(tie_points.samples - (factor - 1) / 2) / factor)
     return dataclasses.replace(
         scene,
-        tie_points=tie_points,
+        tie_points=downsampled_geometry(scene, factor).tie_points,
         channels={k: mean(v).astype(np.float32) for k, v in scene.channels.items()},
         sic=sample(scene.sic), sod=sample(scene.sod), floe=sample(scene.floe),
         region_ids=sample(scene.region_ids), valid=sample(scene.valid),
@@ -113,17 +143,18 @@ def downsample_scene(scene: Scene, factor: int) -> Scene:
     )
 
 
-def extract_patches(scene: Scene, spec: PatchSpec, grids: dict | None = None) -> Iterator[dict]:
+def extract_patches(scene: Scene, spec: PatchSpec, grids: dict | None = None, points=None) -> Iterator[dict]:
     """Compact patches (compact.extract_compact_patches) of a scene that hold at least one valid pixel.
 
     The 2 km channels are taken at 2 km (compact.scene_cell_grids) and dropped from the scene before
-    downsampling, so no full-resolution copy of them is made here.
+    downsampling, so no full-resolution copy of them is made here. points: the scene's altimeter points
+    (data.points.ScenePoints) on the downsampled grid, when spec.max_points > 0.
     """
     layout = spec.layout
     grid = compact.scene_cell_grids(scene, layout.cell_channels, grids)
     sar_only = dataclasses.replace(scene, channels={k: scene.channels[k] for k in layout.sar_channels})
     yield from compact.extract_compact_patches(downsample_scene(sar_only, spec.downsample), spec, grid, layout,
-                                               ch.PIXELS_PER_2KM[scene.product])
+                                               ch.PIXELS_PER_2KM[scene.product], points)
 
 
 def write_json_atomic(path: str, obj) -> None:
@@ -186,7 +217,7 @@ def unusable_message(source: str, report: dict) -> str:
 
 
 def write_sidecar(output: str, scene: Scene, source: str, count: int, stats: dict, spec: PatchSpec,
-                  split: str = "train", index: int = 0) -> dict:
+                  split: str = "train", index: int = 0, altimetry: dict | None = None) -> dict:
     sidecar = {
         "scene": scene.name, "source": os.path.basename(source), "product": scene.product,
         "shape": list(scene.shape), "num_patches": count, "shard": shard_name(split, index),
@@ -195,14 +226,23 @@ def write_sidecar(output: str, scene: Scene, source: str, count: int, stats: dic
         # What the chart held that could not be used: {} or codes / polygons / pixels.
         "unusable": scene.chart_report,
     }
+    if altimetry is not None:  # counts of the altimeter points and the file holding the scene's points
+        sidecar["altimetry"] = altimetry
     write_json_atomic(os.path.join(output, scene.name + ".json"), sidecar)
     return sidecar
 
 
+POINTS_SUFFIX = ".altimetry.npz"  # beside the sidecar: every collocated point of the scene
+
+
 def convert_scene(path: str, output: str, spec: PatchSpec, strict: bool = False, split: str = "train",
-                  index: int = 0) -> dict:
+                  index: int = 0, altimetry: Callable | None = None) -> dict:
     """Write one scene's shard and sidecar; returns the sidecar dict. Raises SceneError on bad input,
-    and with `strict` for a chart with codes the rules cannot use (then nothing is written)."""
+    and with `strict` for a chart with codes the rules cannot use (then nothing is written).
+
+    altimetry (spec.max_points > 0): a callable (geometry of the downsampled scene) -> (ScenePoints,
+    counts dict) that collocates the altimeter tracks with the scene (elevation.collocation); the
+    points go into the patches and `<scene>.altimetry.npz`, the counts into the sidecar."""
     from seaice_jax.data.scene import open_scene
 
     # Only the SAR-grid channels at full resolution: the 2 km channels are stored as cells, read from
@@ -215,8 +255,15 @@ def convert_scene(path: str, output: str, spec: PatchSpec, strict: bool = False,
     for stale in os.listdir(output):  # left by a run that was killed while writing this scene
         if stale.startswith(shard_name(split, index) + ".tmp."):
             os.remove(os.path.join(output, stale))
-    count, stats = write_shard(shard, extract_patches(scene, spec), spec.layout)
-    return write_sidecar(output, scene, path, count, stats, spec, split, index)
+    points = report = None
+    if spec.max_points:
+        if altimetry is None:
+            raise ValueError("spec.max_points > 0 needs the altimetry collocation (convert --altimetry)")
+        points, report = altimetry(downsampled_geometry(scene, spec.downsample))
+        report = dict(report, points_file=scene.name + POINTS_SUFFIX)
+        points.save(os.path.join(output, scene.name + POINTS_SUFFIX))
+    count, stats = write_shard(shard, extract_patches(scene, spec, points=points), spec.layout)
+    return write_sidecar(output, scene, path, count, stats, spec, split, index, report)
 
 
 def split_of(name: str, validation_scenes: Sequence[str] = (), validation_percent: float = 0.0) -> str:
@@ -256,9 +303,9 @@ def is_converted(path: str, output: str, spec: PatchSpec, split: str = "train", 
 
 
 def _convert_worker(args):
-    path, output, spec, strict, split, index = args
+    path, output, spec, strict, split, index, altimetry = args
     try:
-        return path, convert_scene(path, output, spec, strict, split, index), None
+        return path, convert_scene(path, output, spec, strict, split, index, altimetry), None
     except SceneError as e:
         return path, None, str(e)
     except Exception as e:  # noqa: BLE001 - any unreadable scene is reported and skipped
@@ -275,7 +322,8 @@ def write_manifest(output: str) -> dict:
 
     sides = []
     for name in sorted(os.listdir(output)):
-        if name.endswith(".json") and name not in (MANIFEST, NORMALISATION) + tfds_format.METADATA_FILES:
+        not_sidecars = (MANIFEST, NORMALISATION, ALTIMETRY_INDEX) + tfds_format.METADATA_FILES
+        if name.endswith(".json") and name not in not_sidecars:
             with open(os.path.join(output, name)) as f:
                 side = json.load(f)
             if isinstance(side, dict) and "scene" in side and os.path.exists(os.path.join(output, side["shard"])):
@@ -290,8 +338,7 @@ def write_manifest(output: str) -> dict:
                              f"{side['shard']} (the scene list changed); use a new folder")
         claimed[side["shard"]] = side["scene"]
     spec_d = sides[0]["spec"] if sides else None
-    spec = PatchSpec(spec_d["patch_size"], spec_d["stride"], spec_d["downsample"], spec_d["max_regions"],
-                     tuple(spec_d["channels"])) if spec_d else None
+    spec = spec_from_dict(spec_d) if spec_d else None
     splits: dict[str, list[int]] = {}
     for split in SPLITS:
         mine = {s["index"]: s["num_patches"] for s in sides if s.get("split", "train") == split}
@@ -324,14 +371,33 @@ def write_manifest(output: str) -> dict:
             "valid": "uint8 [P, P] not land and not SAR no-data",
             "ice_truth": "uint8 [P, P] 1 ice, 0 water, 255 land or unknown",
             "scene/row/col": "origin of the patch in the scene, in source pixels",
-        },
+        } | ({"fb_*": "altimeter points of the patch (data/points.py): footprint pixels (row, col) and weights, "
+                      "value, stated uncertainty, surface, mission, kind (laser / radar), track slot, time gap"}
+             if spec and spec.max_points else {}),
     }
+    if spec and spec.max_points:
+        manifest["altimetry"] = _altimetry_totals(sides)
     write_json_atomic(os.path.join(output, MANIFEST), manifest)
     if spec:
         norm = _normalisation(sides, spec_d["channels"])
         write_json_atomic(os.path.join(output, NORMALISATION), norm)
         tfds_format.write_metadata(output, layout, splits, norm, spec.as_dict())
     return manifest
+
+
+def _altimetry_totals(sides: list[dict]) -> dict:
+    """The scenes' altimetry counts summed (numbers, and the refusals by reason)."""
+    total: dict = {}
+    for side in sides:
+        for k, v in (side.get("altimetry") or {}).items():
+            if isinstance(v, dict):
+                into = total.setdefault(k, {})
+                for kk, vv in v.items():
+                    if isinstance(vv, (int, float)):
+                        into[kk] = into.get(kk, 0) + vv
+            elif isinstance(v, int) and not isinstance(v, bool):
+                total[k] = total.get(k, 0) + v
+    return total
 
 
 def write_empty_shard(path: str) -> None:
@@ -381,7 +447,7 @@ def check_output(output: str, spec: PatchSpec) -> None:
     if not os.path.isdir(output):
         return
     for name in sorted(os.listdir(output)):
-        if not name.endswith(".json") or name in (MANIFEST, NORMALISATION):
+        if not name.endswith(".json") or name in (MANIFEST, NORMALISATION, ALTIMETRY_INDEX):
             continue
         with open(os.path.join(output, name)) as f:
             stored = json.load(f).get("spec")
@@ -422,8 +488,12 @@ def convert_scenes(
     validation_scenes: Sequence[str] = (),
     validation_percent: float = 0.0,
     finish: bool = True,
+    altimetry: Callable | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Convert scenes (files or folders) to shards in `output`.
+
+    altimetry: with spec.max_points > 0, the picklable collocation callable of `convert_scene` (it
+    travels to the worker processes).
 
     A scene whose chart holds codes the rules cannot use is converted with one `warning:` line on
     stderr (its sidecar's `unusable` says what); with `strict` it is an error and is not written.
@@ -453,7 +523,7 @@ def convert_scenes(
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="scenes", unit="scene", disable=not progress, file=sys.stderr)
-    jobs = [(p, output, spec, strict) + where[p] for p in todo]
+    jobs = [(p, output, spec, strict) + where[p] + (altimetry,) for p in todo]
     if workers > 1 and len(jobs) > 1:
         ctx = multiprocessing.get_context("spawn")  # fork is unsafe once JAX threads exist
         with ctx.Pool(min(workers, len(jobs))) as pool:

@@ -24,6 +24,8 @@ from typing import Any
 
 import jax
 
+from seaice_jax.data.points import PointOptions, point_channels
+
 SOURCES = ("shards", "device")
 EXPANDS = ("device", "host")
 
@@ -53,6 +55,37 @@ def train_scene_files(config, shard_dir: str) -> list[str]:
     return files
 
 
+def point_options(config) -> PointOptions:
+    """How the step hides tracks and rasterizes the point inputs (config.data)."""
+    d = config.data
+    for name in ("track_dropout", "all_tracks_hidden"):
+        value = d.get(name, 0.0)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"data.{name} must be a probability in [0, 1], got {value!r}")
+    return PointOptions(track_dropout=float(d.get("track_dropout", 0.5)),
+                        all_hidden=float(d.get("all_tracks_hidden", 0.25)))
+
+
+def check_points(config, channels: tuple[str, ...], shards_have_points: bool, where: str) -> None:
+    """Refuse, before any step, a config that needs altimeter points the data does not hold, or that
+    could never put a point in the freeboard loss."""
+    from seaice_jax.config import freeboard_kinds
+
+    kinds, wanted = freeboard_kinds(config), point_channels(channels)
+    if (kinds or wanted) and not shards_have_points:
+        need = f"elevation.kinds {kinds}" if kinds else f"the point channels {wanted}"
+        raise ValueError(f"{where}: holds no altimeter points, which {need} need; convert the scenes with "
+                         "data_prep/convert.py --altimetry DIR")
+    if kinds and not config.loss.weights.get("freeboard", 0.0):
+        raise ValueError(f"loss.weights.freeboard is 0: the freeboard heads of elevation.kinds {kinds} would "
+                         "never train")
+    if wanted and kinds:
+        opts = point_options(config)
+        if opts.track_dropout == 0.0 and opts.all_hidden == 0.0:
+            raise ValueError("data.track_dropout and data.all_tracks_hidden are 0 while the model sees the tracks "
+                             f"({', '.join(wanted)}): no track is ever hidden, so the freeboard loss gets no point")
+
+
 def make_train_source(config, shard_dir: str, mesh, channels: tuple[str, ...]) -> TrainSource:
     """The configured source for the global batch `config.train.batch_size` on `mesh`."""
     from seaice_jax.data import device_augment, pipeline, resident
@@ -65,8 +98,10 @@ def make_train_source(config, shard_dir: str, mesh, channels: tuple[str, ...]) -
         raise ValueError(f"data.expand must be one of {EXPANDS}, got {d.expand!r}")
     seed = config.seed + 1
     batch_sharding = jax.NamedSharding(mesh, jax.P("data"))
+    points = point_options(config)
 
     if d.source == "device":
+        check_points(config, channels, False, "data.source='device'")  # resident points: not yet
         files = train_scene_files(config, shard_dir)
         spec = resident.ResidentSpec(d.patch_size, d.downsample, d.max_regions, tuple(channels))
         data = resident.load_resident(files, spec, sharding=jax.NamedSharding(mesh, jax.P()))
@@ -84,23 +119,26 @@ def make_train_source(config, shard_dir: str, mesh, channels: tuple[str, ...]) -
         return TrainSource(wrap, lambda: data, None,
                            f"device-resident data: {len(files)} scenes, crops of {d.patch_size} px drawn on device")
 
+    layout = pipeline.load_layout(shard_dir)
+    check_points(config, channels, layout.max_points > 0, shard_dir)
     n_proc = jax.process_count()
     dataset = pipeline.make_dataset(shard_dir, channels=channels, batch_size=gb // n_proc, seed=config.seed,
                                     augment=d.augment, worker_count=d.worker_count, expand=d.expand,
                                     process_index=jax.process_index(), process_count=n_proc)
     iterator = iter(dataset)
     if d.expand == "device":
-        layout = pipeline.load_layout(shard_dir)
-
         def wrap(step):
             def wrapped(state, batch):
                 key = jax.random.key(seed)  # inside the trace, see above
                 return device_augment.with_device_batches(step, layout=layout, channels=channels, key=key,
-                                                          augment=d.augment)(state, batch)
+                                                          augment=d.augment, points=points)(state, batch)
             return wrapped
     else:
         def wrap(step):
-            return step
+            def wrapped(state, batch):
+                key = jax.random.key(seed)  # inside the trace, see above
+                return device_augment.with_host_batches(step, channels=channels, key=key, points=points)(state, batch)
+            return wrapped
 
     return TrainSource(wrap, lambda: global_batch(next(iterator), mesh), iterator,
                        f"shards in {shard_dir}, expanded on the {'device' if d.expand == 'device' else 'host'}")

@@ -93,12 +93,12 @@ def evaluate_compensation(pred_dir: str, scene_paths, track_paths, modes=MODES, 
                           progress=None) -> dict:
     """{mode: {"rmse_80m", "rmse_400m", "method", "methods": {m: {...}}, "by_gap_days": {g: {...}}}}."""
     from seaice_jax.data.scene import list_scene_files, open_scene
-    from seaice_jax.elevation.data import read_altimetry, tracks_of_kind
+    from seaice_jax.elevation.data import read_altimetry
     from seaice_jax.elevation.evaluate import HH, HV, _read_pred, _read_truth, scene_methods
 
     modes = [modes] if isinstance(modes, str) else list(modes)
     files = list_scene_files(list(scene_paths))
-    tracks = tracks_of_kind(read_altimetry(track_paths)[0], kind)
+    tracks = read_altimetry(track_paths).of_kind(kind)
     fields = read_drift_fields(drift_paths, drift_method) if "estimated" in modes else None
     keys = ["all"] + [str(g) for g in gaps]
     sums = {mode: {k: {} for k in keys} for mode in modes}
@@ -109,7 +109,7 @@ def evaluate_compensation(pred_dir: str, scene_paths, track_paths, modes=MODES, 
         if truth is None:
             raise ValueError(f"{path}: no freeboard truth (drift compensation is evaluated on synthetic scenes)")
         pred = _read_pred(pred_dir, scene.name) if pred_dir else None
-        fits = {m: f for m, f in scene_methods(scene, pred, seed=seed + si).items() if m in methods}
+        fits = {m: f for m, f in scene_methods(scene, pred, seed=seed + si, methods=methods).items()}
         mask = scene.valid & np.isfinite(truth)
         by_gap = {str(g): tracks_within(tracks, scene.start_time, g) for g in gaps}
         by_gap["all"] = tracks_within(tracks, scene.start_time, max(gaps) / 2.0, max(gaps) / 2.0 + 0.5)

@@ -1,21 +1,29 @@
-"""Freeboard maps of the model against three baselines, run on the same scenes and tracks
-(`launch/evaluate_elevation.py`).
+"""Freeboard maps of the model, with and without its track inputs, against three baselines on the same
+scenes and tracks (`launch/evaluate_elevation.py`).
 
 Methods (each a function of the collocated points it may use -> a freeboard map [H, W], m):
-  model             the prediction file's `freeboard` (the network does not see the tracks; with
-                    `calibrate` != 'none' it is recalibrated per scene on the tracks given to it)
+  model             the prediction file's freeboard map (`infer.py --altimetry`: the scene's tracks are
+                    the network's inputs); for held-out figures the network is run again with the
+                    scored track left out of its inputs (the workdir the file names, or --workdir)
+  model_sar_only    the same network with no track input (the SAR alone)
   quantile_mapping  the scene's HV mapped through the CDF of the floe points' freeboards, leads at 0
                     (Kortum, Singha & Spreen 2025)
   gp                the JAX GP (altimetry/gp.py) on the points, inputs position + smoothed HH / HV
   nearest           nearest collocated point, leads at 0
-Lead / floe map for all baselines: the prediction's ice logit < 0 (`lead_mask`; the ALS map can be far
-off on a scene of almost only ice, where its concentration target is wrong).
+Lead / floe map for the baselines: the prediction's ice logit < 0. With `calibrate` != 'none' the model
+maps are recalibrated per scene on the tracks given to them.
 
-Figures (metres; None where not computable): against the full synthetic truth (scene variable
-`freeboard_truth` for kind 'laser') at 80 m and block-averaged to 100 / 200 / 400 m; on the SWOT
-swath (height - mss - lead level); at held-out tracks (leave one track out, the figure that works on
-real data); and against the truth as a function of the number of tracks per scene used (1, 2, 4, 8;
-a seeded random subset). Pooled figures are over all scenes' pixels / points.
+Figures (metres; None where not computable), pooled over all scenes' pixels / points:
+  pooled.methods.<m>   rmse_80m / rmse_400m / mae_400m / bias / r against the synthetic truth (80 m and
+                       block-averaged), swath_rmse on a SWOT swath (height - mss - lead level), loo_rmse
+                       at held-out tracks (leave one track out: fitted, or for the model run, without it)
+  pooled.by_tracks     RMSE against the truth with 1, 2, 4, 8 tracks per scene (a seeded random subset)
+  by_distance          RMSE in bins of distance to the nearest input track point (0-1, 1-5, 5-20, > 20 km):
+                       against the truth at 80 m where the scenes have one, else at held-out points
+                       (distance to the nearest remaining track)
+  uncertainty          the model's predicted sigma on held-out points: the share within 1 and 2 total
+                       sigmas, sqrt(predicted^2 + stated^2) (calibrated: ~0.68 / ~0.95), the same for
+                       the SAR-only run (every point is held out there)
 """
 
 from __future__ import annotations
@@ -28,14 +36,24 @@ from scipy import ndimage
 
 from seaice_jax.altimetry import baselines
 from seaice_jax.altimetry import metrics as am
-from seaice_jax.altimetry.collocate import collocate
+from seaice_jax.altimetry.collocate import collocate, pixel_spacing_m
 from seaice_jax.elevation.calibrate import calibrated
-from seaice_jax.elevation.data import TRUTH_VARIABLE, read_altimetry, tracks_of_kind
+from seaice_jax.elevation.data import (
+    HEAD_OF_KIND,
+    MODEL_METHODS,
+    PRED_SUFFIX,  # noqa: F401  (re-exported)
+    TRUTH_VARIABLE,
+    EvaluationError,
+    read_altimetry,
+)
+from seaice_jax.elevation.data import read_prediction as _read_pred
+from seaice_jax.elevation.model_runs import SceneModel, model_loo, model_runner
+from seaice_jax.elevation.report import markdown_table  # noqa: F401  (re-exported for the launcher)
 
-METHODS = ("model", "quantile_mapping", "gp", "nearest")
+METHODS = ("model", "model_sar_only", "quantile_mapping", "gp", "nearest")
 TRACK_COUNTS = (1, 2, 4, 8)
+DISTANCE_BINS_KM = (("0-1 km", 0.0, 1.0), ("1-5 km", 1.0, 5.0), ("5-20 km", 5.0, 20.0), ("> 20 km", 20.0, np.inf))
 HH, HV = "nersc_sar_primary", "nersc_sar_secondary"
-PRED_SUFFIX = "_pred.nc"
 
 
 class _Sq:
@@ -51,15 +69,6 @@ class _Sq:
 
     def rmse(self):
         return float(np.sqrt(self.se2 / self.n)) if self.n else None
-
-
-def _read_pred(pred_dir: str, name: str):
-    import xarray as xr
-    path = os.path.join(pred_dir, name + PRED_SUFFIX)
-    if not os.path.exists(path):
-        return None
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        return {k: np.asarray(ds[k].values) for k in ("freeboard", "ice_logit", "ice_binary_als") if k in ds}
 
 
 def _read_truth(path: str, kind: str):
@@ -154,25 +163,42 @@ def lead_mask(scene, pred: dict | None):
     return None
 
 
-def scene_methods(scene, pred: dict | None, *, calibrate: str = "none", gp_step: int = 4,
-                  gp_max_points: int = 600, seed: int = 0) -> dict:
-    """{method: fit(colloc) -> map} for one scene."""
+# ----------------------------------------------------------------------------------------------
+# Scoring
+
+
+def scene_methods(scene, pred: dict | None, *, scene_model: SceneModel | None = None, calibrate: str = "none",
+                  gp_step: int = 4, gp_max_points: int = 600, seed: int = 0, methods=METHODS) -> dict:
+    """{method: fit(colloc) -> map} for one scene (model fits: see the module doc)."""
     valid = scene.valid
     lead = lead_mask(scene, pred)
     floe = valid & (~lead if lead is not None else True)
     hv = np.where(valid, scene.channels[HV], np.nan)
-    feats = np.stack([ndimage.uniform_filter(scene.channels[c].astype(np.float64), 5) for c in (HH, HV)], -1)
     out = {}
-    if pred is not None and "freeboard" in pred:
-        fb = np.where(valid, pred["freeboard"], np.nan).astype(np.float32)
-        out["model"] = lambda c: calibrated(fb, c, calibrate, lead)
-    out["quantile_mapping"] = lambda c: baselines.quantile_mapping_from(c, hv, floe, valid)
-    out["gp"] = GPBaseline(feats, valid, lead, step=gp_step, max_points=gp_max_points, seed=seed)
-    out["nearest"] = lambda c: baselines.nearest_track_from(c, valid, lead)
+
+    def masked(fb):
+        return np.where(valid, fb, np.nan).astype(np.float32)
+
+    if "model" in methods:
+        if pred is not None and "freeboard" in pred:
+            fb_file = masked(pred["freeboard"])
+            out["model"] = lambda c: calibrated(fb_file, c, calibrate, lead)
+        elif scene_model is not None:
+            out["model"] = lambda c: calibrated(masked(scene_model.run(np.unique(c.track_index))[0]), c, calibrate,
+                                                lead)
+    if "model_sar_only" in methods and scene_model is not None:
+        out["model_sar_only"] = lambda c: calibrated(masked(scene_model.sar_only()[0]), c, calibrate, lead)
+    if "quantile_mapping" in methods:
+        out["quantile_mapping"] = lambda c: baselines.quantile_mapping_from(c, hv, floe, valid)
+    if "gp" in methods:
+        feats = np.stack([ndimage.uniform_filter(scene.channels[c].astype(np.float64), 5) for c in (HH, HV)], -1)
+        out["gp"] = GPBaseline(feats, valid, lead, step=gp_step, max_points=gp_max_points, seed=seed)
+    if "nearest" in methods:
+        out["nearest"] = lambda c: baselines.nearest_track_from(c, valid, lead)
     return out
 
 
-def _subset_tracks(colloc, k: int, rng) -> object | None:
+def _subset_tracks(colloc, k: int, rng):
     tracks = np.unique(colloc.track_index)
     if tracks.size < k:
         return None
@@ -180,125 +206,209 @@ def _subset_tracks(colloc, k: int, rng) -> object | None:
     return colloc.select(np.isin(colloc.track_index, chosen))
 
 
+def distance_to_points_km(shape, rows, cols, spacing_m: float) -> np.ndarray:
+    """[H, W] km from each pixel to the nearest of the points (their nearest pixels)."""
+    h, w = shape
+    seeds = np.ones((h, w), bool)
+    r = np.clip(np.rint(rows), 0, h - 1).astype(int)
+    c = np.clip(np.rint(cols), 0, w - 1).astype(int)
+    seeds[r, c] = False
+    if seeds.all():
+        return np.full((h, w), np.inf)
+    return ndimage.distance_transform_edt(seeds) * spacing_m / 1000.0
+
+
+def _bin_index(dist_km) -> np.ndarray:
+    out = np.full(np.shape(dist_km), -1, np.int64)
+    for i, (_, lo, hi) in enumerate(DISTANCE_BINS_KM):
+        out[(dist_km >= lo) & (dist_km < hi)] = i
+    return out
+
+
+def _loo_distances_km(colloc, spacing_m: float) -> np.ndarray:
+    """Each point's distance to the nearest point of another track (km)."""
+    from scipy import spatial
+
+    out = np.full(len(colloc), np.inf)
+    xy = np.stack([colloc.row, colloc.col], 1) * spacing_m / 1000.0
+    for ti in np.unique(colloc.track_index):
+        held = colloc.track_index == ti
+        if (~held).any():
+            out[held] = spatial.cKDTree(xy[~held]).query(xy[held])[0]
+    return out
+
+
+def _uncertainty_row(res, sig) -> dict:
+    ok = np.isfinite(res) & np.isfinite(sig) & (sig > 0)
+    if not ok.any():
+        return {"within_1sigma": None, "within_2sigma": None, "n_points": 0, "mean_sigma": None}
+    z = np.abs(res[ok]) / sig[ok]
+    return {"within_1sigma": float(np.mean(z <= 1.0)), "within_2sigma": float(np.mean(z <= 2.0)),
+            "n_points": int(ok.sum()), "mean_sigma": float(np.mean(sig[ok]))}
+
+
 def evaluate(pred_dir: str, scene_paths, track_paths, swath_paths=None, *, kind: str = "laser",
              max_time_gap_h: float = 6.0, calibrate: str = "none", track_counts=TRACK_COUNTS,
-             loo: bool = True, gp_step: int = 4, seed: int = 0, methods=METHODS, progress=None) -> dict:
-    """The evaluate_elevation JSON (see the module doc)."""
+             loo: bool = True, gp_step: int = 4, seed: int = 0, methods=METHODS, workdir: str | None = None,
+             progress=None) -> dict:
+    """The evaluate_elevation JSON (see the module doc). Raises EvaluationError when there is nothing to
+    evaluate (no scene, no track of the kind read, no point collocated, no prediction with the
+    freeboard variable and no model to make one)."""
     from seaice_jax.data.scene import list_scene_files, open_scene
 
-    tracks, swaths = read_altimetry(track_paths)
+    if kind not in HEAD_OF_KIND:
+        raise ValueError(f"--kind must be one of {tuple(HEAD_OF_KIND)}, got {kind!r}")
+    head = HEAD_OF_KIND[kind]
+    read = read_altimetry(track_paths)
+    swaths = list(read.swaths)
     if swath_paths:
-        swaths += read_altimetry(swath_paths)[1]
-    tracks = tracks_of_kind(tracks, kind)
-    gap = max_time_gap_h * 3600.0
+        swaths += read_altimetry(swath_paths).swaths
+    tracks = read.of_kind(kind)
     files = list_scene_files(list(scene_paths))
-    names = tuple(methods)
+    if not files:
+        raise EvaluationError(f"no scene file in {', '.join(map(str, scene_paths))}")
+    if not tracks:
+        raise EvaluationError(
+            f"no {kind} freeboard track read from {', '.join(map(str, track_paths))} ({read.files} file(s), "
+            f"{len(read.unreadable)} unreadable" + (f": {read.unreadable[0]}" if read.unreadable else "") + ")")
+    gap = max_time_gap_h * 3600.0
+    runner, runner_note = model_runner(pred_dir, files, workdir, kind, methods)
+    names = tuple(m for m in methods if m != "model_sar_only" or runner is not None)
     grid = {m: {} for m in names}
     loo_sq = {m: _Sq() for m in names}
     sw_sq = {m: _Sq() for m in names}
     by_k = {k: {m: {} for m in names} for k in track_counts}
-    scenes_out = {}
+    dist_truth = {m: [am.ErrorSums() for _ in DISTANCE_BINS_KM] for m in names}
+    dist_loo = {m: [am.ErrorSums() for _ in DISTANCE_BINS_KM] for m in names}
+    unc_res, unc_sig, sar_res, sar_sig = [], [], [], []
+    scenes_out, points_total, with_pred = {}, 0, 0
+    read_channels = tuple(dict.fromkeys((HH, HV) + (runner.read_channels if runner else ())))
     for si, path in enumerate(files):
-        scene = open_scene(path, channels=(HH, HV), require_charts=False)
+        scene = open_scene(path, channels=read_channels, require_charts=False)
         truth = _read_truth(path, kind)
-        pred = _read_pred(pred_dir, scene.name)
+        pred = _read_pred(pred_dir, scene.name, head) if pred_dir else None
+        with_pred += int(pred is not None and "freeboard" in pred)
         colloc = collocate(scene, tracks, gap, max_pixels=8)
-        methods = {m: f for m, f in scene_methods(scene, pred, calibrate=calibrate, gp_step=gp_step,
-                                                  seed=seed + si).items() if m in methods}
+        points_total += len(colloc)
+        scene_model = SceneModel(runner, scene, tracks, gap, colloc) if runner is not None else None
+        fits = scene_methods(scene, pred, scene_model=scene_model, calibrate=calibrate, gp_step=gp_step,
+                             seed=seed + si, methods=names)
         lead = lead_mask(scene, pred)
         rng = np.random.default_rng([seed, si])
         subsets = {k: _subset_tracks(colloc, k, rng) for k in track_counts}
         sw_colls = swath_collocations(scene, swaths, gap, lead) if swaths else []
-        entry = {"tracks": int(np.unique(colloc.track_index).size), "points": len(colloc), "methods": {}}
-        for m, fit in methods.items():
+        n_tracks = int(np.unique(colloc.track_index).size)
+        entry = {"tracks": n_tracks, "points": len(colloc), "methods": {}}
+        spacing = float(np.mean(pixel_spacing_m(scene.tie_points)))
+        ok_truth = None if truth is None else scene.valid & np.isfinite(truth)
+        bins = (_bin_index(distance_to_points_km(scene.shape, colloc.row, colloc.col, spacing))
+                if truth is not None and len(colloc) else None)
+        loo_bins = _bin_index(_loo_distances_km(colloc, spacing)) if len(colloc) else None
+        for m, fit in fits.items():
             if progress:
                 progress(f"{scene.name}: {m}")
             g = l_ = s_ = None
-            if len(colloc):
-                field = fit(colloc)
-                if truth is not None:
-                    sums = am.grid_error_sums(field, truth, scene.valid & np.isfinite(truth))
+            if not len(colloc):
+                entry["methods"][m] = am.method_summary(None, None, None)
+                continue
+            field = fit(colloc)
+            if truth is not None:
+                sums = am.grid_error_sums(field, truth, ok_truth)
+                for res, es in sums.items():
+                    grid[m][res] = grid[m].get(res, am.ErrorSums()).merge(es)
+                g = {k: v.stats() for k, v in sums.items()}
+                for b in range(len(DISTANCE_BINS_KM)):
+                    dist_truth[m][b].add(field, truth, ok_truth & (bins == b))
+            if sw_colls:
+                s_ = swath_stats(field, sw_colls)
+                sw_sq[m].add(s_)
+            if loo and n_tracks > 1:
+                if m == "model" and scene_model is not None and runner.uses_points:
+                    preds, sig = model_loo(scene_model, colloc, calibrate, lead)
+                    unc_res.append(preds - colloc.value)
+                    unc_sig.append(sig)
+                    l_ = {"pooled": am.error_stats(preds, colloc.value)}
+                else:
+                    if m in MODEL_METHODS:  # independent of the tracks: every point is held out
+                        preds = am.footprint_means(field, colloc)
+                        l_ = {"pooled": am.error_stats(preds, colloc.value)}
+                    else:
+                        preds = _loo_preds(fit, colloc)
+                        l_ = {"pooled": am.error_stats(preds, colloc.value)}
+                if m == "model_sar_only" and scene_model.sar_only()[1] is not None:
+                    s = am.footprint_means(scene_model.sar_only()[1], colloc)
+                    sar_res.append(preds - colloc.value)
+                    sar_sig.append(np.sqrt(s ** 2 + np.nan_to_num(colloc.uncertainty.astype(np.float64)) ** 2))
+                loo_sq[m].add(l_["pooled"])
+                for b in range(len(DISTANCE_BINS_KM)):
+                    dist_loo[m][b].add(preds, colloc.value, loo_bins == b)
+            if truth is not None:
+                for k, sub in subsets.items():
+                    if sub is None:
+                        continue
+                    sums = am.grid_error_sums(fit(sub), truth, ok_truth, resolutions=(80, 400))
                     for res, es in sums.items():
-                        grid[m][res] = grid[m].get(res, am.ErrorSums()).merge(es)
-                    g = {k: v.stats() for k, v in sums.items()}
-                if sw_colls:
-                    s_ = swath_stats(field, sw_colls)
-                    sw_sq[m].add(s_)
-                if loo and np.unique(colloc.track_index).size > 1:
-                    l_ = am.leave_one_track_out(fit, colloc)
-                    loo_sq[m].add(l_["pooled"])
-                if truth is not None:
-                    for k, sub in subsets.items():
-                        if sub is None:
-                            continue
-                        sums = am.grid_error_sums(fit(sub), truth, scene.valid & np.isfinite(truth),
-                                                  resolutions=(80, 400))
-                        for res, es in sums.items():
-                            by_k[k][m][res] = by_k[k][m].get(res, am.ErrorSums()).merge(es)
+                        by_k[k][m][res] = by_k[k][m].get(res, am.ErrorSums()).merge(es)
             entry["methods"][m] = am.method_summary(g, l_, s_)
         scenes_out[scene.name] = entry
+    if not points_total:
+        raise EvaluationError(f"no {kind} track point falls on the {len(files)} scene(s) within "
+                              f"{max_time_gap_h:g} h of their start ({len(tracks)} track(s) read)")
+    if "model" in names and not with_pred and runner is None:
+        raise EvaluationError(f"{pred_dir}: no prediction with a '{head}' variable for the {len(files)} scene(s), "
+                              f"and no model to make one ({runner_note})")
     pooled = {}
     for m in names:
         g = {k: v.stats() for k, v in grid[m].items()} if grid[m] else None
-        row = am.method_summary(g, {"pooled": {"rmse": loo_sq[m].rmse()}}, {"rmse": sw_sq[m].rmse()})
-        pooled[m] = row
+        pooled[m] = am.method_summary(g, {"pooled": {"rmse": loo_sq[m].rmse()}}, {"rmse": sw_sq[m].rmse()})
     by_tracks = {str(k): {"methods": {m: {"rmse_80m": (v.get("80m") or am.ErrorSums()).stats()["rmse"],
                                           "rmse_400m": (v.get("400m") or am.ErrorSums()).stats()["rmse"]}
                                       for m, v in by_k[k].items()}} for k in track_counts}
-    return {"pooled": {"methods": pooled, "by_tracks": by_tracks}, "scenes": scenes_out,
+    has_truth = any(s.n for v in dist_truth.values() for s in v)
+    basis = dist_truth if has_truth else dist_loo
+    by_distance = {
+        "basis": "truth at 80 m" if has_truth else "held-out points (leave one track out)",
+        "bins": {name: {"n": max((basis[m][b].n for m in names), default=0),
+                        "methods": {m: basis[m][b].stats()["rmse"] for m in names}}
+                 for b, (name, _, _) in enumerate(DISTANCE_BINS_KM)},
+    }
+    uncertainty = dict(_uncertainty_row(np.concatenate(unc_res) if unc_res else np.array([]),
+                                        np.concatenate(unc_sig) if unc_sig else np.array([])),
+                       basis="held-out points (the model run without the point's own track)",
+                       model_sar_only=_uncertainty_row(np.concatenate(sar_res) if sar_res else np.array([]),
+                                                       np.concatenate(sar_sig) if sar_sig else np.array([])))
+    notes = list(read.unreadable) + read.notes[:20] + ([runner_note] if runner_note else [])
+    return {"pooled": {"methods": pooled, "by_tracks": by_tracks}, "by_distance": by_distance,
+            "uncertainty": uncertainty, "scenes": scenes_out,
             "settings": {"kind": kind, "calibrate": calibrate, "max_time_gap_h": max_time_gap_h,
-                         "scenes": len(files), "tracks_read": len(tracks), "swaths_read": len(swaths)}}
+                         "scenes": len(files), "tracks_read": len(tracks), "swaths_read": len(swaths),
+                         "files_read": read.files, "files_unreadable": len(read.unreadable),
+                         "points_collocated": int(points_total), "predictions": with_pred,
+                         "model_workdir": runner.workdir if runner else None,
+                         "model_runs": runner.runs if runner else 0},
+            "notes": notes}
 
 
-def _fmt(x):
-    return "—" if x is None else f"{100 * x:.1f}"
-
-
-def markdown_table(result: dict) -> str:
-    """Pooled figures per method in cm (r unitless), then RMSE (400 m) against tracks per scene."""
-    cols = ("rmse_80m", "rmse_400m", "mae_400m", "bias", "r", "loo_rmse", "swath_rmse")
-    lines = ["| method | " + " | ".join(c + (" (cm)" if c != "r" else "") for c in cols) + " |",
-             "|---" * (len(cols) + 1) + "|"]
-    for m, row in result["pooled"]["methods"].items():
-        vals = [("—" if row[c] is None else f"{row[c]:.2f}") if c == "r" else _fmt(row[c]) for c in cols]
-        lines.append(f"| {m} | " + " | ".join(vals) + " |")
-    ks = list(result["pooled"]["by_tracks"])
-    lines += ["", "| method | " + " | ".join(f"RMSE 400 m, {k} tracks (cm)" for k in ks) + " |",
-              "|---" * (len(ks) + 1) + "|"]
-    for m in result["pooled"]["methods"]:
-        lines.append(f"| {m} | " + " | ".join(_fmt(result["pooled"]["by_tracks"][k]["methods"][m]["rmse_400m"])
-                                               for k in ks) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_rmse_vs_tracks(result: dict, path: str) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    ks = [int(k) for k in result["pooled"]["by_tracks"]]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for i, m in enumerate(result["pooled"]["methods"]):
-        for res, style in (("rmse_400m", "-o"), ("rmse_80m", ":x")):
-            ys = [result["pooled"]["by_tracks"][str(k)]["methods"][m][res] for k in ks]
-            ys = [np.nan if y is None else 100 * y for y in ys]
-            ax.plot(ks, ys, style, color=f"C{i}", label=f"{m} {res[5:]}")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ks, [str(k) for k in ks])
-    ax.set_xlabel("tracks per scene")
-    ax.set_ylabel("freeboard RMSE vs truth (cm)")
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def _loo_preds(fit, colloc) -> np.ndarray:
+    """Footprint-mean predictions at each track's points from `fit` on the other tracks (what
+    altimetry.metrics.leave_one_track_out scores)."""
+    preds = np.full(len(colloc), np.nan)
+    for ti in np.unique(colloc.track_index):
+        held = colloc.track_index == ti
+        if held.all():
+            continue
+        preds[held] = am.footprint_means(fit(colloc.select(~held)), colloc.select(held))
+    return preds
 
 
 def write_outputs(result: dict, json_path: str) -> dict[str, str]:
+    from seaice_jax import fileio
+    from seaice_jax.elevation.report import plot_rmse_vs_distance, plot_rmse_vs_tracks
+
     base = os.path.splitext(json_path)[0]
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-    with open(json_path, "w") as f:
-        json.dump(result, f, indent=1)
-    with open(base + ".md", "w") as f:
-        f.write(markdown_table(result))
+    fileio.write_text(json_path, json.dumps(result, indent=1))
+    fileio.write_text(base + ".md", markdown_table(result))
     return {"json": json_path, "markdown": base + ".md",
-            "plot": plot_rmse_vs_tracks(result, base + "_rmse_vs_tracks.png")}
+            "plot": plot_rmse_vs_tracks(result, base + "_rmse_vs_tracks.png"),
+            "distance_plot": plot_rmse_vs_distance(result, base + "_rmse_vs_distance.png")}

@@ -17,6 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from seaice_jax.inference.tiling import check_tiling, core_window, default_margin, tile_origins
+from seaice_jax.models.freeboard import FREEBOARD_HEADS, UNCERTAINTY_SUFFIX
+
+METRE_HEADS = FREEBOARD_HEADS + tuple(h + UNCERTAINTY_SUFFIX for h in FREEBOARD_HEADS)
 
 
 def head_layout(outputs: dict) -> list[tuple[str, int]]:
@@ -78,8 +81,8 @@ def output_maps(stacked, layout, xp=np) -> dict:
         i += k
         if name == "ice":
             maps["ice_logit"] = part[..., 0].astype(xp.float32)
-        elif name == "freeboard":  # metres (models/freeboard.py)
-            maps["freeboard"] = part[..., 0].astype(xp.float32)
+        elif name in METRE_HEADS:  # freeboards and their uncertainties, metres (models/freeboard.py)
+            maps[name] = part[..., 0].astype(xp.float32)
         elif k == 1:
             maps[name] = xp.clip(xp.rint(part[..., 0] * 10), 0, 10).astype(xp.uint8)
         else:
@@ -166,7 +169,7 @@ def predict_scene(
                            jax.ShapeDtypeStruct((1, tile, tile, len(planes)), jnp.float32))
     layout = head_layout(probe)
     out = {("ice_logit" if name == "ice" else name):
-           np.zeros((h, w), np.float32 if name in ("ice", "freeboard") else np.uint8) for name, _ in layout}
+           np.zeros((h, w), np.float32 if name == "ice" or name in METRE_HEADS else np.uint8) for name, _ in layout}
     band_width = cols[-1] + tile + margin  # band column j is scene column j - margin
     acc = np.zeros((core, w, sum(k for _, k in layout)), np.float32)  # acc row 0 = scene row `top`
     wsum = np.zeros((core, w), np.float32)

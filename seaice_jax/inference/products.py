@@ -46,9 +46,19 @@ PRED_VARIABLES: dict[str, dict] = {
             **_flags(SIC_CLASSES)},
     "SOD": {"units": "1", "long_name": "stage of development class", **_flags(SOD_CLASSES)},
     "FLOE": {"units": "1", "long_name": "floe size class", **_flags(FLOE_CLASSES)},
-    # The freeboard head (model.heads.freeboard): leads held at 0 by the ice probability.
+    # The freeboard heads (elevation.kinds): leads held at 0 by the ice probability; each with its
+    # predicted uncertainty (one standard deviation) when the model has one.
     "freeboard": {"units": "m", "standard_name": "sea_ice_freeboard",
-                  "long_name": "sea-ice freeboard from the model's freeboard head (leads at 0)"},
+                  "long_name": "total (snow + ice) freeboard, laser altimetry kind (ICESat-2), from the "
+                               "model's freeboard head (leads at 0)",
+                  "ancillary_variables": "freeboard_uncertainty"},
+    "freeboard_uncertainty": {"units": "m", "standard_name": "sea_ice_freeboard standard_error",
+                              "long_name": "predicted uncertainty (one standard deviation) of freeboard"},
+    "radar_freeboard": {"units": "m", "long_name": "radar freeboard, Ku-band altimetry kind (CryoSat-2 / "
+                                                  "Sentinel-3), from the model's radar freeboard head (leads at 0)",
+                        "ancillary_variables": "radar_freeboard_uncertainty"},
+    "radar_freeboard_uncertainty": {"units": "m",
+                                    "long_name": "predicted uncertainty (one standard deviation) of radar_freeboard"},
 }
 COORDINATES = {
     "latitude": {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude"},

@@ -19,11 +19,14 @@ count on the grid the file is on.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable
 
 import numpy as np
 
+from seaice_jax.data.points import POINT_CHANNELS, point_channels
+from seaice_jax.data.shards import downsampled_geometry
 from seaice_jax.inference.binarize import binary_maps
 from seaice_jax.inference.predict import predict_scene
 from seaice_jax.inference.products import DISTANCE, HH, PRED_SUFFIX, QUICKLOOK_SUFFIX, write_prediction, write_quicklook
@@ -54,12 +57,20 @@ def upsample_blocks(values: np.ndarray, factor: int, shape: tuple[int, int]) -> 
     return np.pad(big, pad, mode="edge")[:h, :w]
 
 
-def predict_full_grid(fns, params, batch_stats, scene, channels, factor: int, **tiling) -> dict:
-    """`predict_scene` on the scene downsampled by `factor`, maps back on the scene's own grid."""
+def predict_full_grid(fns, params, batch_stats, scene, channels, factor: int, points=None, **tiling) -> dict:
+    """`predict_scene` on the scene downsampled by `factor`, maps back on the scene's own grid.
+
+    points: the altimeter points given to a model with point channels (data.points.ScenePoints on the
+    downsampled grid), rasterized into those channels; None: the channels are 0 (no track, SAR alone).
+    """
+    from seaice_jax.data.points import POINT_CHANNELS, scene_point_planes
     from seaice_jax.data.shards import downsample_scene
 
     small = downsample_scene(scene, factor) if factor > 1 else scene
-    pred = predict_scene(fns, params, batch_stats, [small.channel(n) for n in channels], **tiling)
+    planes = scene_point_planes(points, channels) if points is not None else {}
+    zeros = np.zeros(small.shape, np.float32)
+    inputs = [planes.get(n, zeros) if n in POINT_CHANNELS else small.channel(n) for n in channels]
+    pred = predict_scene(fns, params, batch_stats, inputs, **tiling)
     return {k: upsample_blocks(v, factor, scene.shape) for k, v in pred.items()}
 
 
@@ -98,10 +109,11 @@ def inference_options(config, *, tile: int | None = None, stride: int | None = N
     return InferenceOptions(tiling, land_mask, factor)
 
 
-def predict_with_options(fns, params, batch_stats, scene, channels, options: InferenceOptions):
+def predict_with_options(fns, params, batch_stats, scene, channels, options: InferenceOptions, points=None):
     """(scene with the options' land mask, model maps on the scene's grid, BinaryMaps)."""
     scene = apply_land_mask(scene, options.land_mask)
-    pred = predict_full_grid(fns, params, batch_stats, scene, channels, options.downsample, **options.tiling)
+    pred = predict_full_grid(fns, params, batch_stats, scene, channels, options.downsample, points,
+                             **options.tiling)
     return scene, pred, binary_maps(scene, pred)
 
 
@@ -117,6 +129,7 @@ def predict_files(
     batch_size: int | None = None,
     errors: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    altimetry: Callable | None = None,
 ) -> list[str]:
     """Predict every scene with the latest checkpoint of `workdir`; returns the paths written
     (`_pred.nc`, quicklooks, the submission).
@@ -129,6 +142,10 @@ def predict_files(
     errors: None: a bad scene (SceneError, a name given twice) raises and stops the run. A list: its
       one-line message is appended, the scene skipped and the others go on; the submission is then
       not written (it would lack a scene). progress: called with one line per scene.
+    altimetry: for a model with point channels (freeboard_points / freeboard_mask), a callable
+      (downsampled scene geometry) -> (data.points.ScenePoints, report), e.g.
+      elevation.collocation.SceneAltimetry: each scene's collocated tracks become those inputs (the
+      report's counts go into the file's attributes). None: the point channels are 0 (SAR alone).
     Raises FileNotFoundError (no workdir / checkpoint) and ValueError (bad tiling or options, a model
     without the ice head, or a submission from a model without chart heads) before writing anything;
     `out_dir` is created only when a file goes into it.
@@ -146,7 +163,9 @@ def predict_files(
     if submission and heads.sic == "none" and not heads.sod and not heads.floe:
         raise ValueError(f"{workdir}: the model has no SIC / SOD / FLOE head for a submission")
     extra = options.needs + ((HH, DISTANCE) if png else ())
-    read = tuple(dict.fromkeys(channels + extra))  # only what the model (and the PNG / mask) needs
+    uses_points = bool(point_channels(channels))
+    # only what the model (and the PNG / mask) needs; point channels come from the tracks
+    read = tuple(c for c in dict.fromkeys(channels + extra) if c not in POINT_CHANNELS)
     t = options.tiling
 
     writer = None
@@ -166,12 +185,21 @@ def predict_files(
                     progress(f"[{i + 1}/{len(files)}] {os.path.basename(path)}: skipped ({errors[-1]})")
                 continue
             names.add(scene.name)
-            scene, pred, maps = predict_with_options(fns, params, batch_stats, scene, channels, options)
+            points, point_attrs = None, {}
+            if altimetry is not None and uses_points:
+                points, report = altimetry(downsampled_geometry(scene, options.downsample))
+                point_attrs = {"altimetry_input_points": int(len(points)),
+                               "altimetry_input_tracks": int(len(set(points.track.tolist()))),
+                               "altimetry_report": json.dumps(report)}
+            elif uses_points:
+                point_attrs = {"altimetry_input_points": 0, "altimetry_input_tracks": 0}
+            scene, pred, maps = predict_with_options(fns, params, batch_stats, scene, channels, options, points)
             os.makedirs(out_dir, exist_ok=True)
             written.append(write_prediction(
                 os.path.join(out_dir, scene.name + PRED_SUFFIX), scene, pred, maps, step=step, config=config,
                 attrs=dict(tile=t["tile"], stride=t["stride"], margin=t["margin"], blend=t["blend"],
-                           land_mask=options.land_mask, downsample=options.downsample)))
+                           land_mask=options.land_mask, downsample=options.downsample,
+                           source_workdir=os.path.abspath(workdir), **point_attrs)))
             if png:
                 written.append(write_quicklook(os.path.join(out_dir, scene.name + QUICKLOOK_SUFFIX), scene, maps))
             if submission:

@@ -26,7 +26,7 @@ from flax import nnx
 
 from seaice_jax.data.channels import NUM_CLASSES
 from seaice_jax.models.aspp import ASPP, ConvNormReLU, conv_kernel_init
-from seaice_jax.models.freeboard import freeboard_from_head
+from seaice_jax.models.freeboard import FREEBOARD_HEADS, UNCERTAINTY_SUFFIX, finish_freeboard_outputs
 from seaice_jax.models.upsample import Upsampled, pad_to_match
 
 UPSAMPLES = ("bilinear", "transpose")
@@ -199,9 +199,7 @@ class UNet(nnx.Module):
                 h = pad_to_match(self.upsamplers[level](h), skip.shape[1], skip.shape[2])
             h = tap(f"decoder_{level}", block([h, skip]))  # = block(concat([h, skip], -1))
 
-        outputs = self._apply_heads(h)
-        if "freeboard" in outputs:  # metres, leads at 0 (models/freeboard.py)
-            outputs["freeboard"] = freeboard_from_head(outputs["freeboard"], outputs.get("ice"))
+        outputs = finish_freeboard_outputs(self._apply_heads(h))  # metres, leads at 0 (models/freeboard.py)
         outputs.update(features)
         return outputs
 
@@ -229,8 +227,26 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 SIC_HEAD_SIZES = {"none": 0, "regression": 1, "classification": NUM_CLASSES["SIC"]}
 
 
-def head_sizes_from_config(heads_cfg) -> dict[str, int]:
-    """{'ice': 1, 'SIC': 1 | 11, 'SOD': 6, 'FLOE': 7}, only the heads the config switches on."""
+FREEBOARD_KIND_HEADS = dict(zip(("laser", "radar"), FREEBOARD_HEADS, strict=True))
+
+
+def freeboard_heads(kinds, uncertainty: bool) -> dict[str, int]:
+    """{head: 1} of the freeboard kinds ('laser' -> freeboard, 'radar' -> radar_freeboard), each with
+    its `_uncertainty` head when `uncertainty`."""
+    sizes = {}
+    for kind in kinds:
+        if kind not in FREEBOARD_KIND_HEADS:
+            raise ValueError(f"elevation.kinds: {kind!r} is not one of {tuple(FREEBOARD_KIND_HEADS)}")
+        sizes[FREEBOARD_KIND_HEADS[kind]] = 1
+        if uncertainty:
+            sizes[FREEBOARD_KIND_HEADS[kind] + UNCERTAINTY_SUFFIX] = 1
+    return sizes
+
+
+def head_sizes_from_config(heads_cfg, freeboard_kinds=None, uncertainty: bool = False) -> dict[str, int]:
+    """{'ice': 1, 'SIC': 1 | 11, 'SOD': 6, 'FLOE': 7, freeboard heads}, only the heads the config
+    switches on. freeboard_kinds None: `heads.freeboard` (True = the laser kind, as configs before
+    `elevation.kinds` wrote it)."""
     if heads_cfg.sic not in SIC_HEAD_SIZES:
         raise ValueError(f"model.heads.sic must be one of {tuple(SIC_HEAD_SIZES)}, got {heads_cfg.sic!r}")
     sizes = {}
@@ -242,14 +258,17 @@ def head_sizes_from_config(heads_cfg) -> dict[str, int]:
         sizes["SOD"] = NUM_CLASSES["SOD"]
     if heads_cfg.floe:
         sizes["FLOE"] = NUM_CLASSES["FLOE"]
-    if heads_cfg.get("freeboard", False):
-        sizes["freeboard"] = 1
+    if freeboard_kinds is None:
+        freeboard_kinds = ("laser",) if heads_cfg.get("freeboard", False) else ()
+    sizes.update(freeboard_heads(freeboard_kinds, uncertainty))
     return sizes
 
 
-def build_model(model_cfg, in_channels: int, rngs: nnx.Rngs) -> UNet:
+def build_model(model_cfg, in_channels: int, rngs: nnx.Rngs, *, freeboard_kinds=None,
+                uncertainty: bool = False) -> UNet:
     """UNet from the `config.model` ConfigDict (filters, convs_per_block, norm, upsample,
-    aspp_rates, aspp_channels (0 = bottleneck width), aspp_pool_window, heads, dtype)."""
+    aspp_rates, aspp_channels (0 = bottleneck width), aspp_pool_window, heads, dtype) and the
+    freeboard heads of `freeboard_kinds` (see head_sizes_from_config)."""
     if model_cfg.dtype not in DTYPES:
         raise ValueError(f"model.dtype must be one of {tuple(DTYPES)}, got {model_cfg.dtype!r}")
     return UNet(
@@ -261,7 +280,7 @@ def build_model(model_cfg, in_channels: int, rngs: nnx.Rngs) -> UNet:
         aspp_rates=tuple(model_cfg.aspp_rates),
         aspp_channels=model_cfg.aspp_channels or None,
         aspp_pool_window=model_cfg.aspp_pool_window,
-        heads=head_sizes_from_config(model_cfg.heads),
+        heads=head_sizes_from_config(model_cfg.heads, freeboard_kinds, uncertainty),
         dtype=DTYPES[model_cfg.dtype],
         param_dtype=jnp.float32,  # fp32 master weights; bf16 is compute only
         rngs=rngs,
