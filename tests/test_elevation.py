@@ -386,3 +386,24 @@ def test_two_processes_train_the_elevation_config_as_one(shards, workdir, tmp_pa
     multi, single = losses_of(str(tmp_path / "multi")), losses_of(workdir)
     assert sorted(multi) == sorted(single) == [1, 2, 3]
     np.testing.assert_allclose([multi[s] for s in (1, 2, 3)], [single[s] for s in (1, 2, 3)], rtol=2e-4)
+
+
+def test_device_resident_crops_carry_the_points_the_shards_hold(scenes_dir, shards):
+    """data.source='device': a crop cut on device holds the same points as the host's patch_points of the
+    same window (the set of values; the host keeps them in scene order)."""
+    from seaice_jax.data import resident
+
+    scenes = sorted(glob.glob(os.path.join(scenes_dir, "*_prep.nc")))
+    spec = resident.ResidentSpec(patch_size=32, downsample=1, max_regions=16,
+                                 channels=("nersc_sar_primary", "btemp_36_5v", "freeboard_points"), max_points=512)
+    data = resident.load_resident(scenes, spec, points_dir=shards)
+    assert data.points["value"].shape[0] == 2
+    for s, (r, c) in ((0, (32, 32)), (1, (0, 64)), (0, (64, 0))):
+        batch = resident.compact_batch(data, jnp.array([s]), jnp.array([r]), jnp.array([c]), spec)
+        got = np.asarray(batch["fb_value"][0])[np.asarray(batch["fb_kind"][0]) != pts.NO_POINT]
+        host = pts.ScenePoints.load(os.path.join(shards, os.path.basename(scenes[s])[:-3] + ".altimetry.npz"))
+        want = pts.patch_points(host, r, c, 32, 512)
+        np.testing.assert_array_equal(np.sort(got), np.sort(want["fb_value"][want["fb_kind"] != pts.NO_POINT]))
+    out = resident.draw_batch(data, jax.random.key(1), 0, spec=spec, batch_size=2,
+                              points=pts.PointOptions(0.5, 0.0))
+    assert out["inputs"].shape == (2, 32, 32, 3) and out["fb_index"].shape == (2, 512, 8)

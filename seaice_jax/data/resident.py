@@ -23,6 +23,7 @@ with one line when they do not fit the device.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Sequence
 
 import jax
@@ -32,6 +33,7 @@ import numpy as np
 from seaice_jax.data import cells as cl
 from seaice_jax.data import channels as ch
 from seaice_jax.data import compact, device_augment
+from seaice_jax.data import points as pts
 from seaice_jax.data.scene_types import Scene
 
 LABELS = ("sic", "sod", "floe")
@@ -45,12 +47,14 @@ class ResidentSpec:
     downsample: int = 2
     max_regions: int = 64
     channels: tuple[str, ...] = ch.ALL_CHANNELS
+    max_points: int = 0  # altimeter points per crop (0: none resident)
+    footprint_pixels: int = 8
 
     @property
     def layout(self) -> compact.Layout:
-        sar, cells = compact.split_channels(self.channels)
+        sar, cells = compact.split_channels(tuple(c for c in self.channels if c not in pts.POINT_CHANNELS))
         return compact.Layout(self.patch_size, self.max_regions, sar, cells, min(ch.PIXELS_PER_2KM.values()),
-                              self.downsample)
+                              self.downsample, max_points=self.max_points, footprint_pixels=self.footprint_pixels)
 
 
 def scene_sizes(shape: tuple[int, int], product: str, spec: ResidentSpec) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -131,6 +135,10 @@ class ResidentData:
     pixels_per_cell: jax.Array
     region_offset: jax.Array
     weight: jax.Array  # float32 [S], sampling probability
+    # altimeter points of every scene, padded to the largest count N (kind NO_POINT): rows / cols int32
+    # [S, N, K] on the (downsampled) scene grid, weight float32 [S, N, K], centre float32 [S, N, 2], value /
+    # sigma / time_gap float32 [S, N], kind / surface / mission uint8 [S, N], track int32 [S, N]; {} when none
+    points: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_scenes(self) -> int:
@@ -140,12 +148,33 @@ class ResidentData:
         return sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(self))
 
 
+def resident_points(points: Sequence[pts.ScenePoints], footprint_pixels: int = 8) -> dict:
+    """The scenes' altimeter points padded to one count (see ResidentData.points), host arrays."""
+    n = max([len(p) for p in points] + [1])
+    s, k = len(points), footprint_pixels
+    out = {"rows": np.zeros((s, n, k), np.int32), "cols": np.zeros((s, n, k), np.int32),
+           "weight": np.zeros((s, n, k), np.float32), "centre": np.full((s, n, 2), -1e6, np.float32),
+           "value": np.zeros((s, n), np.float32), "sigma": np.ones((s, n), np.float32),
+           "time_gap": np.zeros((s, n), np.float32), "kind": np.full((s, n), pts.NO_POINT, np.uint8),
+           "surface": np.zeros((s, n), np.uint8), "mission": np.zeros((s, n), np.uint8),
+           "track": np.zeros((s, n), np.int32)}
+    for i, p in enumerate(points):
+        m = len(p)
+        out["rows"][i, :m], out["cols"][i, :m], out["weight"][i, :m] = p.rows, p.cols, p.weight
+        out["centre"][i, :m] = np.stack([p.centre_row, p.centre_col], -1)
+        for f in ("value", "sigma", "time_gap", "kind", "surface", "mission", "track"):
+            out[f][i, :m] = getattr(p, f)
+    return out
+
+
 def from_scenes(scenes: Iterable[tuple[Scene, np.ndarray]], sizes, spec: ResidentSpec,
-                with_truth: bool = False, *, devices_or_sharding=None) -> ResidentData:
+                with_truth: bool = False, *, devices_or_sharding=None,
+                points: Sequence[pts.ScenePoints] | None = None) -> ResidentData:
     """Build the canvases on the host, one scene at a time, and put them on device.
 
     scenes: (scene on its source grid, 2 km cells float32 [n, m, Cc]) in the order of `sizes`
     (scene_sizes of each). devices_or_sharding: a jax.sharding (e.g. replicated over the mesh) or None.
+    points: the scenes' altimeter points on the downsampled grids (spec.max_points > 0).
     """
     from seaice_jax.data.shards import downsample_scene
 
@@ -191,13 +220,26 @@ def from_scenes(scenes: Iterable[tuple[Scene, np.ndarray]], sizes, spec: Residen
         cells=cells, scene_row=np.array(rows, np.int32), scene_shape=np.array(shapes, np.int32).reshape(-1, 2),
         cell_row=np.array(cell_rows, np.int32), grid_cells=np.array(grids, np.int32).reshape(-1, 2),
         pixels_per_cell=np.array(ppc, np.int32), region_offset=np.array(offsets, np.int32),
-        weight=(area / area.sum()).astype(np.float32))
+        weight=(area / area.sum()).astype(np.float32),
+        points=resident_points(points, spec.footprint_pixels) if spec.max_points and points is not None else {})
     return jax.device_put(host, devices_or_sharding)
 
 
 def load_resident(paths: Sequence[str], spec: ResidentSpec, *, sharding=None, available: int | None = None,
-                  fraction: float = 0.8) -> ResidentData:
-    """Read the scene files (one at a time) into device memory; fails first if they cannot fit."""
+                  fraction: float = 0.8, points_dir: str | None = None) -> ResidentData:
+    """Read the scene files (one at a time) into device memory; fails first if they cannot fit.
+    spec.max_points > 0: each scene's altimeter points from `<points_dir>/<scene>.altimetry.npz` (the
+    shards converted with altimetry at the same downsampling)."""
+    points = None
+    if spec.max_points:
+        points = []
+        for p in paths:
+            name = os.path.basename(p)[: -len(".nc")] if p.endswith(".nc") else os.path.basename(p)
+            path = os.path.join(points_dir or "", name + ".altimetry.npz")
+            if not os.path.exists(path):
+                raise ValueError(f"{path}: no altimeter points for {os.path.basename(p)} (data.source='device' "
+                                 "takes them from shards converted with --altimetry: set data.shards)")
+            points.append(pts.ScenePoints.load(path))
     import xarray as xr
 
     from seaice_jax.data.scene import open_scene
@@ -213,6 +255,8 @@ def load_resident(paths: Sequence[str], spec: ResidentSpec, *, sharding=None, av
         sizes.append((pixels, grid or cells))
         products.append(product)
     need = estimate_bytes(sizes, spec, truth)
+    if points:
+        need += len(points) * max(len(p) for p in points) * (spec.footprint_pixels * 12 + 32)
     check_fits(need, available_bytes() if available is None else available, fraction=fraction)
     names = spec.layout.cell_channels
 
@@ -223,7 +267,7 @@ def load_resident(paths: Sequence[str], spec: ResidentSpec, *, sharding=None, av
             s = dataclasses.replace(s, channels={k: s.channels[k] for k in spec.layout.sar_channels})
             yield s, grid
 
-    return from_scenes(scenes(), sizes, spec, truth, devices_or_sharding=sharding)
+    return from_scenes(scenes(), sizes, spec, truth, devices_or_sharding=sharding, points=points)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,7 +326,8 @@ def compact_batch(data: ResidentData, scene, row, col, spec: ResidentSpec) -> di
         shifted = jnp.where(scene_ids >= 0, scene_ids + data.region_offset[s], -1)
         local, slot_conc = localise_regions(shifted, data.region_conc, spec.max_regions)
         truth = cut(data.ice_truth) if data.ice_truth.shape[0] > 1 else jnp.full((p, p), 255, jnp.uint8)
-        return {
+        fb = crop_points(data.points, s, r, c, p, spec.max_points) if spec.max_points and data.points else {}
+        return fb | {
             "sar": cut(data.sar), "cells": cells,
             "cell_origin": jnp.stack([o_r, o_c]).astype(jnp.int32),
             "pixel_origin": jnp.stack([r, c]).astype(jnp.int32),
@@ -294,15 +339,53 @@ def compact_batch(data: ResidentData, scene, row, col, spec: ResidentSpec) -> di
     return jax.vmap(one)(scene, row, col)
 
 
+def crop_points(points: dict, s, r, c, p: int, max_points: int) -> dict:
+    """The point fields (data/points.py) of the crop [r, r + p) x [c, c + p) of scene s, cut on device as
+    points.patch_points cuts them on the host: centre in the crop, at least MIN_INSIDE of the footprint
+    weight inside (pixels outside dropped, weights renormalised); more than `max_points`: a spread-out
+    subset (a fixed pseudo-random order, so every track keeps points)."""
+    points = {k: v[s] for k, v in points.items()}  # this scene's
+    rows, cols, w = points["rows"], points["cols"], points["weight"]
+    centre, kind = points["centre"], points["kind"]
+    cr, cc = jnp.rint(centre[:, 0]), jnp.rint(centre[:, 1])
+    inside = (kind != pts.NO_POINT) & (cr >= r) & (cr < r + p) & (cc >= c) & (cc < c + p)
+    pin = (rows >= r) & (rows < r + p) & (cols >= c) & (cols < c + p) & (w > 0)
+    w_in = jnp.where(pin, w, 0.0)
+    keep = inside & (w_in.sum(1) >= pts.MIN_INSIDE * jnp.maximum(w.sum(1), 1e-12))
+    n = kind.shape[0]
+    spread = jnp.mod(jnp.arange(n, dtype=jnp.float32) * 0.6180339887, 1.0)
+    priority, idx = jax.lax.top_k(jnp.where(keep, 1.0 + spread, 0.0), min(max_points, n))
+    used = priority > 0
+    ww = w_in[idx] / jnp.maximum(w_in[idx].sum(1, keepdims=True), 1e-12)
+    out = {
+        "fb_pixel": jnp.stack([jnp.where(ww > 0, rows[idx] - r, 0), jnp.where(ww > 0, cols[idx] - c, 0)],
+                              -1).astype(jnp.int16),
+        "fb_weight": jnp.where(used[:, None], ww, 0.0),
+        "fb_value": jnp.where(used, points["value"][idx], 0.0),
+        "fb_sigma": jnp.where(used, points["sigma"][idx], 1.0),
+        "fb_surface": points["surface"][idx], "fb_mission": points["mission"][idx],
+        "fb_kind": jnp.where(used, kind[idx], pts.NO_POINT).astype(jnp.uint8),
+        "fb_track": jnp.where(used, points["track"][idx] % pts.PointOptions().max_tracks, -1).astype(jnp.int16),
+        "fb_time_gap": jnp.where(used, points["time_gap"][idx], 0.0),
+    }
+    if max_points > n:  # fewer points resident than slots: pad to the static count
+        pad = max_points - n
+        out = {k: jnp.concatenate([v, jnp.broadcast_to(jnp.asarray(pts.NO_POINT if k == "fb_kind" else
+                                                                   (-1 if k == "fb_track" else 0), v.dtype),
+                                                       (pad,) + v.shape[1:])]) for k, v in out.items()}
+    return out
+
+
 def draw_batch(data: ResidentData, key: jax.Array, step, *, spec: ResidentSpec, batch_size: int,
-               channels: Sequence[str] | None = None, augment: bool = True) -> dict:
+               channels: Sequence[str] | None = None, augment: bool = True,
+               points: pts.PointOptions | None = None) -> dict:
     """The training batch of `step`: a pure function of (data, key, step). Call inside the jitted step."""
     k_pos, k_aug = jax.random.split(jax.random.fold_in(key, step))
     scene, row, col = crop_positions(data, k_pos, batch_size, spec.patch_size)
     batch = compact_batch(data, scene, row, col, spec)
     return device_augment.prepare_batch_on_device(batch, k_aug, layout=spec.layout,
                                                   channels=spec.channels if channels is None else channels,
-                                                  augment=augment)
+                                                  augment=augment, points=points)
 
 
 def figure_for_ai4arctic(num_scenes: int = 513, side_80m: int = 5000, downsample: int = 2,
@@ -314,13 +397,14 @@ def figure_for_ai4arctic(num_scenes: int = 513, side_80m: int = 5000, downsample
 
 
 def with_resident_batches(step_fn, *, spec: ResidentSpec, batch_size: int, key: jax.Array,
-                          channels: Sequence[str] | None = None, augment: bool = True, batch_sharding=None):
+                          channels: Sequence[str] | None = None, augment: bool = True, batch_sharding=None,
+                          points: pts.PointOptions | None = None):
     """step_fn(state, batch) -> step(state, data): the batch of state.step drawn on device from the
     resident `data` (pass it as an argument of the jitted step; it is not copied)."""
 
     def step(state, data: ResidentData):
         batch = draw_batch(data, key, state.step, spec=spec, batch_size=batch_size, channels=channels,
-                           augment=augment)
+                           augment=augment, points=points)
         if batch_sharding is not None:
             batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
         return step_fn(state, batch)

@@ -86,6 +86,26 @@ def check_points(config, channels: tuple[str, ...], shards_have_points: bool, wh
                              f"({', '.join(wanted)}): no track is ever hidden, so the freeboard loss gets no point")
 
 
+def resident_max_points(config, shard_dir: str, channels: tuple[str, ...]) -> int:
+    """Points per crop of the device-resident source: 0 when the config needs none; else those of the
+    shards' patches scaled to the crop's area. The points come from the shards' `<scene>.altimetry.npz`,
+    so the shards must be cut at the resident data's downsampling."""
+    from seaice_jax.config import freeboard_kinds
+    from seaice_jax.data import pipeline
+
+    if not (freeboard_kinds(config) or point_channels(channels)):
+        return 0
+    layout = None
+    if shard_dir and os.path.exists(os.path.join(shard_dir, "manifest.json")):
+        layout = pipeline.load_layout(shard_dir)
+    check_points(config, channels, bool(layout and layout.max_points), shard_dir or "data.shards")
+    if layout.downsample != config.data.downsample:
+        raise ValueError(f"{shard_dir}: cut at downsample {layout.downsample}, data.downsample is "
+                         f"{config.data.downsample}: the resident altimeter points come from the shards")
+    area = (config.data.patch_size / layout.patch_size) ** 2
+    return max(64, int(round(layout.max_points * area)))
+
+
 def make_train_source(config, shard_dir: str, mesh, channels: tuple[str, ...]) -> TrainSource:
     """The configured source for the global batch `config.train.batch_size` on `mesh`."""
     from seaice_jax.data import device_augment, pipeline, resident
@@ -101,10 +121,10 @@ def make_train_source(config, shard_dir: str, mesh, channels: tuple[str, ...]) -
     points = point_options(config)
 
     if d.source == "device":
-        check_points(config, channels, False, "data.source='device'")  # resident points: not yet
         files = train_scene_files(config, shard_dir)
-        spec = resident.ResidentSpec(d.patch_size, d.downsample, d.max_regions, tuple(channels))
-        data = resident.load_resident(files, spec, sharding=jax.NamedSharding(mesh, jax.P()))
+        max_points = resident_max_points(config, shard_dir, channels)
+        spec = resident.ResidentSpec(d.patch_size, d.downsample, d.max_regions, tuple(channels), max_points=max_points)
+        data = resident.load_resident(files, spec, sharding=jax.NamedSharding(mesh, jax.P()), points_dir=shard_dir)
 
         def wrap(step):
             def wrapped(state, data):
@@ -113,7 +133,8 @@ def make_train_source(config, shard_dir: str, mesh, channels: tuple[str, ...]) -
                 # an input of its own placement (the processes' programs then disagree and hang).
                 key = jax.random.key(seed)
                 return resident.with_resident_batches(step, spec=spec, batch_size=gb, key=key, channels=channels,
-                                                      augment=d.augment, batch_sharding=batch_sharding)(state, data)
+                                                      augment=d.augment, batch_sharding=batch_sharding,
+                                                      points=points)(state, data)
             return wrapped
 
         return TrainSource(wrap, lambda: data, None,
