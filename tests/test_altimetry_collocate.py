@@ -153,3 +153,37 @@ def test_footprint_oriented_across_a_diagonal_track():
     far = _track_through(tp, np.array([60.0]), np.array([50.0]), np.array([0.0]))
     far.latitude[:] = 60.0
     assert len(col.collocate(FakeScene((H, W), tp, T_SAR), [far], max_time_gap=10)) == 0
+
+
+def test_vectorised_footprints_equal_the_per_point_reference():
+    """collocate's footprints of all points at once: the same pixels and weights as footprint_pixels
+    point by point (then normalised by the inside share), for footprints of several sizes, at the
+    scene edge and across it."""
+    tp = _tie_points()
+    sp = col.pixel_spacing_m(tp)
+    rng = np.random.default_rng(0)
+    n = 60
+    rows, cols = rng.uniform(-3, H + 2, n), rng.uniform(-3, W + 2, n)
+    along, across = rng.uniform(20.0, 400.0, n), rng.choice([17.0, 250.0, 1600.0], n)
+    d = rng.normal(size=(n, 2))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    point, pix, frac = col.footprints(rows, cols, along, across, d[:, 0], d[:, 1], (H, W), sp)
+    for i in range(n):
+        ref_pix, ref_frac = col.footprint_pixels(rows[i], cols[i], along[i], across[i], tuple(d[i]), (H, W), sp)
+        mine = point == i
+        np.testing.assert_array_equal(pix[mine], ref_pix)
+        np.testing.assert_allclose(frac[mine], ref_frac, rtol=1e-12)
+    # through collocate: weights sum to 1, the K largest kept
+    track = _track_through(tp, np.linspace(2, H - 3, 25), np.linspace(3, W - 4, 25), 0.0)
+    c = col.collocate(FakeScene((H, W), tp, T_SAR), [track], max_pixels=8)
+    assert 20 <= len(c) <= 25 and c.index.shape == (len(c), 8)  # 1.6 km wide: edge points mostly outside
+    for j in range(len(c)):  # each kept point: its 8 largest reference pixels, renormalised
+        i = c.point_index[j]
+        d = col._directions(*geo.latlon_to_pixel(tp, track.latitude, track.longitude), col.pixel_spacing_m(tp))
+        ref_pix, ref_frac = col.footprint_pixels(c.row[j], c.col[j], 300.0, 1600.0, (d[0][i], d[1][i]), (H, W),
+                                                 col.pixel_spacing_m(tp))
+        top = np.argsort(-ref_frac, kind="stable")[:8]
+        np.testing.assert_array_equal(c.index[j], ref_pix[top])
+        np.testing.assert_allclose(c.weight[j], ref_frac[top] / ref_frac[top].sum(), rtol=1e-5)
+    np.testing.assert_allclose(c.weight.sum(1), 1.0, rtol=1e-5)
+    assert np.all(np.diff(c.weight, axis=1) <= 1e-7)  # decreasing weights

@@ -10,7 +10,7 @@ Maps are float32 [H, W], NaN where `valid` is False.
 from __future__ import annotations
 
 import numpy as np
-from scipy import spatial
+from scipy import ndimage
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
@@ -49,20 +49,26 @@ def nearest_track(shape, rows, cols, values, valid: np.ndarray | None = None,
                   lead_mask: np.ndarray | None = None, max_distance_px: float | None = None) -> np.ndarray:
     """Nearest-point interpolation of collocated values onto the [H, W] grid.
 
-    lead_mask: pixels forced to 0 (leads / water); beyond `max_distance_px` from every point: NaN.
+    Each pixel takes the value held by the nearest pixel that holds a point centre (the mean of the
+    points centred there): one Euclidean distance transform, O(H W), where a k-d tree query of every
+    pixel took seconds on a 768 x 768 scene. lead_mask: pixels forced to 0 (leads / water); beyond
+    `max_distance_px` from every point: NaN.
     """
     h, w = shape
     out = np.full((h, w), np.nan, np.float32)
     rows, cols, values = (np.asarray(a, np.float64) for a in (rows, cols, values))
-    ok = np.isfinite(rows) & np.isfinite(cols) & np.isfinite(values)
+    ri, ci = np.rint(rows), np.rint(cols)
+    ok = np.isfinite(ri) & np.isfinite(ci) & np.isfinite(values) & (ri >= 0) & (ri < h) & (ci >= 0) & (ci < w)
     if ok.any():
-        tree = spatial.cKDTree(np.stack([rows[ok], cols[ok]], 1))
-        rr, cc = np.mgrid[0:h, 0:w]
-        d, i = tree.query(np.stack([rr.ravel(), cc.ravel()], 1))
-        field = values[ok][i].astype(np.float32)
+        flat = ri[ok].astype(np.int64) * w + ci[ok].astype(np.int64)
+        total = np.bincount(flat, weights=values[ok], minlength=h * w)
+        count = np.bincount(flat, minlength=h * w)
+        seeds = (count > 0).reshape(h, w)
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan).reshape(h, w)
+        d, (ir, ic) = ndimage.distance_transform_edt(~seeds, return_indices=True)
+        out = mean[ir, ic].astype(np.float32)
         if max_distance_px is not None:
-            field[d > max_distance_px] = np.nan
-        out = field.reshape(h, w)
+            out[d > max_distance_px] = np.nan
     if lead_mask is not None:
         out[np.asarray(lead_mask, bool)] = 0.0
     if valid is not None:

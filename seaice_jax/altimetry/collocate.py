@@ -115,7 +115,7 @@ def _truncate(index, weight, k):
     if index.shape[1] <= k:
         pad = k - index.shape[1]
         return np.pad(index, ((0, 0), (0, pad))), np.pad(weight, ((0, 0), (0, pad)))
-    order = np.argsort(-weight, axis=1)[:, :k]
+    order = np.argsort(-weight, axis=1, kind="stable")[:, :k]
     idx = np.take_along_axis(index, order, 1)
     w = np.take_along_axis(weight, order, 1)
     s = w.sum(1, keepdims=True)
@@ -159,6 +159,37 @@ def footprint_pixels(row, col, along_m, across_m, direction, shape, spacing_m, o
 COUNT_KEYS = ("points_read", "outside_time_window", "outside", "bad_quality", "on_land", "collocated")
 
 
+def footprints(rows, cols, along_m, across_m, d_row, d_col, shape, spacing_m, oversample: int = 3):
+    """`footprint_pixels` of N points at once: (point index [M], flat pixel [M], area fraction [M]) for
+    every (point, pixel) pair, sorted by point then pixel. Points are grouped by their lattice size, so
+    the work is a few array operations, not a Python loop over the points."""
+    h, w = shape
+    rows, cols = np.asarray(rows, np.float64), np.asarray(cols, np.float64)
+    along, across = np.asarray(along_m, np.float64), np.asarray(across_m, np.float64)
+    step = min(spacing_m) / oversample
+    na = np.maximum(1, np.ceil(along / step)).astype(np.int64)
+    nc = np.maximum(1, np.ceil(across / step)).astype(np.int64)
+    parts = []
+    for a, c in sorted(set(zip(na.tolist(), nc.tolist(), strict=True))):
+        sel = np.flatnonzero((na == a) & (nc == c))
+        u = ((np.arange(a) + 0.5) / a)[None, :] * along[sel, None] - along[sel, None] / 2  # [n, a]
+        v = ((np.arange(c) + 0.5) / c)[None, :] * across[sel, None] - across[sel, None] / 2  # [n, c]
+        ar, ac = np.asarray(d_row, np.float64)[sel, None, None], np.asarray(d_col, np.float64)[sel, None, None]
+        uu, vv = u[:, :, None], v[:, None, :]
+        rr = rows[sel, None, None] + (uu * ar - vv * ac) / spacing_m[0]
+        cc = cols[sel, None, None] + (uu * ac + vv * ar) / spacing_m[1]
+        ri, ci = np.rint(rr).astype(np.int64).reshape(sel.size, -1), np.rint(cc).astype(np.int64).reshape(sel.size, -1)
+        inside = (ri >= 0) & (ri < h) & (ci >= 0) & (ci < w)
+        point = np.broadcast_to(sel[:, None], ri.shape)[inside]
+        key, counts = np.unique(point * (h * w) + (ri * w + ci)[inside], return_counts=True)
+        parts.append((key // (h * w), key % (h * w), counts / float(a * c)))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    point, pix, frac = (np.concatenate(x) for x in zip(*parts, strict=True))
+    order = np.lexsort((pix, point))
+    return point[order], pix[order], frac[order]
+
+
 def collocate(scene: SceneLike, tracks, max_time_gap=None, *, quality_only: bool = True, max_pixels: int | None = None,
               min_inside: float = 0.5, spacing_m: tuple[float, float] | None = None,
               oversample: int = 3, counts: dict | None = None) -> Collocation:
@@ -183,7 +214,7 @@ def collocate(scene: SceneLike, tracks, max_time_gap=None, *, quality_only: bool
     gap = None if max_time_gap is None else to_seconds(max_time_gap)
     valid = getattr(scene, "valid", None)
     tracks = [tracks] if isinstance(tracks, Track) else list(tracks)
-    rows_out, per_point = [], []
+    per_point, track_parts = [], []
     lat_lo, lat_hi = float(tp.latitude.min()) - 0.5, float(tp.latitude.max()) + 0.5
     for ti, tr in enumerate(tracks):
         if len(tr) == 0:
@@ -212,34 +243,76 @@ def collocate(scene: SceneLike, tracks, max_time_gap=None, *, quality_only: bool
             on_valid = np.asarray(valid)[ri, ci]
             tally["on_land"] += int((keep & ~on_valid).sum())
             keep &= on_valid
-        for j in np.flatnonzero(keep):
-            i = sel[j]
-            pix, frac = footprint_pixels(r[j], c[j], float(tr.footprint_along[i]), float(tr.footprint_across[i]),
-                                         (dr[j], dc[j]), (h, w), sp, oversample)
-            total = frac.sum()
-            if total < min_inside:
-                tally["outside"] += 1
-                continue
-            per_point.append((pix, frac / total))
-            rows_out.append((ti, i, r[j], c[j], dt[j], tr.value[i], tr.uncertainty[i], tr.surface[i],
-                             tr.footprint_along[i], tr.footprint_across[i]))
-    n = len(rows_out)
+        js = np.flatnonzero(keep)
+        if js.size == 0:
+            continue
+        idx = sel[js]
+        point, pix, frac = footprints(r[js], c[js], tr.footprint_along[idx], tr.footprint_across[idx], dr[js], dc[js],
+                                      (h, w), sp, oversample)
+        total = np.bincount(point, weights=frac, minlength=js.size)
+        ok = total >= min_inside
+        tally["outside"] += int((~ok).sum())
+        per_point.append((point, pix, frac / np.maximum(total[point], 1e-12), ok))
+        track_parts.append((np.full(int(ok.sum()), ti), idx[ok], r[js][ok], c[js][ok], dt[js][ok]))
+    index, weight = _padded_footprints(per_point, max_pixels)
+    n = index.shape[0]
     tally["collocated"] = n
     if counts is not None:
         for k, v in tally.items():
             counts[k] = counts.get(k, 0) + v
-    index = np.zeros((n, max([p.size for p, _ in per_point], default=1)), np.int32)
-    weight = np.zeros(index.shape, np.float32)
-    for j, (pix, wts) in enumerate(per_point):
-        index[j, :pix.size], weight[j, :pix.size] = pix, wts
+    if track_parts:
+        t_i, p_i, row, col, toff = (np.concatenate(x) for x in zip(*track_parts, strict=True))
+    else:
+        t_i = p_i = np.zeros(0, np.int64)
+        row = col = toff = np.zeros(0)
+
+    def attr(name, dtype):
+        return (np.concatenate([getattr(tracks[t], name)[i] for (t, i) in _by_track(t_i, p_i)]).astype(dtype)
+                if n else np.zeros(0, dtype))
+
+    return Collocation(shape=(h, w), track_ids=[t.track_id for t in tracks],
+                       track_index=t_i.astype(np.int32), point_index=p_i.astype(np.int32),
+                       row=row.astype(np.float64), col=col.astype(np.float64), time_offset=toff.astype(np.float64),
+                       value=attr("value", np.float32), uncertainty=attr("uncertainty", np.float32),
+                       surface=attr("surface", np.uint8), footprint_along=attr("footprint_along", np.float32),
+                       footprint_across=attr("footprint_across", np.float32), index=index, weight=weight,
+                       missions=[t.mission for t in tracks])
+
+
+def _by_track(track_index, point_index):
+    """[(track, its point indices)] in order, for runs of the same track."""
+    out, start = [], 0
+    for k in range(1, len(track_index) + 1):
+        if k == len(track_index) or track_index[k] != track_index[start]:
+            out.append((int(track_index[start]), point_index[start:k]))
+            start = k
+    return out
+
+
+def _padded_footprints(per_point, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """index / weight [N, K] of the kept points of every track (pixels by decreasing weight, ties by pixel
+    order; K = max_pixels, renormalised when pixels are dropped, else the largest footprint)."""
+    idx_parts, w_parts = [], []
+    for point, pix, frac, ok in per_point:
+        kept = ok[point]
+        new_id = np.cumsum(ok) - 1
+        pt, px, fr = new_id[point[kept]], pix[kept], frac[kept]
+        order = np.lexsort((px, -fr, pt))  # by point, then decreasing weight, then pixel
+        pt, px, fr = pt[order], px[order], fr[order]
+        m = int(ok.sum())
+        first = np.searchsorted(pt, np.arange(m))
+        rank = np.arange(pt.size) - first[pt]
+        k = int(rank.max()) + 1 if rank.size else 1
+        index, weight = np.zeros((m, k), np.int32), np.zeros((m, k), np.float32)
+        index[pt, rank], weight[pt, rank] = px, fr
+        idx_parts.append(index)
+        w_parts.append(weight)
+    if not idx_parts:
+        index, weight = np.zeros((0, max_pixels or 1), np.int32), np.zeros((0, max_pixels or 1), np.float32)
+        return index, weight
+    k = max(a.shape[1] for a in idx_parts)
+    index = np.concatenate([np.pad(a, ((0, 0), (0, k - a.shape[1]))) for a in idx_parts])
+    weight = np.concatenate([np.pad(a, ((0, 0), (0, k - a.shape[1]))) for a in w_parts])
     if max_pixels is not None:
         index, weight = _truncate(index, weight, max_pixels)
-    cols = list(zip(*rows_out, strict=True)) if rows_out else [[]] * 10
-    return Collocation(shape=(h, w), track_ids=[t.track_id for t in tracks],
-                       track_index=np.asarray(cols[0], np.int32), point_index=np.asarray(cols[1], np.int32),
-                       row=np.asarray(cols[2], np.float64), col=np.asarray(cols[3], np.float64),
-                       time_offset=np.asarray(cols[4], np.float64), value=np.asarray(cols[5], np.float32),
-                       uncertainty=np.asarray(cols[6], np.float32), surface=np.asarray(cols[7], np.uint8),
-                       footprint_along=np.asarray(cols[8], np.float32),
-                       footprint_across=np.asarray(cols[9], np.float32), index=index, weight=weight,
-                       missions=[t.mission for t in tracks])
+    return index, weight

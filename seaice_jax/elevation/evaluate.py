@@ -97,12 +97,15 @@ def _gp_padded(x, y, nv, n: int, seed: int):
 
 class GPBaseline:
     """The GP baseline of one scene: hyperparameters fitted (marginal likelihood) on the first points it
-    is given (all tracks of the scene), reused for the subsets (leave-one-track-out, fewer tracks)."""
+    is given (all tracks of the scene; a seeded subset of `fit_points` of them: the fit's cost grows with
+    the cube of the points), reused for the subsets (leave-one-track-out, fewer tracks); predictions
+    from up to `max_points` points, the posterior mean only."""
 
-    def __init__(self, features, valid, lead, *, step: int = 4, max_points: int = 600, seed: int = 0):
+    def __init__(self, features, valid, lead, *, step: int = 4, max_points: int = 600, fit_points: int = 300,
+                 seed: int = 0):
         from seaice_jax.altimetry import gp
         self.gp, self.features, self.valid, self.lead = gp, features, valid, lead
-        self.step, self.n, self.seed, self.params = step, max_points, seed, None
+        self.step, self.n, self.fit_n, self.seed, self.params = step, max_points, fit_points, seed, None
         h, w = features.shape[:2]
         rr, cc = np.mgrid[0:h:step, 0:w:step]
         self.grid_shape = rr.shape
@@ -116,10 +119,10 @@ class GPBaseline:
         x = self.gp.gp_inputs(self.features, c.row[ok], c.col[ok])
         y = c.value[ok].astype(np.float64)
         nv = np.maximum(np.nan_to_num(c.uncertainty[ok].astype(np.float64), nan=0.1), 1e-3) ** 2
-        x, y, nv = _gp_padded(x, y, nv, self.n, self.seed)
         if self.params is None:
-            self.params = self.gp.fit_gp(x, y, nv)
-        m, _ = self.gp.gp_predict(self.params, x, y, nv, self.xq)
+            self.params = self.gp.fit_gp(*_gp_padded(x, y, nv, self.fit_n, self.seed))
+        x, y, nv = _gp_padded(x, y, nv, self.n, self.seed)
+        m = self.gp.gp_predict_mean(self.params, x, y, nv, self.xq)
         m = np.repeat(np.repeat(m.reshape(self.grid_shape), self.step, 0), self.step, 1)[:h, :w].astype(np.float32)
         if self.lead is not None:
             m[self.lead] = 0.0
