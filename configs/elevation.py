@@ -25,8 +25,11 @@ def get_config(arg: str | None = None):
     c.data.channels = ("sar", "sar_incidenceangle", "btemp_18_7h", "btemp_18_7v", "btemp_36_5h", "btemp_36_5v",
                        "freeboard_points", "freeboard_mask")
     c.data.track_dropout = 0.5  # a track hidden from the input (and supervised) with this probability
-    c.data.all_tracks_hidden = 0.25  # every track hidden: the SAR-only case (infer.py without --altimetry)
-    c.model.filters = (16, 32, 32)
+    c.data.all_tracks_hidden = 0.2  # every track hidden: the SAR-only case (infer.py without --altimetry)
+    c.data.segment_dropout = 0.3  # 3 km along-track segments of visible tracks hidden: supervision near tracks
+    c.data.segment_km = 3.0
+    c.model.filters = (16, 32, 64, 64)  # 3 poolings: ~7 km receptive field, room to carry track values
+    c.model.point_context_px = (4, 16, 64)  # track values made dense within ~0.3, 1.3 and 5 km (80 m pixels)
     c.train.batch_size = 8
     c.train.num_steps = 300
     c.train.log_every = 25

@@ -26,6 +26,8 @@ def base_config() -> ml_collections.ConfigDict:
     # tracks hidden from the input at random, and the freeboard loss taken on them (depth completion).
     d.track_dropout = 0.5  # probability that a track is hidden from an example's input
     d.all_tracks_hidden = 0.25  # probability that every track is (trains the SAR-only case)
+    d.segment_dropout = 0.0  # probability that an along-track segment of a visible track is hidden
+    d.segment_km = 3.0  # that segment's length
     d.synthetic = s = ml_collections.ConfigDict()
     s.train_scenes = 6
     s.val_scenes = 2
@@ -43,6 +45,7 @@ def base_config() -> ml_collections.ConfigDict:
     m.aspp_channels = 0  # 0 = bottleneck width
     m.aspp_pool_window = 0  # image-level branch: 0 = global mean, >0 = local average pool window
     m.dtype = "float32"  # compute dtype; bfloat16 keeps float32 parameters
+    m.point_context_px = ()  # window half-sizes (px) of the altimeter point context (models/point_context.py)
     m.heads = h = ml_collections.ConfigDict()
     h.ice = True  # binary ice logit trained with the region concentration loss
     h.sic = "none"  # none | regression | classification

@@ -68,8 +68,10 @@ def input_channels(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 def create_model(config: ml_collections.ConfigDict, seed: int | None = None):
     """(ModelFns, params, batch_stats) for the config; parameters live in float32."""
-    model = build_model(config.model, len(input_channels(config)), nnx.Rngs(config.seed if seed is None else seed),
-                        freeboard_kinds=freeboard_kinds(config), uncertainty=predicts_uncertainty(config))
+    channels = input_channels(config)
+    model = build_model(config.model, len(channels), nnx.Rngs(config.seed if seed is None else seed),
+                        freeboard_kinds=freeboard_kinds(config), uncertainty=predicts_uncertainty(config),
+                        point_pairs=ch.point_channel_pairs(channels))
     model.train()
     graphdef_train, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
     model.eval()

@@ -203,6 +203,15 @@ def test_whole_tracks_are_hidden_rasterized_from_the_visible_ones_and_carry_the_
     everything = pts.add_point_inputs(batch, jax.random.key(0), channels, p, pts.PointOptions(0.0, 1.0))
     assert np.asarray(everything["fb_loss"][0]).tolist() == [True] * 5 + [False]
     assert float(jnp.abs(everything["inputs"][..., 1:]).sum()) == 0.0
+    # segments: with every track visible, points of one track are hidden in along-track runs
+    long = {**batch, "fb_along": jnp.asarray([[0.0, 500.0, 0.0, 4000.0, 0.0, 0.0]], jnp.float32)}
+    runs = set()
+    for seed in range(40):
+        out = pts.add_point_inputs(long, jax.random.key(seed), channels, p,
+                                   pts.PointOptions(0.0, 0.0, segment_dropout=0.5, segment_m=1000.0))
+        hidden = np.asarray(out["fb_loss"][0])
+        runs.add((bool(hidden[2]), bool(hidden[3])))  # 4 km apart on one track: drawn apart
+    assert len(runs) == 4
     # without point channels the model sees no track and every point counts
     plain = pts.add_point_inputs(batch, jax.random.key(0), ("nersc_sar_primary",), p, pts.PointOptions())
     assert plain["inputs"].shape == (1, p, p, 1) and np.asarray(plain["fb_loss"][0]).sum() == 5
@@ -407,3 +416,22 @@ def test_device_resident_crops_carry_the_points_the_shards_hold(scenes_dir, shar
     out = resident.draw_batch(data, jax.random.key(1), 0, spec=spec, batch_size=2,
                               points=pts.PointOptions(0.5, 0.0))
     assert out["inputs"].shape == (2, 32, 32, 3) and out["fb_index"].shape == (2, 512, 8)
+
+
+def test_point_context_box_sums_match_scipy_and_carry_track_values():
+    from scipy import ndimage
+
+    from seaice_jax.models.point_context import box_sum, point_context
+
+    a = np.random.default_rng(2).uniform(size=(2, 13, 17)).astype(np.float32)
+    for s in (1, 3, 8):
+        want = np.stack([ndimage.uniform_filter(x.astype(np.float64), 2 * s + 1, mode="constant") for x in a])
+        np.testing.assert_allclose(np.asarray(box_sum(jnp.asarray(a), s)), want * (2 * s + 1) ** 2, rtol=1e-5,
+                                   atol=1e-5)
+    x = np.zeros((1, 9, 9, 3), np.float32)
+    x[0, 4, :, 1], x[0, 4, :, 2] = 0.3, 1.0  # a track along row 4 with freeboard 0.3
+    out = np.asarray(point_context(jnp.asarray(x), [(1, 2)], (2,)))
+    assert out.shape == (1, 9, 9, 5)
+    np.testing.assert_allclose(out[0, 2:7, :, 3], 0.3, rtol=1e-6)  # within 2 rows of the track: its value
+    np.testing.assert_allclose(out[0, [0, 1, 7, 8], :, 3], 0.0)  # farther: none
+    np.testing.assert_allclose(out[0, 4, 2:7, 4], 1.0)  # a track across the window: confidence 1

@@ -36,6 +36,16 @@ STORED_CHANNELS = ALL_CHANNELS + DERIVED_CHANNELS
 # step (training) or from the given tracks (inference): never stored as planes.
 POINT_CHANNELS = ("freeboard_points", "freeboard_mask", "radar_freeboard_points", "radar_freeboard_mask")
 
+
+def point_channel_pairs(channels) -> tuple[tuple[int, int], ...]:
+    """(values index, mask index) in `channels` of each point kind present with both channels."""
+    channels = list(channels)
+    pairs = []
+    for values, mask in (POINT_CHANNELS[0:2], POINT_CHANNELS[2:4]):
+        if values in channels and mask in channels:
+            pairs.append((channels.index(values), channels.index(mask)))
+    return tuple(pairs)
+
 # Dimension names of the grids.
 SAR_DIMS = ("sar_lines", "sar_samples")
 GRID_2KM_DIMS = ("2km_grid_lines", "2km_grid_samples")

@@ -40,7 +40,7 @@ HEAD_OF_KIND = {"laser": "freeboard", "radar": "radar_freeboard"}
 UNCERTAINTY_SUFFIX = "_uncertainty"
 MIN_INSIDE = 0.5  # share of a footprint's weight that must fall inside a patch
 POINT_FIELDS = ("fb_pixel", "fb_weight", "fb_value", "fb_sigma", "fb_surface", "fb_kind", "fb_mission",
-                "fb_track", "fb_time_gap")
+                "fb_track", "fb_along", "fb_time_gap")
 
 
 def point_channels(channels: Sequence[str]) -> tuple[str, ...]:
@@ -69,6 +69,7 @@ def point_field_shapes(max_points: int, footprint_pixels: int) -> dict[str, tupl
         "fb_kind": ((n,), np.dtype(np.uint8)),  # index into FREEBOARD_KINDS, NO_POINT = padding
         "fb_mission": ((n,), np.dtype(np.uint8)),  # index into MISSIONS
         "fb_track": ((n,), np.dtype(np.int16)),  # track slot within the patch, -1 = padding
+        "fb_along": ((n,), np.dtype(np.float32)),  # along-track distance from the track's first point, m
         "fb_time_gap": ((n,), np.dtype(np.float32)),  # point time - SAR start, s
     }
 
@@ -98,6 +99,7 @@ class ScenePoints:
     kind: np.ndarray  # uint8 [N] index into FREEBOARD_KINDS
     mission: np.ndarray  # uint8 [N] index into MISSIONS
     track: np.ndarray  # int32 [N] index into track_ids
+    along: np.ndarray  # float32 [N] m along the track from its first point (altimetry.kinds.along_track_m)
     time_gap: np.ndarray  # float32 [N] s
     latitude: np.ndarray  # float64 [N]
     longitude: np.ndarray
@@ -105,7 +107,7 @@ class ScenePoints:
     track_ids: list[str] = dataclasses.field(default_factory=list)
 
     PER_POINT = ("rows", "cols", "weight", "centre_row", "centre_col", "value", "sigma", "surface", "kind",
-                 "mission", "track", "time_gap", "latitude", "longitude", "time")
+                 "mission", "track", "along", "time_gap", "latitude", "longitude", "time")
 
     def __len__(self) -> int:
         return int(self.value.shape[0])
@@ -143,7 +145,7 @@ class ScenePoints:
              "weight": np.zeros((0, k), np.float32)}
         for f, dt in (("centre_row", np.float64), ("centre_col", np.float64), ("value", np.float32),
                       ("sigma", np.float32), ("surface", np.uint8), ("kind", np.uint8), ("mission", np.uint8),
-                      ("track", np.int32), ("time_gap", np.float32), ("latitude", np.float64),
+                      ("track", np.int32), ("along", np.float32), ("time_gap", np.float32), ("latitude", np.float64),
                       ("longitude", np.float64), ("time", np.float64)):
             z[f] = np.zeros(0, dt)
         return cls(shape=tuple(shape), **z)
@@ -152,6 +154,7 @@ class ScenePoints:
 def from_collocation(colloc, tracks: Sequence, kinds: Sequence[str], start_time_s: float) -> ScenePoints:
     """ScenePoints of an `altimetry.collocate.Collocation` of `tracks` (kinds[i]: the freeboard kind of
     tracks[i]) on a scene of shape colloc.shape."""
+    from seaice_jax.altimetry.kinds import along_track_m
     h, w = colloc.shape
     n = len(colloc)
     ti = np.asarray(colloc.track_index, np.int64)
@@ -165,11 +168,14 @@ def from_collocation(colloc, tracks: Sequence, kinds: Sequence[str], start_time_
     mission = np.array([mission_index(tracks[t].mission) for t in ti], np.uint8).reshape(n)
     index = np.asarray(colloc.index, np.int64)
     weight = np.asarray(colloc.weight, np.float32)
+    along_of = {int(t): along_track_m(tracks[t]) for t in np.unique(ti)}
+    along = np.array([along_of[t][i] for t, i in zip(ti, pi, strict=True)], np.float32).reshape(n)
     return ScenePoints(
         shape=(h, w), rows=(index // w).astype(np.int32), cols=(index % w).astype(np.int32), weight=weight,
         centre_row=np.asarray(colloc.row, np.float64), centre_col=np.asarray(colloc.col, np.float64),
         value=np.asarray(colloc.value, np.float32), sigma=sigma, surface=np.asarray(colloc.surface, np.uint8),
-        kind=kind, mission=mission, track=ti.astype(np.int32), time_gap=np.asarray(colloc.time_offset, np.float32),
+        kind=kind, mission=mission, track=ti.astype(np.int32), along=np.nan_to_num(along),
+        time_gap=np.asarray(colloc.time_offset, np.float32),
         latitude=lat, longitude=lon, time=time, track_ids=[t.track_id for t in tracks])
 
 
@@ -213,6 +219,7 @@ def patch_points(points: ScenePoints, r0: int, c0: int, patch: int, max_points: 
     _, first, slot = np.unique(points.track[near], return_index=True, return_inverse=True)
     order = np.argsort(np.argsort(first))  # slots in order of first appearance
     out["fb_track"][:n] = (order[slot] % max_tracks).astype(np.int16)
+    out["fb_along"][:n] = points.along[near]
     out["fb_time_gap"][:n] = points.time_gap[near]
     return out
 
@@ -257,7 +264,10 @@ class PointOptions:
 
     track_dropout: float = 0.5  # a track is hidden from the input with this probability
     all_hidden: float = 0.25  # every track of an example hidden with this probability (SAR alone)
+    segment_dropout: float = 0.0  # an along-track segment of a visible track hidden with this probability
+    segment_m: float = 3000.0  # segment length (a random phase per example and track)
     max_tracks: int = 64  # track slots per patch (patch_points)
+    max_segments: int = 64  # segment slots per track (segment index mod this)
 
 
 def dihedral_pixels(pixel, t, fr, fc, patch: int):
@@ -272,17 +282,26 @@ def dihedral_pixels(pixel, t, fr, fc, patch: int):
     return jnp.stack([r, c], -1)
 
 
-def hide_tracks(key, fb_track, fb_kind, opts: PointOptions):
-    """bool [B, N]: the points of the tracks hidden from the input (drawn per example and track slot)."""
+def hide_tracks(key, fb_track, fb_kind, opts: PointOptions, fb_along=None):
+    """bool [B, N]: the points hidden from the input, drawn per example: whole tracks (per track slot),
+    every track at once, and with `segment_dropout` along-track segments of `segment_m` of the others
+    (a random phase per track, so segment ends fall anywhere): a hidden segment has visible footprints
+    of its own track a few km away, the case of the pixels between and near tracks."""
     import jax
     import jax.numpy as jnp
 
     b = fb_track.shape[0]
-    k1, k2 = jax.random.split(key)
+    k1, k2, k3, k4 = jax.random.split(key, 4)
     per_track = jax.random.bernoulli(k1, opts.track_dropout, (b, opts.max_tracks))
     everything = jax.random.bernoulli(k2, opts.all_hidden, (b, 1))
     slot = jnp.clip(fb_track.astype(jnp.int32), 0, opts.max_tracks - 1)
     hidden = jnp.take_along_axis(per_track, slot, axis=1) | everything
+    if opts.segment_dropout > 0 and fb_along is not None:
+        phase = jax.random.uniform(k3, (b, opts.max_tracks)) * opts.segment_m
+        seg = jnp.floor((fb_along + jnp.take_along_axis(phase, slot, axis=1)) / opts.segment_m).astype(jnp.int32)
+        per_segment = jax.random.bernoulli(k4, opts.segment_dropout, (b, opts.max_tracks, opts.max_segments))
+        flat = per_segment.reshape(b, -1)
+        hidden |= jnp.take_along_axis(flat, slot * opts.max_segments + jnp.mod(seg, opts.max_segments), axis=1)
     return hidden & (fb_kind != NO_POINT)
 
 
@@ -316,7 +335,7 @@ def add_point_inputs(batch: dict, key, channels: Sequence[str], patch: int, opts
     kind = batch["fb_kind"].astype(jnp.int32)
     real = kind != NO_POINT
     wanted = point_channels(channels)
-    hidden = hide_tracks(key, batch["fb_track"], kind, opts) if wanted else real
+    hidden = hide_tracks(key, batch["fb_track"], kind, opts, batch.get("fb_along")) if wanted else real
     out = {k: v for k, v in batch.items() if k not in POINT_FIELDS}
     if wanted:
         b = value.shape[0]

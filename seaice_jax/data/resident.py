@@ -155,14 +155,15 @@ def resident_points(points: Sequence[pts.ScenePoints], footprint_pixels: int = 8
     out = {"rows": np.zeros((s, n, k), np.int32), "cols": np.zeros((s, n, k), np.int32),
            "weight": np.zeros((s, n, k), np.float32), "centre": np.full((s, n, 2), -1e6, np.float32),
            "value": np.zeros((s, n), np.float32), "sigma": np.ones((s, n), np.float32),
-           "time_gap": np.zeros((s, n), np.float32), "kind": np.full((s, n), pts.NO_POINT, np.uint8),
+           "time_gap": np.zeros((s, n), np.float32), "along": np.zeros((s, n), np.float32),
+           "kind": np.full((s, n), pts.NO_POINT, np.uint8),
            "surface": np.zeros((s, n), np.uint8), "mission": np.zeros((s, n), np.uint8),
            "track": np.zeros((s, n), np.int32)}
     for i, p in enumerate(points):
         m = len(p)
         out["rows"][i, :m], out["cols"][i, :m], out["weight"][i, :m] = p.rows, p.cols, p.weight
         out["centre"][i, :m] = np.stack([p.centre_row, p.centre_col], -1)
-        for f in ("value", "sigma", "time_gap", "kind", "surface", "mission", "track"):
+        for f in ("value", "sigma", "time_gap", "along", "kind", "surface", "mission", "track"):
             out[f][i, :m] = getattr(p, f)
     return out
 
@@ -367,6 +368,7 @@ def crop_points(points: dict, s, r, c, p: int, max_points: int) -> dict:
         "fb_kind": jnp.where(used, kind[idx], pts.NO_POINT).astype(jnp.uint8),
         "fb_track": jnp.where(used, points["track"][idx] % pts.PointOptions().max_tracks, -1).astype(jnp.int16),
         "fb_time_gap": jnp.where(used, points["time_gap"][idx], 0.0),
+        "fb_along": jnp.where(used, points["along"][idx], 0.0),
     }
     if max_points > n:  # fewer points resident than slots: pad to the static count
         pad = max_points - n

@@ -58,12 +58,16 @@ def train_scene_files(config, shard_dir: str) -> list[str]:
 def point_options(config) -> PointOptions:
     """How the step hides tracks and rasterizes the point inputs (config.data)."""
     d = config.data
-    for name in ("track_dropout", "all_tracks_hidden"):
+    for name in ("track_dropout", "all_tracks_hidden", "segment_dropout"):
         value = d.get(name, 0.0)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"data.{name} must be a probability in [0, 1], got {value!r}")
+    if d.get("segment_km", 3.0) <= 0:
+        raise ValueError(f"data.segment_km must be > 0, got {d.segment_km!r}")
     return PointOptions(track_dropout=float(d.get("track_dropout", 0.5)),
-                        all_hidden=float(d.get("all_tracks_hidden", 0.25)))
+                        all_hidden=float(d.get("all_tracks_hidden", 0.25)),
+                        segment_dropout=float(d.get("segment_dropout", 0.0)),
+                        segment_m=1000.0 * float(d.get("segment_km", 3.0)))
 
 
 def check_points(config, channels: tuple[str, ...], shards_have_points: bool, where: str) -> None:
@@ -81,8 +85,9 @@ def check_points(config, channels: tuple[str, ...], shards_have_points: bool, wh
                          "never train")
     if wanted and kinds:
         opts = point_options(config)
-        if opts.track_dropout == 0.0 and opts.all_hidden == 0.0:
-            raise ValueError("data.track_dropout and data.all_tracks_hidden are 0 while the model sees the tracks "
+        if opts.track_dropout == 0.0 and opts.all_hidden == 0.0 and opts.segment_dropout == 0.0:
+            raise ValueError("data.track_dropout, data.all_tracks_hidden and data.segment_dropout are 0 while the "
+                             "model sees the tracks "
                              f"({', '.join(wanted)}): no track is ever hidden, so the freeboard loss gets no point")
 
 

@@ -27,6 +27,7 @@ from flax import nnx
 from seaice_jax.data.channels import NUM_CLASSES
 from seaice_jax.models.aspp import ASPP, ConvNormReLU, conv_kernel_init
 from seaice_jax.models.freeboard import FREEBOARD_HEADS, UNCERTAINTY_SUFFIX, finish_freeboard_outputs
+from seaice_jax.models.point_context import point_context
 from seaice_jax.models.upsample import Upsampled, pad_to_match
 
 UPSAMPLES = ("bilinear", "transpose")
@@ -94,6 +95,8 @@ class UNet(nnx.Module):
         heads: Mapping[str, int],
         dtype: jnp.dtype = jnp.float32,
         param_dtype: jnp.dtype = jnp.float32,
+        point_pairs: Sequence[tuple[int, int]] = (),
+        point_context_px: Sequence[int] = (),
         rngs: nnx.Rngs,
     ):
         filters = tuple(int(f) for f in filters)
@@ -105,6 +108,10 @@ class UNet(nnx.Module):
             raise ValueError("UNet needs at least one head")
         self.filters = filters
         self.upsample = upsample
+        # altimeter point inputs (values, mask channel indices) made dense at these window half-sizes
+        self.point_pairs = tuple((int(a), int(b)) for a, b in point_pairs) if point_context_px else ()
+        self.point_context_px = tuple(int(s) for s in point_context_px) if self.point_pairs else ()
+        in_channels += 2 * len(self.point_pairs) * len(self.point_context_px)
         self.dtype = dtype
         self.head_sizes = {str(name): int(size) for name, size in heads.items()}
         block = dict(convs_per_block=convs_per_block, norm=norm, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
@@ -182,7 +189,7 @@ class UNet(nnx.Module):
                 features[f"features/{name}"] = fmap.astype(jnp.float32)
             return fmap
 
-        h = x.astype(self.dtype)
+        h = point_context(x, self.point_pairs, self.point_context_px).astype(self.dtype)
         skips = []
         for level, block in enumerate(self.encoder_blocks):
             if level > 0:
@@ -265,10 +272,11 @@ def head_sizes_from_config(heads_cfg, freeboard_kinds=None, uncertainty: bool = 
 
 
 def build_model(model_cfg, in_channels: int, rngs: nnx.Rngs, *, freeboard_kinds=None,
-                uncertainty: bool = False) -> UNet:
+                uncertainty: bool = False, point_pairs=()) -> UNet:
     """UNet from the `config.model` ConfigDict (filters, convs_per_block, norm, upsample,
-    aspp_rates, aspp_channels (0 = bottleneck width), aspp_pool_window, heads, dtype) and the
-    freeboard heads of `freeboard_kinds` (see head_sizes_from_config)."""
+    aspp_rates, aspp_channels (0 = bottleneck width), aspp_pool_window, heads, dtype,
+    point_context_px) and the freeboard heads of `freeboard_kinds` (see head_sizes_from_config);
+    point_pairs: (values, mask) input channel indices of the altimeter point inputs."""
     if model_cfg.dtype not in DTYPES:
         raise ValueError(f"model.dtype must be one of {tuple(DTYPES)}, got {model_cfg.dtype!r}")
     return UNet(
@@ -283,5 +291,7 @@ def build_model(model_cfg, in_channels: int, rngs: nnx.Rngs, *, freeboard_kinds=
         heads=head_sizes_from_config(model_cfg.heads, freeboard_kinds, uncertainty),
         dtype=DTYPES[model_cfg.dtype],
         param_dtype=jnp.float32,  # fp32 master weights; bf16 is compute only
+        point_pairs=point_pairs,
+        point_context_px=tuple(model_cfg.get("point_context_px", ())),
         rngs=rngs,
     )
