@@ -358,6 +358,8 @@ def test_a_config_that_needs_points_refuses_shards_without_them(tmp_path):
     c = elevation_config("unused")
     c.data.track_dropout = 0.0
     c.data.all_tracks_hidden = 0.0
+    check_points(c, ("freeboard_points",), True, "shards/")  # hidden segments still supervise
+    c.data.segment_dropout = 0.0
     with pytest.raises(ValueError, match="no track is ever hidden"):
         check_points(c, ("freeboard_points",), True, "shards/")
 
@@ -421,17 +423,47 @@ def test_device_resident_crops_carry_the_points_the_shards_hold(scenes_dir, shar
 def test_point_context_box_sums_match_scipy_and_carry_track_values():
     from scipy import ndimage
 
-    from seaice_jax.models.point_context import box_sum, point_context
+    from seaice_jax.models.point_context import box_sum, window_means
 
     a = np.random.default_rng(2).uniform(size=(2, 13, 17)).astype(np.float32)
     for s in (1, 3, 8):
         want = np.stack([ndimage.uniform_filter(x.astype(np.float64), 2 * s + 1, mode="constant") for x in a])
         np.testing.assert_allclose(np.asarray(box_sum(jnp.asarray(a), s)), want * (2 * s + 1) ** 2, rtol=1e-5,
                                    atol=1e-5)
-    x = np.zeros((1, 9, 9, 3), np.float32)
-    x[0, 4, :, 1], x[0, 4, :, 2] = 0.3, 1.0  # a track along row 4 with freeboard 0.3
-    out = np.asarray(point_context(jnp.asarray(x), [(1, 2)], (2,)))
-    assert out.shape == (1, 9, 9, 5)
-    np.testing.assert_allclose(out[0, 2:7, :, 3], 0.3, rtol=1e-6)  # within 2 rows of the track: its value
-    np.testing.assert_allclose(out[0, [0, 1, 7, 8], :, 3], 0.0)  # farther: none
-    np.testing.assert_allclose(out[0, 4, 2:7, 4], 1.0)  # a track across the window: confidence 1
+    values, mask = np.zeros((1, 9, 9), np.float32), np.zeros((1, 9, 9), np.float32)
+    values[0, 4], mask[0, 4] = 0.3, 1.0  # a track along row 4 with freeboard 0.3
+    out = np.asarray(window_means(jnp.asarray(values), jnp.asarray(mask), (2,)))
+    assert out.shape == (1, 9, 9, 2)
+    np.testing.assert_allclose(out[0, 2:7, :, 0], 0.3, rtol=1e-6)  # within 2 rows of the track: its value
+    np.testing.assert_allclose(out[0, [0, 1, 7, 8], :, 0], 0.0)  # farther: none
+    np.testing.assert_allclose(out[0, 4, 2:7, 1], 1.0)  # a track across the window: confidence 1
+
+
+def test_without_tracks_the_model_is_its_sar_only_self_and_tracks_correct_it():
+    """The U-Net never sees the point channels; the track correction is exactly 0 with no point, and with
+    points the freeboard moves (once the correction's last layer is not zero)."""
+    from flax import nnx
+
+    from seaice_jax.config import base_config
+    from seaice_jax.models import build_model
+
+    c = base_config()
+    c.model.filters = (4, 8)
+    c.model.point_context_px = (2, 4)
+    model = build_model(c.model, 4, nnx.Rngs(0), freeboard_kinds=("laser",), uncertainty=True,
+                        point_pairs=(("laser", 2, 3),))
+    model.eval()
+    x = np.random.default_rng(0).normal(size=(1, 16, 16, 4)).astype(np.float32)
+    x[..., 2:] = 0.0
+    base = model(jnp.asarray(x))
+    with_noise = x.copy()
+    with_noise[..., 2] = 5.0  # values without a mask: not points
+    np.testing.assert_array_equal(np.asarray(model(jnp.asarray(with_noise))["freeboard"]),
+                                  np.asarray(base["freeboard"]))
+    last = model.point_corrections["laser"].second.kernel
+    last[...] = jnp.ones_like(last[...])
+    track = x.copy()
+    track[0, 8, :, 2], track[0, 8, :, 3] = 0.5, 1.0
+    moved = model(jnp.asarray(track))
+    assert not np.allclose(np.asarray(moved["freeboard"]), np.asarray(base["freeboard"]))
+    np.testing.assert_array_equal(np.asarray(moved["ice"]), np.asarray(base["ice"]))  # the U-Net saw no track

@@ -37,13 +37,13 @@ STORED_CHANNELS = ALL_CHANNELS + DERIVED_CHANNELS
 POINT_CHANNELS = ("freeboard_points", "freeboard_mask", "radar_freeboard_points", "radar_freeboard_mask")
 
 
-def point_channel_pairs(channels) -> tuple[tuple[int, int], ...]:
-    """(values index, mask index) in `channels` of each point kind present with both channels."""
+def point_channel_pairs(channels) -> tuple[tuple[str, int, int], ...]:
+    """(kind, values index, mask index) in `channels` of each point kind present with both channels."""
     channels = list(channels)
     pairs = []
-    for values, mask in (POINT_CHANNELS[0:2], POINT_CHANNELS[2:4]):
+    for kind, (values, mask) in (("laser", POINT_CHANNELS[0:2]), ("radar", POINT_CHANNELS[2:4])):
         if values in channels and mask in channels:
-            pairs.append((channels.index(values), channels.index(mask)))
+            pairs.append((kind, channels.index(values), channels.index(mask)))
     return tuple(pairs)
 
 # Dimension names of the grids.

@@ -27,7 +27,7 @@ from flax import nnx
 from seaice_jax.data.channels import NUM_CLASSES
 from seaice_jax.models.aspp import ASPP, ConvNormReLU, conv_kernel_init
 from seaice_jax.models.freeboard import FREEBOARD_HEADS, UNCERTAINTY_SUFFIX, finish_freeboard_outputs
-from seaice_jax.models.point_context import point_context
+from seaice_jax.models.point_context import TrackCorrection, window_means
 from seaice_jax.models.upsample import Upsampled, pad_to_match
 
 UPSAMPLES = ("bilinear", "transpose")
@@ -95,7 +95,7 @@ class UNet(nnx.Module):
         heads: Mapping[str, int],
         dtype: jnp.dtype = jnp.float32,
         param_dtype: jnp.dtype = jnp.float32,
-        point_pairs: Sequence[tuple[int, int]] = (),
+        point_pairs: Sequence[tuple[str, int, int]] = (),
         point_context_px: Sequence[int] = (),
         rngs: nnx.Rngs,
     ):
@@ -108,10 +108,13 @@ class UNet(nnx.Module):
             raise ValueError("UNet needs at least one head")
         self.filters = filters
         self.upsample = upsample
-        # altimeter point inputs (values, mask channel indices) made dense at these window half-sizes
-        self.point_pairs = tuple((int(a), int(b)) for a, b in point_pairs) if point_context_px else ()
+        # Altimeter point inputs (kind, values channel, mask channel): the U-Net sees the SAR alone (the
+        # point channels zeroed) and a TrackCorrection per kind corrects its freeboard head by the
+        # residuals at the given points, made dense at these window half-sizes (models/point_context.py).
+        self.point_pairs = tuple((str(k), int(a), int(b)) for k, a, b in point_pairs) if point_context_px else ()
         self.point_context_px = tuple(int(s) for s in point_context_px) if self.point_pairs else ()
-        in_channels += 2 * len(self.point_pairs) * len(self.point_context_px)
+        self.point_corrections = nnx.Dict({k: TrackCorrection(len(self.point_context_px), rngs=rngs)
+                                           for k, _, _ in self.point_pairs})
         self.dtype = dtype
         self.head_sizes = {str(name): int(size) for name, size in heads.items()}
         block = dict(convs_per_block=convs_per_block, norm=norm, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
@@ -189,7 +192,11 @@ class UNet(nnx.Module):
                 features[f"features/{name}"] = fmap.astype(jnp.float32)
             return fmap
 
-        h = point_context(x, self.point_pairs, self.point_context_px).astype(self.dtype)
+        if self.point_pairs:  # the U-Net's maps come from the SAR; the tracks correct them below
+            x_in = x.at[..., [i for _, a, b in self.point_pairs for i in (a, b)]].set(0.0)
+        else:
+            x_in = x
+        h = x_in.astype(self.dtype)
         skips = []
         for level, block in enumerate(self.encoder_blocks):
             if level > 0:
@@ -207,7 +214,24 @@ class UNet(nnx.Module):
             h = tap(f"decoder_{level}", block([h, skip]))  # = block(concat([h, skip], -1))
 
         outputs = finish_freeboard_outputs(self._apply_heads(h))  # metres, leads at 0 (models/freeboard.py)
+        outputs = self._track_corrections(outputs, x)
         outputs.update(features)
+        return outputs
+
+    def _track_corrections(self, outputs: dict, x: jax.Array) -> dict:
+        """Each freeboard head corrected by the residuals of its kind's points against it (metres; on
+        leads the correction is scaled by the ice probability like the head itself)."""
+        for kind, vi, mi in self.point_pairs:
+            head = FREEBOARD_KIND_HEADS[kind]
+            if head not in outputs:
+                continue
+            mask = x[..., mi].astype(jnp.float32)
+            residual = (x[..., vi].astype(jnp.float32) - jax.lax.stop_gradient(outputs[head])) * mask
+            d_mean, d_log_sigma = self.point_corrections[kind](window_means(residual, mask, self.point_context_px))
+            p_ice = jax.nn.sigmoid(jax.lax.stop_gradient(outputs["ice"])) if "ice" in outputs else 1.0
+            outputs[head] = outputs[head] + p_ice * d_mean
+            if head + UNCERTAINTY_SUFFIX in outputs:
+                outputs[head + UNCERTAINTY_SUFFIX] = outputs[head + UNCERTAINTY_SUFFIX] * jnp.exp(d_log_sigma)
         return outputs
 
     def _apply_heads(self, h: jax.Array) -> dict[str, jax.Array]:
@@ -231,10 +255,8 @@ class UNet(nnx.Module):
 
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-SIC_HEAD_SIZES = {"none": 0, "regression": 1, "classification": NUM_CLASSES["SIC"]}
-
-
 FREEBOARD_KIND_HEADS = dict(zip(("laser", "radar"), FREEBOARD_HEADS, strict=True))
+SIC_HEAD_SIZES = {"none": 0, "regression": 1, "classification": NUM_CLASSES["SIC"]}
 
 
 def freeboard_heads(kinds, uncertainty: bool) -> dict[str, int]:
@@ -276,7 +298,7 @@ def build_model(model_cfg, in_channels: int, rngs: nnx.Rngs, *, freeboard_kinds=
     """UNet from the `config.model` ConfigDict (filters, convs_per_block, norm, upsample,
     aspp_rates, aspp_channels (0 = bottleneck width), aspp_pool_window, heads, dtype,
     point_context_px) and the freeboard heads of `freeboard_kinds` (see head_sizes_from_config);
-    point_pairs: (values, mask) input channel indices of the altimeter point inputs."""
+    point_pairs: (kind, values index, mask index) of the altimeter point inputs."""
     if model_cfg.dtype not in DTYPES:
         raise ValueError(f"model.dtype must be one of {tuple(DTYPES)}, got {model_cfg.dtype!r}")
     return UNet(
