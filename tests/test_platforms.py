@@ -1,4 +1,4 @@
-"""Per-platform formulations (models/platforms.py): which branch each platform lowers to, and the
+"""Per-platform formulations (seaice_jax/platforms.py): which branch each platform lowers to, and the
 CPU-specific forms equal the plain ones in float32 (forward and gradients)."""
 
 import jax
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from seaice_jax.models import aspp, build_model, conv, platforms, upsample
+from seaice_jax import platforms
+from seaice_jax.models import aspp, build_model, conv, upsample
 from seaice_jax.models.upsample import Upsampled
 
 NHWC = ("NHWC", "HWIO", "NHWC")

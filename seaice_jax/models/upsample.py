@@ -2,7 +2,7 @@
 3x3 conv that follows it.
 
 All tensors are channels-last `[B, H, W, C]`. Two formulations, chosen per platform (see
-models/platforms.py, formulation "fused_upsampling"; default: the first on CPU only):
+seaice_jax/platforms.py, formulation "fused_upsampling"; default: the first on CPU only):
 
 - CPU-measured: the upsampling is linear and separable, written as static sparse maps along rows
   and columns (pairs of fused gathers, with gathers again for the gradient). `upsampled_conv3x3`
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from seaice_jax.models import platforms
+from seaice_jax import platforms
 
 # Read at trace time: False materialises the upsampled map and convolves it (the reference form).
 FUSE_UPSAMPLED_CONV = True
