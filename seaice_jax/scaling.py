@@ -24,17 +24,16 @@ from jax import lax
 
 from seaice_jax import platforms
 from seaice_jax.quantiles import (
+    BLOCK_ROWS,
     DIGIT_BITS,
+    blocks_pay,
     check_quantiles,
     float_to_key,
     key_to_float,
-    low_digit_index,
     masked_quantiles,
-    quantile_ranks,
-    quantile_values,
+    quantiles_from_top_histogram,
     quantiles_of_keys,
-    rank_prefixes,
-    ranked_keys,
+    row_block,
     segmented_select,
 )
 
@@ -91,38 +90,10 @@ def _gaussian_blur_whole(x: Array, weights: np.ndarray) -> Array:
     return _blur_band(jnp.pad(x, pad, mode="symmetric"), weights)
 
 
-# The row-blocked formulation (CPU, `platforms` "row_blocked_scaling"). Whole-array passes over a
-# large scene allocate several scene-sized temporaries per call; glibc maps each afresh and the
-# kernel faults it in 4 KiB at a time, which cost more than the arithmetic on CPU (ALS of a 5000 x
-# 5000 scene: 946 ms in a plain process, 276 ms with the launchers' huge pages). In blocks of
-# BLOCK_ROWS rows the temporaries are a few [BLOCK_ROWS, W] arrays, far below glibc's 32 MiB mmap
-# threshold, so malloc serves them from pages it already has; only the results are scene-sized.
-BLOCK_ROWS = 64
-BLOCKED_MIN_PIXELS = 1 << 20  # smaller scenes: whole-array passes on every platform
-
-
-def _blocks_pay(shape: tuple[int, ...], radius: int) -> bool:
-    """Whether a [..., H, W] array is large enough for the row-blocked formulation (static)."""
-    return math.prod(shape) >= BLOCKED_MIN_PIXELS and shape[-2] >= BLOCK_ROWS + 2 * radius
-
-
 def _reflect(index: Array, size: int) -> Array:
     """scipy's 'reflect' border (d c b a | a b c d | d c b a) for -size <= index < 2 size."""
     index = jnp.where(index < 0, -index - 1, index)
     return jnp.where(index >= size, 2 * size - 1 - index, index)
-
-
-def _block(j: Array, blocks: int, height: int) -> tuple[Array, Array, Array]:
-    """Block j of the row blocks of a batch of scenes (`blocks` per scene, BLOCK_ROWS rows each).
-
-    Returns (scene, top row, fresh [BLOCK_ROWS, 1] bool). The last block of a scene starts at
-    H - BLOCK_ROWS and overlaps the one before: `fresh` marks its rows no earlier block had, for the
-    passes that count.
-    """
-    scene, i = j // blocks, j % blocks
-    top = jnp.minimum(i * BLOCK_ROWS, height - BLOCK_ROWS)
-    fresh = (top + jnp.arange(BLOCK_ROWS) >= i * BLOCK_ROWS)[:, None]
-    return scene, top, fresh
 
 
 def _blurred_rows(flat: Array, scene: Array, top: Array, height: int, weights: np.ndarray) -> Array:
@@ -150,7 +121,7 @@ def _gaussian_blur_blocked(x: Array, weights: np.ndarray) -> Array:
     flat = x.reshape(batch * height, width)
 
     def body(j, out):
-        scene, top, _ = _block(j, blocks, height)
+        scene, top, _ = row_block(j, blocks, height)
         return lax.dynamic_update_slice(out, _blurred_rows(flat, scene, top, height, weights),
                                         (scene * height + top, 0))
 
@@ -173,7 +144,7 @@ def gaussian_blur(x: Array, sigma: float = 1.5, truncate: float = 4.0) -> Array:
     radius = (len(weights) - 1) // 2
     if radius == 0:
         return x
-    if not _blocks_pay(x.shape, radius):
+    if not blocks_pay(x.shape, radius):
         return _gaussian_blur_whole(x, weights)
     return platforms.choose("row_blocked_scaling", x, special=lambda v: _gaussian_blur_blocked(v, weights),
                             plain=lambda v: _gaussian_blur_whole(v, weights))
@@ -260,7 +231,7 @@ def _als_row_blocked(logits, valid, sigma, clip, q_low, q_high, k, t_floor) -> A
 
     def pass1(j, carry):
         z, hist = carry
-        scene, top, fresh = _block(j, blocks, height)
+        scene, top, fresh = row_block(j, blocks, height)
         if len(weights) > 1:
             zb = _blurred_rows(flat_logits, scene, top, height, weights)
         else:  # no blur
@@ -273,25 +244,11 @@ def _als_row_blocked(logits, valid, sigma, clip, q_low, q_high, k, t_floor) -> A
 
     z, top_hist = lax.fori_loop(0, batch * blocks, pass1,
                                 (jnp.zeros_like(flat_logits), jnp.zeros((batch * bins,), jnp.int32)))
-    top_hist = top_hist.reshape(batch, bins)
-    num_valid = jnp.sum(top_hist, axis=1)
-    ranks, fractions = quantile_ranks(num_valid, (q_low, q_high))
-    prefix, remaining, slot, table = rank_prefixes(top_hist, ranks)
-    num_ranks = ranks.shape[1]
-
-    def pass2(j, hist):
-        scene, top, fresh = _block(j, blocks, height)
-        keys = float_to_key(lax.dynamic_slice(z, (scene * height + top, 0), (BLOCK_ROWS, width)))
-        index = low_digit_index(keys, counted(scene, top, fresh), lax.dynamic_index_in_dim(table, scene), scene)
-        return hist.at[index.reshape(-1)].add(1, mode="drop")
-
-    low_hist = lax.fori_loop(0, batch * blocks, pass2, jnp.zeros((batch * num_ranks * bins,), jnp.int32))
-    selected = ranked_keys(prefix, remaining, slot, low_hist.reshape(batch, num_ranks, bins))
-    quantiles = quantile_values(selected, fractions, num_valid)
+    quantiles = quantiles_from_top_histogram(z, flat_valid, top_hist.reshape(batch, bins), (q_low, q_high))
     z_low, z_high = quantiles[:, 0], quantiles[:, 1]
 
     def scaled_maps(z, binary, j):
-        scene, top, fresh = _block(j, blocks, height)
+        scene, top, fresh = row_block(j, blocks, height)
         first = (scene * height + top, 0)
         zb = lax.dynamic_slice(z, first, (BLOCK_ROWS, width))
         valid_block = lax.dynamic_slice(flat_valid, first, (BLOCK_ROWS, width))
@@ -333,7 +290,7 @@ def _als_jit(logits, valid, sigma, clip, q_low, q_high, k, t_floor) -> ALSResult
         return _als_row_blocked(x, v, *static)
 
     args = (logits.reshape(scenes), valid.reshape(scenes))
-    if _blocks_pay(scenes, (len(gaussian_weights(sigma)) - 1) // 2):
+    if blocks_pay(scenes, (len(gaussian_weights(sigma)) - 1) // 2):
         result = platforms.choose("row_blocked_scaling", *args, special=blocked, plain=whole)
     else:
         result = whole(*args)

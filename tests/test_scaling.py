@@ -255,7 +255,7 @@ def test_row_blocked_als_equals_the_whole_array_als_bit_for_bit(shape, sigma):
 def test_large_scene_als_keeps_the_reference_binary_map():
     """A scene large enough for the row-blocked path (on CPU): the binary map is the numpy/scipy
     reference's except on pixels that sit on the threshold (float32 against float64 blur)."""
-    assert scaling._blocks_pay((1024, 1024), 6)
+    assert scaling.blocks_pay((1024, 1024), 6)
     logits = _smooth_logits((1024, 1024), seed=12) + np.random.default_rng(13).standard_normal(
         (1024, 1024)).astype(np.float32)
     valid = np.random.default_rng(14).random(logits.shape) > 0.1
@@ -268,3 +268,22 @@ def test_large_scene_als_keeps_the_reference_binary_map():
     np.testing.assert_allclose(np.asarray(result.soft), ref["soft"], atol=1e-5)
     np.testing.assert_allclose(np.asarray(gaussian_blur(logits)),
                                scipy.ndimage.gaussian_filter(logits.astype(np.float64), 1.5), atol=1e-4)
+
+
+def test_row_blocked_quantiles_equal_the_whole_array_ones_and_numpy():
+    """masked_quantiles in row blocks (CPU, large scenes): the same integer histograms, so the same
+    values; ties and a last block overlapping the one before included."""
+    from seaice_jax import quantiles
+
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((2, 150, 97)).astype(np.float32)
+    x[:, ::5] = 0.5  # ties
+    valid = rng.random(x.shape) > 0.3
+    whole = quantiles.quantiles_of_keys(float_to_key(x).reshape(2, -1), jnp.asarray(valid).reshape(2, -1), QS)
+    blocked = jax.jit(lambda a, v: quantiles._quantiles_row_blocked(a, v, QS))(x, valid)
+    np.testing.assert_array_equal(np.asarray(whole), np.asarray(blocked))
+    big = rng.standard_normal((1024, 1024)).astype(np.float32)
+    big_valid = rng.random(big.shape) > 0.1
+    assert quantiles.blocks_pay(big.shape)
+    np.testing.assert_allclose(np.asarray(masked_quantiles(big, big_valid, QS)), np.quantile(big[big_valid], QS),
+                               rtol=1e-6, atol=1e-6)
