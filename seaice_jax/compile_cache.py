@@ -13,8 +13,11 @@
   with `Path.write_bytes`, so a process reading the same key meanwhile gets a truncated entry (JAX
   warns and recompiles) and a writer killed halfway leaves a truncated file that every later run
   fails to read and never replaces. `AtomicFileCache` writes each entry to a temporary file in the
-  folder and renames it into place: a reader sees no entry or a whole one. Multi-host: JAX writes
-  from process 0 only, the others read; point the folder at a filesystem every host sees.
+  folder and renames it into place: a reader sees no entry or a whole one. It subclasses JAX's
+  private `LRUCache` and replaces `jax._src.compilation_cache.get_file_cache`, through which JAX
+  builds its cache (no public hook exists); with other internals JAX's own writes are used, and
+  tests/test_compile_cache.py fails. Multi-host: JAX writes from process 0 only, the others read;
+  point the folder at a filesystem every host sees.
 * The environment: the folder and thresholds are also put in os.environ, so child processes (sweep
   points, benchmark children) use the same cache.
 * Counters (`stats()`): cache hits and entries written in this process, from JAX's monitoring

@@ -32,7 +32,9 @@ def f(x):
 
 
 y = float(f(jnp.arange(8.0)).sum())
-print(json.dumps(dict(compile_cache.stats(), folder=settings.folder, y=y)))
+from jax._src import compilation_cache as cc  # which class JAX's cache is: ours writes whole files
+
+print(json.dumps(dict(compile_cache.stats(), folder=settings.folder, y=y, cache=type(cc._cache).__name__)))
 """
 
 SESSION_VARIABLES = (compile_cache.JAX_DIR_ENV, compile_cache.CACHE_DIR_ENV, compile_cache.NO_CACHE_ENV,
@@ -116,6 +118,7 @@ def test_processes_share_the_cache_and_two_writers_at_once_both_succeed(tmp_path
     results = [finish(p) for p in writers]
     for stats, err in results:
         assert stats["folder"] == str(folder) and stats["hits"] + stats["writes"] > 0
+        assert stats["cache"] == "AtomicFileCache"
         assert err.count(f"compilation cache: {folder} (SEAICE_JAX_NO_CACHE=1 turns it off)") == 1
         assert not [line for line in err if "persistent compilation cache" in line], err  # JAX's read/write warnings
     written = entries(folder)
