@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             check_output_file(args.submission, "--submission")
     except OutputError as e:
         return fail(f"infer: {e}")
-    from seaice_jax.inference import predict_files  # after parsing: --help needs no JAX
+    from seaice_jax.inference import predict_files  # after parsing: --help loads no model code
 
     created = missing_folders(os.path.join(args.out, "x")) + (
         missing_folders(args.submission) if args.submission else [])
