@@ -54,4 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from seaice_jax.runtime import setup
+
+    setup(cpu_devices=False)  # the persistent compilation cache (the device count as it was)
     sys.exit(main())

@@ -53,5 +53,7 @@ def main(argv) -> int:
 
 if __name__ == "__main__":
     from seaice_jax.cli import absl_argv
+    from seaice_jax.runtime import setup
 
+    setup(cpu_devices=False)  # the persistent compilation cache (the device count as it was)
     app.run(lambda argv: sys.exit(main(argv)), argv=absl_argv(sys.argv))

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             check_output_file(args.submission, "--submission")
     except OutputError as e:
         return fail(f"infer: {e}")
-    from seaice_jax.inference import predict_files  # after parsing: --help needs no JAX
+    from seaice_jax.inference import predict_files  # after parsing: --help loads no model code
 
     created = missing_folders(os.path.join(args.out, "x")) + (
         missing_folders(args.submission) if args.submission else [])
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from seaice_jax.runtime import prepare_process
+    from seaice_jax.runtime import prepare_process, setup
 
     prepare_process()
+    setup()  # the persistent compilation cache
     sys.exit(main())

@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from seaice_jax.runtime import prepare_process
+    from seaice_jax.runtime import prepare_process, setup
 
     prepare_process()
+    setup()  # the persistent compilation cache
     sys.exit(main())

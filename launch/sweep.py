@@ -27,8 +27,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv) -> int:
     del argv
     cli.quiet_logs()
+    from seaice_jax import compile_cache
     from seaice_jax.sweep import run_sweep
 
+    if compile_cache.current() is not None:  # the points compile; the parent says once where they cache
+        print(f"[sweep] {compile_cache.current().line}", flush=True)
     try:
         rows = run_sweep(_CONFIG.value, _WORKDIR.value, devices_per_run=_DEVICES_PER_RUN.value,
                          max_parallel=_MAX_PARALLEL.value)
@@ -43,7 +46,8 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    from seaice_jax.runtime import prepare_process
+    from seaice_jax.runtime import prepare_process, setup
 
     prepare_process()
+    setup(announce=False)  # the persistent compilation cache (the points' processes inherit its folder)
     app.run(lambda argv: sys.exit(main(argv)), flags_parser=cli.parse_absl_flags)

@@ -51,7 +51,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from seaice_jax.runtime import prepare_process
+    from seaice_jax.runtime import prepare_process, setup
 
     prepare_process()
+    setup()  # the persistent compilation cache
     app.run(lambda argv: sys.exit(main(argv)), flags_parser=cli.parse_absl_flags)

@@ -1,8 +1,13 @@
-"""Process set-up for the command-line entry points.
+"""Process set-up: `prepare_process()` before JAX is imported (the launchers' `__main__`), `setup()`
+after (the launchers' `main`, and notebooks and scripts that use the library).
 
-Both tweaks here were measured on XLA:CPU only and are applied only when the process will run JAX
-on the CPU (`jax_will_run_on_cpu`, decided without importing JAX or initialising a backend, since
-the huge-page tunable needs a re-exec before anything is loaded).
+prepare_process: two CPU tweaks, measured on XLA:CPU only and applied only when the process will run
+JAX on the CPU (`jax_will_run_on_cpu`, decided without importing JAX or initialising a backend,
+since the huge-page tunable needs a re-exec before anything is loaded).
+
+setup: JAX's persistent compilation cache in one folder per user (`compile_cache`), and one CPU
+device per core when JAX runs on the CPU and has not started yet. Importing seaice_jax changes
+nothing in JAX; this call does.
 """
 
 from __future__ import annotations
@@ -124,3 +129,36 @@ def prepare_process() -> None:
         return
     reexec_with_hugepage_malloc()
     one_cpu_device_per_core()
+
+
+def setup(*, compilation_cache: bool = True, announce: bool = True, cpu_devices: bool = True):
+    """Process set-up for library use (a notebook or script calls it first) and for the launchers once
+    their flags are parsed.
+
+    compilation_cache: JAX's persistent compilation cache in `~/.cache/seaice-jax/xla` (or
+      $SEAICE_JAX_CACHE_DIR, or JAX's own $JAX_COMPILATION_CACHE_DIR; off with SEAICE_JAX_NO_CACHE=1
+      or False here): a function compiled once on the machine is read back by every later process.
+      An unwritable folder turns it off for the run. See `seaice_jax.compile_cache`.
+    announce: print the cache's one line (where it is, or why it is off) at the first compilation.
+    cpu_devices: one XLA CPU device per core (`one_cpu_device_per_core`) when JAX will run on the CPU
+      and its backend has not started (the device count is fixed when it starts).
+    Returns the cache settings (`compile_cache.CacheSettings`: `.folder`, None when off, `.line`).
+    Safe to call more than once. The huge-page re-exec of `prepare_process` is not done here (it
+    restarts the process); the large-array kernels are written not to need it.
+    """
+    from seaice_jax import compile_cache
+
+    if cpu_devices and jax_will_run_on_cpu() and not _backend_started():
+        one_cpu_device_per_core()
+    return compile_cache.enable(compilation_cache, announce=announce)
+
+
+def _backend_started() -> bool:
+    if "jax" not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):
+        return True  # cannot tell: leave the device count alone

@@ -2,7 +2,7 @@
 
 Everything here runs on device, jitted, batched over scenes (leading axis B; a single [H, W]
 scene works too), with static shapes and without sorting the pixels: percentiles come from an
-exact radix select on order-preserving integer keys (method.md section 6).
+exact radix select on order-preserving integer keys (`seaice_jax.quantiles`, method.md section 6).
 
 Conventions:
   * valid pixels must hold finite values; invalid pixels are ignored by every statistic.
@@ -15,238 +15,34 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+
+from seaice_jax import platforms
+from seaice_jax.quantiles import (
+    BLOCK_ROWS,
+    DIGIT_BITS,
+    blocks_pay,
+    check_quantiles,
+    float_to_key,
+    key_to_float,
+    masked_quantiles,
+    quantiles_from_top_histogram,
+    quantiles_of_keys,
+    row_block,
+    segmented_select,
+)
+
+__all__ = [
+    "ALSResult", "als_reference_numpy", "analytical_logit_scaling", "concentration_preserving_binarization",
+    "float_to_key", "gaussian_blur", "gaussian_weights", "key_to_float", "masked_quantiles",
+]
 
 Array = jax.Array
-
-_SIGN_BIT = np.uint32(0x80000000)
-
-
-# --------------------------------------------------------------------------------------------
-# Order-preserving keys
-# --------------------------------------------------------------------------------------------
-
-
-def float_to_key(x: Array) -> Array:
-    """float32 -> uint32 such that a < b (as floats) iff key(a) < key(b) (as unsigned ints).
-
-    -0.0 is mapped to +0.0 first so that the two zeros tie, as they do for numpy.
-    """
-    x = jnp.where(x == 0, jnp.float32(0), x.astype(jnp.float32))
-    bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
-    negative = (bits >> 31).astype(bool)
-    # Negative floats: flip all bits (larger magnitude -> smaller key); positive: set the sign bit.
-    return jnp.where(negative, ~bits, bits | _SIGN_BIT)
-
-
-def key_to_float(key: Array) -> Array:
-    """Inverse of `float_to_key` (uint32 -> float32)."""
-    was_positive = (key >> 31).astype(bool)
-    bits = jnp.where(was_positive, key & ~_SIGN_BIT, ~key)
-    return jax.lax.bitcast_convert_type(bits, jnp.float32)
-
-
-# --------------------------------------------------------------------------------------------
-# Exact rank selection (radix select with histograms, no sort)
-# --------------------------------------------------------------------------------------------
-
-_DIGIT_BITS = 16  # two histogram passes of 2**16 bins resolve a 32-bit key
-
-
-def _rank_digit(cumulative: Array, rank: Array) -> Array:
-    """Index of the first bin whose cumulative count exceeds `rank` (searchsorted 'right').
-
-    cumulative: [..., K] nondecreasing counts; rank: [...] -> [...] int32 in 0..K.
-    """
-    return jnp.sum(cumulative <= rank[..., None], axis=-1, dtype=jnp.int32)
-
-
-def _unique_prefix_slots(prefix: Array, sentinel: int) -> tuple[Array, Array]:
-    """Histogram slots shared by ranks whose prefixes are equal.
-
-    prefix: [B, M] uint32 (any order).
-    Returns (slot [B, M] int32: the first rank with the same prefix, table [B, M] uint32: the
-    prefix owning each slot, or `sentinel` for slots that no rank owns).
-    """
-    num_ranks = prefix.shape[1]
-    same = prefix[:, :, None] == prefix[:, None, :]  # [B, M, M]
-    slot = jnp.argmax(same, axis=2).astype(jnp.int32)  # first equal prefix
-    owns = slot == jnp.arange(num_ranks, dtype=jnp.int32)[None, :]
-    return slot, jnp.where(owns, prefix, jnp.uint32(sentinel))
-
-
-def _histogram(index: Array, length: int) -> Array:
-    """Counts of each value of `index` (int32, any shape) in 0..length-1; others are dropped."""
-    return jnp.zeros((length,), jnp.int32).at[index.reshape(-1)].add(1, mode="drop")
-
-
-def _top_digit_histogram(keys: Array, valid: Array) -> Array:
-    """Radix pass 1: per-scene histogram of the top 16 bits of the valid keys.
-
-    keys: [B, N] uint32; valid: [B, N] bool -> [B, 2**16] int32 (its row sums count the valid
-    pixels, so no separate counting pass is needed).
-    """
-    batch = keys.shape[0]
-    bins = 1 << _DIGIT_BITS
-    scene = jnp.arange(batch, dtype=jnp.int32)[:, None]
-    top = (keys >> _DIGIT_BITS).astype(jnp.int32)
-    index = jnp.where(valid, scene * bins + top, batch * bins)
-    return _histogram(index, batch * bins).reshape(batch, bins)
-
-
-def _select_ranks(keys: Array, valid: Array, ranks: Array, top_hist: Array | None = None) -> Array:
-    """Exact order statistics of each scene's valid keys (radix select, two histogram passes).
-
-    keys: [B, N] uint32; valid: [B, N] bool; ranks: [B, M] int32, 0-based ascending ranks
-    within 0..n_valid-1, in any order (clip before calling); top_hist: pass 1's
-    `_top_digit_histogram(keys, valid)` if already computed.
-    Returns [B, M] uint32: the key of rank ranks[b, m] among scene b's valid keys.
-    """
-    batch, _ = keys.shape
-    num_ranks = ranks.shape[1]
-    bins = 1 << _DIGIT_BITS
-    scene = jnp.arange(batch, dtype=jnp.int32)[:, None]
-    dump = batch * num_ranks * bins  # out of range: dropped by the histogram
-
-    # Pass 1: which top-16-bit bucket holds each rank.
-    hist = _top_digit_histogram(keys, valid) if top_hist is None else top_hist
-    cumulative = jnp.cumsum(hist, axis=-1)
-    top_digit = _rank_digit(cumulative[:, None, :], ranks)  # [B, M]
-    below = jnp.take_along_axis(cumulative, top_digit, axis=1) - jnp.take_along_axis(
-        hist, top_digit, axis=1
-    )
-    remaining = ranks - below
-
-    # Pass 2: histogram of the low 16 bits of the keys whose top bits match a rank's bucket.
-    prefix = top_digit.astype(jnp.uint32)
-    slot, table = _unique_prefix_slots(prefix, sentinel=bins)  # sentinel never matches
-    top = keys >> _DIGIT_BITS
-    low = (keys & np.uint32(bins - 1)).astype(jnp.int32)
-    index = jnp.full(keys.shape, dump, jnp.int32)
-    for j in range(num_ranks):  # M is small and static: a fused chain of selects
-        match = valid & (top == table[:, j : j + 1])
-        index = jnp.where(match, (scene * num_ranks + j) * bins + low, index)
-    hist2 = _histogram(index, dump).reshape(batch, num_ranks, bins)
-    cumulative2 = jnp.cumsum(hist2, axis=-1)
-    rank_cumulative = jnp.take_along_axis(cumulative2, slot[:, :, None], axis=1)  # [B, M, bins]
-    low_digit = _rank_digit(rank_cumulative, remaining)
-    return (prefix << _DIGIT_BITS) | low_digit.astype(jnp.uint32)
-
-
-# --------------------------------------------------------------------------------------------
-# masked_quantiles
-# --------------------------------------------------------------------------------------------
-
-_LIMB_BITS = 11  # 11-bit limbs: every limb product fits exactly in int32
-_LIMB = 1 << _LIMB_BITS
-
-
-def _fraction_limbs(q: float, count: int = 5) -> list[int]:
-    """Static base-2**11 digits of q in [0, 1): q ~= sum_j limbs[j] * 2**(-11 (j + 1))."""
-    limbs = []
-    for _ in range(count):
-        q *= _LIMB
-        digit = int(math.floor(q))
-        limbs.append(digit)
-        q -= digit
-    return limbs
-
-
-def _exact_virtual_index(last: Array, q: float) -> tuple[Array, Array]:
-    """floor and fraction of last * q, exact in int32 limbs (numpy computes it in float64).
-
-    last: [...] int32 >= 0 (n_valid - 1); q: static float in [0, 1].
-    Returns (index [...] int32, fraction [...] float32 in [0, 1)).
-    float32 alone is not enough: (n - 1) q for a 5000 x 5000 scene needs 25 bits.
-    """
-    if q >= 1.0:
-        return last, jnp.zeros(last.shape, jnp.float32)
-    m = [(last >> (_LIMB_BITS * i)) & (_LIMB - 1) for i in range(3)]  # m = sum m_i 2**(11 i)
-    c = _fraction_limbs(q)  # q = sum c_j 2**(-11 (j + 1))
-    # level L collects products m_i c_j with weight 2**(11 L), L = i - j - 1 in -5..2
-    levels = {level: jnp.zeros(last.shape, jnp.int32) for level in range(-5, 3)}
-    for i, m_i in enumerate(m):
-        for j, c_j in enumerate(c):
-            if c_j:
-                levels[i - j - 1] = levels[i - j - 1] + m_i * c_j
-    fraction = jnp.zeros(last.shape, jnp.float32)
-    for level in range(-5, 0):  # carry the fractional levels upward
-        carry = levels[level] >> _LIMB_BITS
-        remainder = levels[level] & (_LIMB - 1)
-        levels[level + 1] = levels[level + 1] + carry
-        fraction = fraction + remainder.astype(jnp.float32) * np.float32(2.0 ** (_LIMB_BITS * level))
-    index = levels[0] + (levels[1] << _LIMB_BITS) + (levels[2] << (2 * _LIMB_BITS))
-    # q is a truncated float64, so an exact integer product can come out as k + 0.99999...;
-    # numpy's rounded float64 product says k + 1.
-    rounds_up = fraction >= 1
-    return index + rounds_up.astype(jnp.int32), jnp.where(rounds_up, 0.0, fraction)
-
-
-def _lerp(a: Array, b: Array, t: Array) -> Array:
-    """numpy's quantile interpolation formula (`numpy.lib._function_base_impl._lerp`)."""
-    diff = b - a
-    return jnp.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
-
-
-def _quantiles_of_keys(keys: Array, valid: Array, qs: tuple[float, ...]) -> Array:
-    """keys: [B, N] uint32 (float_to_key), valid: [B, N] -> [B, len(qs)] float32."""
-    batch = keys.shape[0]
-    top_hist = _top_digit_histogram(keys, valid)
-    num_valid = jnp.sum(top_hist, axis=1)  # [B]
-    last = jnp.maximum(num_valid - 1, 0)
-    low_ranks, high_ranks, fractions = [], [], []
-    for i in range(len(qs)):
-        index, fraction = _exact_virtual_index(last, qs[i])
-        low_ranks.append(jnp.minimum(index, last))
-        high_ranks.append(jnp.minimum(index + 1, last))
-        fractions.append(fraction)
-    ranks = jnp.stack([r for pair in zip(low_ranks, high_ranks, strict=True) for r in pair], axis=1)  # [B, 2Q]
-    selected = key_to_float(_select_ranks(keys, valid, ranks, top_hist)).reshape(batch, len(qs), 2)
-    values = _lerp(selected[..., 0], selected[..., 1], jnp.stack(fractions, axis=1))
-    return jnp.where(num_valid[:, None] > 0, values, jnp.nan)
-
-
-def _check_quantiles(qs: Sequence[float]) -> tuple[float, ...]:
-    qs = tuple(float(q) for q in np.atleast_1d(np.asarray(qs, np.float64)))
-    if not qs or any(not 0.0 <= q <= 1.0 for q in qs):
-        raise ValueError(f"scaling: quantiles must be a non-empty list in [0, 1], got {qs}")
-    return qs
-
-
-@functools.partial(jax.jit, static_argnames=("qs", "pixel_axes"))
-def _masked_quantiles_jit(x: Array, valid: Array, qs: tuple[float, ...], pixel_axes: int) -> Array:
-    lead = x.shape[: x.ndim - pixel_axes]
-    batch = math.prod(lead)
-    keys = float_to_key(x).reshape(batch, -1)
-    values = _quantiles_of_keys(keys, valid.reshape(batch, -1), qs)
-    return values.reshape(*lead, len(qs))
-
-
-def masked_quantiles(
-    x: Array, valid: Array, qs: Sequence[float], *, pixel_axes: int = 2
-) -> Array:
-    """Exact quantiles of the valid pixels of each scene, without sorting.
-
-    x: float32 [..., H, W] (pixel_axes=2, default) or [..., N] (pixel_axes=1); valid: bool, same
-    shape; the trailing `pixel_axes` axes are pooled, leading axes are independent scenes.
-    qs: static quantiles in [0, 1].
-    Returns float32 [..., len(qs)], equal to `numpy.quantile(x[valid], qs)` (default 'linear'
-    method) up to float32 rounding; NaN for a scene without valid pixels. Valid pixels must be
-    finite (NaN/inf are not excluded: mask them out through `valid`).
-    Cost: two histogram passes over the keys (radix select of the ranks floor((n-1) q) and the
-    next one), then numpy's interpolation.
-    """
-    x = jnp.asarray(x, jnp.float32)
-    valid = jnp.asarray(valid, bool)
-    if x.shape != valid.shape:
-        raise ValueError(f"masked_quantiles: x {x.shape} and valid {valid.shape} differ in shape")
-    pixel_axes = min(pixel_axes, x.ndim)
-    return _masked_quantiles_jit(x, valid, _check_quantiles(qs), pixel_axes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,6 +68,67 @@ def _correlate_valid(x: Array, weights: np.ndarray, axis: int) -> Array:
     return total
 
 
+def _blur_band(band: Array, weights: np.ndarray) -> Array:
+    """The blur of rows r..R+r-1 of `band` [..., R + 2r, W] (rows already reflected at the scene's
+    edges; columns reflected here): the vertical pass, then the horizontal one.
+
+    The band is materialised first (optimization_barrier): then the vertical pass reads a plain
+    array whichever way the band was made (a padded scene, a slice, a gather of reflected rows), XLA
+    compiles the same arithmetic for all of them, and the whole-scene and row-blocked blurs agree
+    bit for bit (fused with a pad or a gather, XLA:CPU rounds some taps differently).
+    """
+    radius = (len(weights) - 1) // 2
+    x = _correlate_valid(lax.optimization_barrier(band), weights, axis=band.ndim - 2)
+    pad = [(0, 0)] * (x.ndim - 1) + [(radius, radius)]
+    return _correlate_valid(jnp.pad(x, pad, mode="symmetric"), weights, axis=x.ndim - 1)
+
+
+def _gaussian_blur_whole(x: Array, weights: np.ndarray) -> Array:
+    """[..., H, W]: the blur as whole-array passes (scipy's 'reflect' is numpy's 'symmetric' pad)."""
+    radius = (len(weights) - 1) // 2
+    pad = [(0, 0)] * (x.ndim - 2) + [(radius, radius), (0, 0)]
+    return _blur_band(jnp.pad(x, pad, mode="symmetric"), weights)
+
+
+def _reflect(index: Array, size: int) -> Array:
+    """scipy's 'reflect' border (d c b a | a b c d | d c b a) for -size <= index < 2 size."""
+    index = jnp.where(index < 0, -index - 1, index)
+    return jnp.where(index >= size, 2 * size - 1 - index, index)
+
+
+def _blurred_rows(flat: Array, scene: Array, top: Array, height: int, weights: np.ndarray) -> Array:
+    """The blur of rows top..top + BLOCK_ROWS - 1 of one scene of `flat` [B * H, W] (scenes stacked)."""
+    radius = (len(weights) - 1) // 2
+    rows, width = BLOCK_ROWS + 2 * radius, flat.shape[1]
+    first = scene * height + top - radius
+
+    def reflected():  # a block at the scene's top or bottom edge (a gather: slow on CPU, 2-3 per scene)
+        return jnp.take(flat, scene * height + _reflect(top - radius + jnp.arange(rows), height), axis=0,
+                        mode="clip")
+
+    def inside():
+        return lax.dynamic_slice(flat, (first, 0), (rows, width))
+
+    band = lax.cond((top < radius) | (top + BLOCK_ROWS + radius > height), reflected, inside)
+    return _blur_band(band, weights)
+
+
+def _gaussian_blur_blocked(x: Array, weights: np.ndarray) -> Array:
+    """[..., H, W]: `_gaussian_blur_whole` block by block into the output (equal bit for bit)."""
+    height, width = x.shape[-2:]
+    batch = math.prod(x.shape[:-2])
+    blocks = -(-height // BLOCK_ROWS)
+    flat = x.reshape(batch * height, width)
+
+    def body(j, out):
+        scene, top, _ = row_block(j, blocks, height)
+        return lax.dynamic_update_slice(out, _blurred_rows(flat, scene, top, height, weights),
+                                        (scene * height + top, 0))
+
+    out = lax.fori_loop(0, batch * blocks, body, jnp.zeros_like(flat))
+    return out.reshape(x.shape)
+
+
 @functools.partial(jax.jit, static_argnames=("sigma", "truncate"))
 def gaussian_blur(x: Array, sigma: float = 1.5, truncate: float = 4.0) -> Array:
     """Separable Gaussian blur of the last two axes, equal to
@@ -279,18 +136,18 @@ def gaussian_blur(x: Array, sigma: float = 1.5, truncate: float = 4.0) -> Array:
 
     x: float32 [..., H, W] -> [..., H, W] float32. mode='reflect' is scipy's default
     (d c b a | a b c d | d c b a), numpy's / jnp's 'symmetric' padding. Each pass pads only
-    its own axis: measured on CPU, this is twice as fast as padding both axes up front.
+    its own axis: measured on CPU, this is twice as fast as padding both axes up front. On CPU a
+    large scene is blurred in blocks of rows (same result, bit for bit; see BLOCK_ROWS).
     """
     x = jnp.asarray(x, jnp.float32)
     weights = gaussian_weights(sigma, truncate)
     radius = (len(weights) - 1) // 2
     if radius == 0:
         return x
-    for axis in (x.ndim - 2, x.ndim - 1):
-        pad = [(0, 0)] * x.ndim
-        pad[axis] = (radius, radius)
-        x = _correlate_valid(jnp.pad(x, pad, mode="symmetric"), weights, axis=axis)
-    return x
+    if not blocks_pay(x.shape, radius):
+        return _gaussian_blur_whole(x, weights)
+    return platforms.choose("row_blocked_scaling", x, special=lambda v: _gaussian_blur_blocked(v, weights),
+                            plain=lambda v: _gaussian_blur_whole(v, weights))
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,30 +174,128 @@ class ALSResult(NamedTuple):
     T: Array
 
 
+def _als_parameters(z_low, z_high, k, t_floor) -> tuple[Array, Array]:
+    """(b, T) from the quantiles."""
+    return (z_high + z_low) / 2, jnp.maximum((z_high - z_low) / (2 * k), t_floor)
+
+
+def _als_outputs(z, valid, z_low, z_high, k, t_floor) -> ALSResult:
+    """The scaled maps from z [B, H, W] and each scene's quantiles [B]."""
+    b, temperature = _als_parameters(z_low, z_high, k, t_floor)
+    spatial = (Ellipsis, None, None)
+    scaled = (z - b[spatial]) / temperature[spatial]
+    # soft >= 0.5 <=> scaled >= 0 (T > 0); testing the sign avoids a second sigmoid pass.
+    binary = valid & (scaled >= 0)
+    # `valid | binary` is `valid` (binary is valid only), but soft then depends on binary: XLA computes
+    # binary first, and z, dead after soft, gives soft its buffer (no fresh scene-sized allocation;
+    # computed side by side, the two maps go through one two-output fusion that cannot reuse z).
+    soft = jnp.where(valid | binary, jax.nn.sigmoid(scaled), jnp.nan)
+    return ALSResult(soft, binary, z_low, z_high, b, temperature)
+
+
+def _als_whole(logits, valid, sigma, clip, q_low, q_high, k, t_floor) -> ALSResult:
+    """ALS of [B, H, W] as whole-array passes (accelerators, and small scenes everywhere)."""
+    batch = logits.shape[0]
+    # The authors' order: blur the whole logit map, then clip (clipping is pointwise, so clipping
+    # everywhere equals clipping on the valid pixels: invalid pixels are never used again).
+    weights = gaussian_weights(sigma)
+    z = _gaussian_blur_whole(logits, weights) if len(weights) > 1 else logits
+    z = jnp.clip(z, -clip, clip)
+    # Materialise z once: left to itself XLA fuses the 13-tap stencil into each of z's three
+    # consumers (two histogram passes, the sigmoid) and runs ~4x slower on CPU.
+    z = lax.optimization_barrier(z)
+    quantiles = quantiles_of_keys(float_to_key(z).reshape(batch, -1), valid.reshape(batch, -1), (q_low, q_high))
+    return _als_outputs(z, valid, quantiles[:, 0], quantiles[:, 1], k, t_floor)
+
+
+def _als_row_blocked(logits, valid, sigma, clip, q_low, q_high, k, t_floor) -> ALSResult:
+    """ALS of [B, H, W] in blocks of rows (CPU; see BLOCK_ROWS), equal to `_als_whole` bit for bit.
+
+    The only scene-sized arrays are z and the binary map (soft is written over z):
+      pass 1, per block: the block's blur and clip (`_blurred_rows`), written into z, and the
+        top-16-bit histogram of its valid keys added up;
+      pass 2, per block of z: the low-16-bit histogram of the keys in the ranks' buckets;
+      pass 3, per block: the binary map from z; pass 4, per block: soft over z.
+    Measured on 2 cores, 5000 x 5000: 946 -> ~300 ms in a plain process, 32 000 page faults a call
+    instead of 128 000 (docs/benchmarks.md).
+    """
+    batch, height, width = logits.shape
+    weights = gaussian_weights(sigma)
+    blocks = -(-height // BLOCK_ROWS)
+    bins = 1 << DIGIT_BITS
+    flat_logits = logits.reshape(batch * height, width)
+    flat_valid = valid.reshape(batch * height, width)
+
+    def counted(scene, top, fresh):
+        return lax.dynamic_slice(flat_valid, (scene * height + top, 0), (BLOCK_ROWS, width)) & fresh
+
+    def pass1(j, carry):
+        z, hist = carry
+        scene, top, fresh = row_block(j, blocks, height)
+        if len(weights) > 1:
+            zb = _blurred_rows(flat_logits, scene, top, height, weights)
+        else:  # no blur
+            zb = lax.dynamic_slice(flat_logits, (scene * height + top, 0), (BLOCK_ROWS, width))
+        zb = lax.optimization_barrier(jnp.clip(zb, -clip, clip))  # not recomputed in the histogram's fusion
+        top_digit = (float_to_key(zb) >> DIGIT_BITS).astype(jnp.int32)
+        index = jnp.where(counted(scene, top, fresh), scene * bins + top_digit, batch * bins)
+        hist = hist.at[index.reshape(-1)].add(1, mode="drop")
+        return lax.dynamic_update_slice(z, zb, (scene * height + top, 0)), hist
+
+    z, top_hist = lax.fori_loop(0, batch * blocks, pass1,
+                                (jnp.zeros_like(flat_logits), jnp.zeros((batch * bins,), jnp.int32)))
+    quantiles = quantiles_from_top_histogram(z, flat_valid, top_hist.reshape(batch, bins), (q_low, q_high))
+    z_low, z_high = quantiles[:, 0], quantiles[:, 1]
+
+    def scaled_maps(z, binary, j):
+        scene, top, fresh = row_block(j, blocks, height)
+        first = (scene * height + top, 0)
+        zb = lax.dynamic_slice(z, first, (BLOCK_ROWS, width))
+        valid_block = lax.dynamic_slice(flat_valid, first, (BLOCK_ROWS, width))
+        if binary is not None:  # see _als_outputs: valid | binary is valid, but soft now waits for binary
+            valid_block = valid_block | lax.dynamic_slice(binary, first, (BLOCK_ROWS, width))
+        maps = _als_outputs(zb[None], valid_block[None], lax.dynamic_index_in_dim(z_low, scene),
+                            lax.dynamic_index_in_dim(z_high, scene), k, t_floor)
+        return first, fresh, zb, maps
+
+    def pass3(j, binary):  # the binary map, from z
+        first, _, _, maps = scaled_maps(z, None, j)
+        return lax.dynamic_update_slice(binary, maps.binary[0], first)
+
+    def pass4(j, soft):  # the soft map, written over z in place
+        first, fresh, zb, maps = scaled_maps(soft, binary, j)
+        # rows of the last block that the block before already turned into soft values keep them
+        return lax.dynamic_update_slice(soft, jnp.where(fresh, maps.soft[0], zb), first)
+
+    # Two passes: a binary block read from z in the iteration that writes soft over it would make XLA
+    # copy z whole to keep the rows it reads; pass 4 reads the binary map so that it runs after pass 3.
+    binary = lax.fori_loop(0, batch * blocks, pass3, jnp.zeros(flat_valid.shape, bool))
+    soft = lax.fori_loop(0, batch * blocks, pass4, z)
+    b, temperature = _als_parameters(z_low, z_high, k, t_floor)
+    return ALSResult(soft.reshape(logits.shape), binary.reshape(logits.shape), z_low, z_high, b, temperature)
+
+
 @functools.partial(
     jax.jit, static_argnames=("sigma", "clip", "q_low", "q_high", "k", "t_floor")
 )
 def _als_jit(logits, valid, sigma, clip, q_low, q_high, k, t_floor) -> ALSResult:
     lead = logits.shape[:-2]
-    batch = math.prod(lead)
-    # The authors' order: blur the whole logit map, then clip (clipping is pointwise, so clipping
-    # everywhere equals clipping on the valid pixels: invalid pixels are never used again).
-    z = jnp.clip(gaussian_blur(logits, sigma=sigma), -clip, clip)
-    # Materialise z once: left to itself XLA fuses the 13-tap stencil into each of z's three
-    # consumers (two histogram passes, the sigmoid) and runs ~4x slower on CPU.
-    z = jax.lax.optimization_barrier(z)
-    flat_valid = valid.reshape(batch, -1)
-    quantiles = _quantiles_of_keys(float_to_key(z).reshape(batch, -1), flat_valid, (q_low, q_high))
-    z_low = quantiles[:, 0].reshape(lead)
-    z_high = quantiles[:, 1].reshape(lead)
-    b = (z_high + z_low) / 2
-    temperature = jnp.maximum((z_high - z_low) / (2 * k), t_floor)
-    spatial = (Ellipsis, None, None)
-    scaled = (z - b[spatial]) / temperature[spatial]
-    # soft >= 0.5 <=> scaled >= 0 (T > 0); testing the sign avoids a second sigmoid pass.
-    soft = jax.nn.sigmoid(scaled)
-    binary = valid & (scaled >= 0)
-    return ALSResult(jnp.where(valid, soft, jnp.nan), binary, z_low, z_high, b, temperature)
+    scenes = (math.prod(lead), *logits.shape[-2:])
+    static = (sigma, clip, q_low, q_high, k, t_floor)
+
+    def whole(x, v):
+        return _als_whole(x, v, *static)
+
+    def blocked(x, v):
+        return _als_row_blocked(x, v, *static)
+
+    args = (logits.reshape(scenes), valid.reshape(scenes))
+    if blocks_pay(scenes, (len(gaussian_weights(sigma)) - 1) // 2):
+        result = platforms.choose("row_blocked_scaling", *args, special=blocked, plain=whole)
+    else:
+        result = whole(*args)
+    return ALSResult(result.soft.reshape(logits.shape), result.binary.reshape(logits.shape),
+                     *(value.reshape(lead) for value in result[2:]))
 
 
 def analytical_logit_scaling(
@@ -371,7 +326,7 @@ def analytical_logit_scaling(
         raise ValueError(
             f"analytical_logit_scaling: valid {valid.shape} does not match logits {logits.shape}"
         )
-    q_low, q_high = _check_quantiles((q_low, q_high))
+    q_low, q_high = check_quantiles((q_low, q_high))
     return _als_jit(
         logits, valid, float(sigma), float(clip), q_low, q_high, float(k), float(t_floor)
     )
@@ -413,44 +368,6 @@ def als_reference_numpy(
 # --------------------------------------------------------------------------------------------
 
 
-def _segment_digit_bits(num_segments: int) -> int:
-    """Radix digit width for a segmented select: 2 passes while the histogram stays <= 4M bins."""
-    return 16 if num_segments <= 64 else 8
-
-
-def _segmented_select(keys: Array, segment: Array, ranks: Array, num_segments: int) -> Array:
-    """Exact rank selection inside each segment, all segments at once, without sorting.
-
-    keys: [N] uint32; segment: [N] int32 in 0..S-1, or -1 to ignore; ranks: [S] int32 0-based
-    (clipped to each segment's size - 1; empty segments return garbage).
-    Returns [S] uint32 keys. A radix select: each pass histograms one digit of the keys whose
-    higher digits match their segment's prefix (one scatter-add per pass, 32 / bits passes).
-    """
-    bits = _segment_digit_bits(num_segments)
-    bins = 1 << bits
-    dump = num_segments * bins
-    prefix = jnp.zeros((num_segments,), jnp.uint32)
-    remaining = ranks
-    safe_segment = jnp.maximum(segment, 0)
-    for pass_index in range(32 // bits):
-        shift = 32 - bits * (pass_index + 1)
-        digit = ((keys >> shift) & np.uint32(bins - 1)).astype(jnp.int32)
-        member = segment >= 0
-        if pass_index > 0:  # keep only keys whose higher digits match their segment's prefix
-            member = member & ((keys >> (shift + bits)) == prefix[safe_segment])
-        index = jnp.where(member, safe_segment * bins + digit, dump)
-        hist = _histogram(index, dump).reshape(num_segments, bins)
-        cumulative = jnp.cumsum(hist, axis=1)
-        chosen = _rank_digit(cumulative, remaining)
-        chosen = jnp.minimum(chosen, bins - 1)  # empty segment: any digit
-        below = jnp.take_along_axis(cumulative, chosen[:, None], axis=1)[:, 0] - jnp.take_along_axis(
-            hist, chosen[:, None], axis=1
-        )[:, 0]
-        remaining = remaining - below
-        prefix = (prefix << bits) | chosen.astype(jnp.uint32)
-    return prefix
-
-
 @functools.partial(jax.jit, static_argnames=("num_regions",))
 def _concentration_binarization_jit(logits, region_ids, target, valid, num_regions):
     lead = logits.shape[:-2]
@@ -476,7 +393,7 @@ def _concentration_binarization_jit(logits, region_ids, target, valid, num_regio
     # The smallest ice pixel has ascending rank size - ice_count; ice = key >= its key.
     threshold_rank = jnp.clip(size - ice_count, 0, jnp.maximum(size - 1, 0))
     keys = float_to_key(flat_logits).reshape(-1)
-    threshold = _segmented_select(keys, segment, threshold_rank, num_segments)
+    threshold = segmented_select(keys, segment, threshold_rank, num_segments)
 
     ice_in_region = (keys >= threshold[safe_segment]) & (ice_count[safe_segment] > 0)
     ice = jnp.where(segment >= 0, ice_in_region, flat_valid.reshape(-1) & (flat_logits.reshape(-1) >= 0))

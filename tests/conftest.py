@@ -1,6 +1,8 @@
 """Four simulated CPU devices for every test (must be set before JAX is imported), and one persistent
 compilation cache for the session, so the many tiny runs that compile the same step (in this process
-and in the CLI subprocesses, which inherit the environment) compile it once."""
+and in the CLI subprocesses, which inherit the environment) compile it once. The cache is set up as
+the launchers set it up (`runtime.setup`: the project's thresholds, atomic writes), in a folder of
+the session's own: the user's cache is never touched."""
 
 import atexit
 import os
@@ -12,9 +14,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="seaice_jax_test_cache_")
     atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import pytest  # noqa: E402  (after the environment above: JAX must not start before it)
+
+from seaice_jax import runtime  # noqa: E402
+
+runtime.setup(announce=False, cpu_devices=False)
 
 TRAINED_CHANNELS = ("nersc_sar_primary", "nersc_sar_secondary", "btemp_36_5v")
 

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from seaice_jax.models import aspp, build_model, conv, platforms, upsample
+from seaice_jax import platforms
+from seaice_jax.models import aspp, build_model, conv, upsample
 from seaice_jax.models.upsample import Upsampled
 
 NHWC = ("NHWC", "HWIO", "NHWC")

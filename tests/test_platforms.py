@@ -1,4 +1,4 @@
-"""Per-platform formulations (models/platforms.py): which branch each platform lowers to, and the
+"""Per-platform formulations (seaice_jax/platforms.py): which branch each platform lowers to, and the
 CPU-specific forms equal the plain ones in float32 (forward and gradients)."""
 
 import jax
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from seaice_jax.models import aspp, build_model, conv, platforms, upsample
+from seaice_jax import platforms
+from seaice_jax.models import aspp, build_model, conv, upsample
 from seaice_jax.models.upsample import Upsampled
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -207,3 +208,20 @@ def test_unet_train_step_on_accelerators_has_no_cpu_forms(default_switches):
     for platform in ("cuda", "tpu"):
         counts = op_counts(traced, platform)
         assert counts["gather"] == counts["scatter"] == 0, (platform, counts)
+
+
+def test_large_scene_scaling_is_row_blocked_on_cpu_only(monkeypatch):
+    """ALS, the blur and the quantiles of a large scene lower to loops over row blocks on CPU and to
+    whole-array passes (no loop) for the accelerators."""
+    from seaice_jax import scaling
+
+    monkeypatch.delenv(platforms.env_name("row_blocked_scaling"), raising=False)
+    x = jax.ShapeDtypeStruct((1024, 1024), jnp.float32)
+    valid = jax.ShapeDtypeStruct((1024, 1024), bool)
+    traced = [jax.jit(lambda a, v: scaling.analytical_logit_scaling(a, v)).trace(x, valid),
+              jax.jit(scaling.gaussian_blur).trace(x),
+              jax.jit(lambda a, v: scaling.masked_quantiles(a, v, (0.02, 0.98))).trace(x, valid)]
+    for t in traced:
+        assert "stablehlo.while" in t.lower(lowering_platforms=("cpu",)).as_text()
+        for platform in ("cuda", "rocm", "tpu"):
+            assert "stablehlo.while" not in t.lower(lowering_platforms=(platform,)).as_text(), platform

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
+from seaice_jax import scaling
 from seaice_jax.scaling import (
     als_reference_numpy,
     analytical_logit_scaling,
@@ -226,3 +227,60 @@ def test_concentration_binarization_ties_are_all_ice():
     assert ice.sum() == 20
     ice = np.asarray(concentration_preserving_binarization(logits, regions, np.array([0.05]), num_regions=1))
     assert ice.sum() == 1 and ice[0, 0]
+
+
+def _assert_same(a, b):
+    for name, x, y in zip(a._fields, a, b, strict=True):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True), name
+
+
+@pytest.mark.parametrize("shape, sigma", [((2, 150, 97), 1.5), ((1, 77, 40), 0.3)])
+def test_row_blocked_als_equals_the_whole_array_als_bit_for_bit(shape, sigma):
+    """The CPU formulation (blocks of 64 rows; the last block overlapping the one before, edge blocks
+    reflected, soft written over z) against the whole-array one, on every output; the blur alone too."""
+    rng = np.random.default_rng(11)
+    logits = jnp.asarray(rng.standard_normal(shape).astype(np.float32) * 6)
+    valid = jnp.asarray(rng.random(shape) > 0.2)
+    static = (sigma, 15.0, 0.02, 0.98, 5.0, 1e-6)
+    whole = jax.jit(lambda x, v: scaling._als_whole(x, v, *static))(logits, valid)
+    blocked = jax.jit(lambda x, v: scaling._als_row_blocked(x, v, *static))(logits, valid)
+    _assert_same(whole, blocked)
+    if sigma == 1.5:
+        weights = scaling.gaussian_weights(sigma)
+        np.testing.assert_array_equal(jax.jit(lambda x: scaling._gaussian_blur_blocked(x, weights))(logits),
+                                      jax.jit(lambda x: scaling._gaussian_blur_whole(x, weights))(logits))
+
+
+def test_large_scene_als_keeps_the_reference_binary_map():
+    """A scene large enough for the row-blocked path (on CPU): the binary map is the numpy/scipy
+    reference's except on pixels that sit on the threshold (float32 against float64 blur)."""
+    assert scaling.blocks_pay((1024, 1024), 6)
+    logits = _smooth_logits((1024, 1024), seed=12) + np.random.default_rng(13).standard_normal(
+        (1024, 1024)).astype(np.float32)
+    valid = np.random.default_rng(14).random(logits.shape) > 0.1
+    result = analytical_logit_scaling(logits, valid)
+    ref = als_reference_numpy(logits, valid)
+    disagree = np.asarray(result.binary) != ref["binary"]
+    assert np.all(np.abs(ref["z"][disagree] - ref["b"]) < 1e-4 * max(1.0, ref["T"])), disagree.sum()
+    assert disagree.sum() <= 2
+    np.testing.assert_allclose(float(result.b), ref["b"], rtol=2e-6, atol=2e-6)
+    np.testing.assert_allclose(np.asarray(result.soft), ref["soft"], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(gaussian_blur(logits)),
+                               scipy.ndimage.gaussian_filter(logits.astype(np.float64), 1.5), atol=1e-4)
+
+
+def test_row_blocked_quantiles_equal_the_whole_array_ones_and_numpy():
+    """masked_quantiles in row blocks (CPU, large scenes): the same integer histograms, so the same
+    values; ties and a last block overlapping the one before included. (test_platforms checks that
+    large scenes take this path on CPU; the ALS test above runs its second pass.)"""
+    from seaice_jax import quantiles
+
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((2, 150, 97)).astype(np.float32)
+    x[:, ::5] = 0.5  # ties
+    valid = rng.random(x.shape) > 0.3
+    whole = quantiles.quantiles_of_keys(float_to_key(x).reshape(2, -1), jnp.asarray(valid).reshape(2, -1), QS)
+    blocked = jax.jit(lambda a, v: quantiles._quantiles_row_blocked(a, v, QS))(x, valid)
+    np.testing.assert_array_equal(np.asarray(whole), np.asarray(blocked))
+    np.testing.assert_allclose(np.asarray(blocked), _numpy_quantiles(x, valid, QS), rtol=1e-6, atol=1e-6)

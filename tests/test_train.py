@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from seaice_jax.compile_cache import CacheSettings
 from seaice_jax.config import base_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -213,7 +214,9 @@ def test_two_processes_joined_by_jax_distributed_match_one_process(data, tmp_pat
     assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
     # Quiet by default: the step lines, no Orbax / JAX INFO lines (absl's 'I1201 10:00:00.0 ...').
     lines = outs[0].splitlines()
-    assert lines[0] == "training on 4 of 4 cpu device(s) in 2 processes", outs[0][:3000]
+    # The opening lines: where the compilation cache is (the test session's), then the devices.
+    assert lines[0] == CacheSettings(os.environ["JAX_COMPILATION_CACHE_DIR"]).line, outs[0][:3000]
+    assert lines[1] == "training on 4 of 4 cpu device(s) in 2 processes", outs[0][:3000]
     steps = [line.split(" loss")[0] for line in lines if line.startswith("step ")]
     assert steps == [f"step {i}/4" for i in range(1, 5)]
     assert not [line for line in lines if line[:1] in "IW" and line[1:5].isdigit()], outs[0][:3000]

@@ -23,9 +23,15 @@ def machine_info() -> dict:
 
 
 def run(what: str, config, *, batch_size: int = 8, size: int | None = None, devices: int | None = None,
-        end_to_end=None) -> dict:
-    """end_to_end: the training loop (train_and_evaluate) to also run end to end with each data source."""
+        end_to_end=None, repeats: int = 3, startup_config: str = "configs/quickstart.py") -> dict:
+    """end_to_end: the training loop (train_and_evaluate) to also run end to end with each data source.
+    repeats: rounds of the interleaved ALS timing and of the start-up benchmark (which 'all' leaves
+    out: it starts 4 processes per round, minutes on a CPU)."""
     results: dict = {}
+    if what == "startup":
+        from seaice_jax.benchmarks import startup
+
+        results.update(startup.run(startup_config, repeats=repeats))
     if what in ("pipeline", "all"):
         from seaice_jax.benchmarks import pipeline
 
@@ -45,7 +51,7 @@ def run(what: str, config, *, batch_size: int = 8, size: int | None = None, devi
     if what in ("als", "all"):
         from seaice_jax.benchmarks import als
 
-        results.update(als.run(size or 5000 if what == "als" else 5000))
+        results.update(als.run(size or 5000 if what == "als" else 5000, rounds=repeats))
     if devices:
         import jax
 

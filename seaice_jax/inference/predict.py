@@ -34,6 +34,7 @@ def tile_predictor(fns, tile: int, margin: int, channels: int, blend: str = "cor
     Only the core leaves the device (c = T - 2 margin): the margin's weight is 0 anyway.
     """
     cache = fns.__dict__.setdefault("_tile_predictors", {})  # one compile per model and geometry
+    layouts = fns.__dict__.setdefault("_tile_layouts", {})
     key = (tile, margin, channels, blend)
     if key not in cache:
         core = tile - 2 * margin
@@ -41,12 +42,23 @@ def tile_predictor(fns, tile: int, margin: int, channels: int, blend: str = "cor
 
         def predict(params, batch_stats, x):
             out = fns.apply_eval(params, batch_stats, x)
+            layouts[key] = head_layout(out)  # for `tile_layout`, recorded while tracing
             parts = [out[k][..., None] if out[k].ndim == 3 else out[k] for k, _ in head_layout(out)]
             stacked = jnp.concatenate(parts, axis=-1).astype(jnp.float32)
             return stacked[:, margin : margin + core, margin : margin + core] * weights[None, :, :, None]
 
         cache[key] = jax.jit(predict)
     return cache[key]
+
+
+def tile_layout(fns, predict, params, batch_stats, tiles: jax.ShapeDtypeStruct, key: tuple) -> list[tuple[str, int]]:
+    """`head_layout` of the outputs that `tile_predictor`'s `predict` stacks, for tiles like `tiles`.
+
+    Found by tracing `predict` itself (jax.eval_shape of the jitted function: the call that follows
+    reuses the trace), not the model a second time: a trace of the model costs about a second.
+    """
+    jax.eval_shape(predict, params, batch_stats, tiles)
+    return fns.__dict__["_tile_layouts"][key]
 
 
 def _as_planes(inputs) -> list[np.ndarray]:
@@ -165,9 +177,9 @@ def predict_scene(
         maps = single_tile_predictor(fns, tile, margin, len(planes))(params, batch_stats, x)
         return {name: np.array(values[:h, :w]) for name, values in maps.items()}
     predict = tile_predictor(fns, tile, margin, len(planes), blend)
-    probe = jax.eval_shape(fns.apply_eval, params, batch_stats,
-                           jax.ShapeDtypeStruct((1, tile, tile, len(planes)), jnp.float32))
-    layout = head_layout(probe)
+    layout = tile_layout(fns, predict, params, batch_stats,
+                         jax.ShapeDtypeStruct((batch_size, tile, tile, len(planes)), jnp.float32),
+                         (tile, margin, len(planes), blend))
     out = {("ice_logit" if name == "ice" else name):
            np.zeros((h, w), np.float32 if name == "ice" or name in METRE_HEADS else np.uint8) for name, _ in layout}
     band_width = cols[-1] + tile + margin  # band column j is scene column j - margin

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from seaice_jax.models import platforms, upsample
+from seaice_jax import platforms
+from seaice_jax.models import upsample
 from seaice_jax.models.conv import conv_general_dilated
 from seaice_jax.models.upsample import Upsampled, upsampled_conv3x3
 
@@ -133,7 +134,7 @@ class ConvNormReLU(nnx.Module):
 
     def _conv(self, parts: list, kernel: jax.Array) -> jax.Array:
         """The conv of the channel concatenation of `parts`. With an `Upsampled` part, the
-        formulation is chosen per platform ("fused_upsampling", see models/platforms.py):
+        formulation is chosen per platform ("fused_upsampling", see seaice_jax/platforms.py):
         `_conv_fused` where it was measured (CPU), else `_conv_materialized` (dense upsampling,
         concatenation, one plain conv)."""
         if not any(isinstance(part, Upsampled) for part in parts):

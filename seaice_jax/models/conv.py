@@ -9,7 +9,7 @@ The forward pass and the input gradient are always XLA's own. The kernel gradien
 form only on the platforms of `platforms.platforms_for("tap_gemm_kernel_grad")` (default: CPU,
 the only place it was measured), chosen by `lax.platform_dependent` inside the traced function;
 on GPU / TPU it is XLA's own conv gradient (`jax.vjp` of `lax.conv_general_dilated`), so the
-accelerator program is the one plain autodiff gives. See models/platforms.py to change that.
+accelerator program is the one plain autodiff gives. See seaice_jax/platforms.py to change that.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from seaice_jax.models import platforms
+from seaice_jax import platforms
 
 # Read at trace time; the benchmark turns it off to measure what it gives (on every platform).
 FAST_CPU_KERNEL_GRAD = True

@@ -2,7 +2,7 @@
 3x3 conv that follows it.
 
 All tensors are channels-last `[B, H, W, C]`. Two formulations, chosen per platform (see
-models/platforms.py, formulation "fused_upsampling"; default: the first on CPU only):
+seaice_jax/platforms.py, formulation "fused_upsampling"; default: the first on CPU only):
 
 - CPU-measured: the upsampling is linear and separable, written as static sparse maps along rows
   and columns (pairs of fused gathers, with gathers again for the gradient). `upsampled_conv3x3`
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from seaice_jax.models import platforms
+from seaice_jax import platforms
 
 # Read at trace time: False materialises the upsampled map and convolves it (the reference form).
 FUSE_UPSAMPLED_CONV = True
@@ -75,14 +75,16 @@ def align_corners_matrix(length_in: int, length_out: int) -> np.ndarray:
 
 
 def _sparse_taps(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of a sparse static matrix `[out, in]` as (indices, weights) `[out, k]`, zero-padded."""
-    k = max(int((matrix != 0).sum(axis=1).max()), 1)
+    """Rows of a sparse static matrix `[out, in]` as (indices, weights) `[out, k]`, zero-padded; each
+    row's nonzero columns in ascending order. Vectorised: a loop over the rows cost ~0.5 s of every
+    trace of the train step."""
+    rows, cols = np.nonzero(matrix)  # row-major: ascending columns within a row
+    k = max(int(np.bincount(rows, minlength=1).max()) if rows.size else 1, 1)
+    slot = np.arange(rows.size) - np.searchsorted(rows, rows)  # the entry's place in its row
     index = np.zeros((matrix.shape[0], k), np.int32)
     weight = np.zeros((matrix.shape[0], k), np.float32)
-    for row in range(matrix.shape[0]):
-        cols = np.flatnonzero(matrix[row])
-        index[row, : cols.size] = cols
-        weight[row, : cols.size] = matrix[row, cols]
+    index[rows, slot] = cols
+    weight[rows, slot] = matrix[rows, cols]
     return index, weight
 
 

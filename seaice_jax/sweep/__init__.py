@@ -19,8 +19,6 @@ Layout of the sweep folder:
   heldout/              the held-out scenes (when synthesized)
   points/<name>/        one training workdir per point: config.json, point.json, log.txt,
                         checkpoints/, predictions/, eval.json, eval.md, results.json (= finished)
-  jax_cache/             persistent compilation cache shared by the points (unless
-                        JAX_COMPILATION_CACHE_DIR is set)
   results.csv, results.md, results.png
 
 Each point runs in its own process (`python -m seaice_jax.sweep POINT_DIR`, `__main__.py`), so points
@@ -28,7 +26,9 @@ can be placed on accelerators: with `devices_per_run` N on a host of D GPUs / TP
 at once, each seeing only its own devices (CUDA_VISIBLE_DEVICES / TPU_VISIBLE_CHIPS). On CPU the
 points run one after another (CPU "devices" share the same cores). The parent never initialises a
 JAX backend (it would hold accelerator memory the children need); devices are counted in a
-short-lived child process.
+short-lived child process. Every point uses the user's persistent compilation cache
+(`seaice_jax.compile_cache`), so points of one architecture, a rerun and the next sweep compile the
+train step once.
 
 Modules: `grid` (points and config overrides), `devices` (placing points on accelerators), `point`
 (one point: train, predict, evaluate), `run` (the parent: shared data, the queue of child processes)

@@ -12,6 +12,9 @@ from seaice_jax.sweep.point import point_main
 from seaice_jax.train import train_and_evaluate
 
 if __name__ == "__main__":
+    from seaice_jax.runtime import setup
+
+    setup()  # the persistent compilation cache; the parent's environment already holds the CPU tweaks
     logging.use_absl_handler()  # the training log lines go to the point's log.txt, as under app.run
     logging.set_verbosity(logging.INFO)
     sys.exit(point_main(sys.argv[1:], train_and_evaluate))

@@ -101,10 +101,9 @@ def _launch(point: SweepPoint, point_dir: str, slot_env: dict[str, str]) -> tupl
     log = open(os.path.join(point_dir, LOG_TXT), "a")  # noqa: SIM115
     log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {point.name} {slot_env or ''}\n")
     log.flush()
+    # The child sets up the persistent compilation cache itself (runtime.setup in __main__): the user's
+    # one folder, or the one this process's setup put in the environment.
     env = dict(os.environ, **slot_env)
-    # Points of one architecture compile the same functions; a shared persistent cache spares the
-    # recompiles (and a rerun's). The user's own cache setting wins.
-    env.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(os.path.dirname(point_dir)), "jax_cache"))
     proc = subprocess.Popen([sys.executable, "-m", "seaice_jax.sweep", point_dir],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     return proc, log

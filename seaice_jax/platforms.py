@@ -1,10 +1,13 @@
-"""Which platforms use the CPU-measured formulations of the model; all others get XLA's plain one.
+"""Which platforms use the CPU-measured formulations; all others get XLA's plain one.
 
-Two formulations in this package were written for, and measured only on, XLA:CPU:
+Three formulations were written for, and measured only on, XLA:CPU:
 
   - ``tap_gemm_kernel_grad`` (models/conv.py): a conv's kernel gradient as one GEMM per kernel tap;
   - ``fused_upsampling`` (models/upsample.py, models/aspp.py): align-corners x2 upsampling as
-    static gathers, and the upsampling fused into the 3x3 conv that follows it.
+    static gathers, and the upsampling fused into the 3x3 conv that follows it;
+  - ``row_blocked_scaling`` (scaling.py): ALS of a large scene in blocks of rows, so that no
+    scene-sized temporary is allocated afresh per call (page faults dominated the CPU time); on an
+    accelerator the whole-array passes, whose temporaries come from XLA's preallocated pool.
 
 Each is chosen inside the traced function with `lax.platform_dependent`: one trace serves every
 platform, and lowering keeps only the branch of the platform it compiles for (the other branch
@@ -32,6 +35,7 @@ PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 DEFAULT_PLATFORMS = {
     "tap_gemm_kernel_grad": ("cpu",),
     "fused_upsampling": ("cpu",),
+    "row_blocked_scaling": ("cpu",),
 }
 
 
