@@ -1,0 +1,154 @@
+"""SIGINT and SIGTERM: stop cleanly, say so in one line, exit 130 / 143.
+
+Every entry point runs its `main` through `run_main`, which turns both signals into an `Interrupted`
+exception (a BaseException, like KeyboardInterrupt, so no `except Exception` swallows it): whatever
+was being written is removed again by its own cleanup (temporary names, `fileio.write_atomically`),
+the launcher prints one line and exits with 128 + the signal number: 130 for SIGINT (Ctrl-C), 143 for
+SIGTERM (how clusters preempt jobs).
+
+The training loop asks `stop_requested(step)` after every step. From its first call on, a signal no
+longer stops the process at once: it is noted, the loop finishes the step, writes its metrics, saves
+a checkpoint with the data iterator at that step and raises `stopped_after(step, ...)`; rerunning the
+same command resumes from there. Before the loop (data preparation, compilation) a signal stops at
+once: nothing would be lost. A second SIGINT while the loop is finishing its step stops at once too
+(the last checkpoint stays what it was).
+
+Multi-host runs: a signal may reach one host only, and every host must stop at the same step. There
+`stop_requested` is JAX's preemption sync point (`multihost_utils.reached_preemption_sync_point`,
+which the coordination service starts with `jax.distributed.initialize` and which listens to
+SIGTERM itself); a SIGINT is passed on to it as a SIGTERM of this process. Every host then saves at
+the same step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+
+SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+
+class Interrupted(BaseException):  # noqa: N818 - named like KeyboardInterrupt, which it generalises
+    """The process was asked to stop by a signal; str() is the one line to print."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class _State:
+    def __init__(self):
+        self.installed = False
+        self.deferred = False  # True from the training loop's first stop_requested call on
+        self.signum: int | None = None  # the first signal received
+        self.sigints = 0
+        self.multi = False  # multi-host: the preemption sync point decides
+
+
+_state = _State()
+
+
+def _name(signum: int | None) -> str:
+    return SIGNAL_NAMES.get(signum, "SIGTERM") if signum else "SIGTERM"
+
+
+def _handler(signum, frame):
+    del frame
+    first = _state.signum is None
+    _state.signum = _state.signum or signum
+    if signum == signal.SIGINT:
+        _state.sigints += 1
+    if not _state.deferred:
+        raise Interrupted(signum, f"interrupted by {_name(signum)}")
+    if signum == signal.SIGINT and _state.sigints > 1:
+        raise Interrupted(signum, "interrupted by a second SIGINT: stopped at once, without saving this step "
+                                  "(the last checkpoint is where a rerun resumes)")
+    if _state.multi and first and signum == signal.SIGINT:
+        import os
+
+        os.kill(os.getpid(), signal.SIGTERM)  # to JAX's preemption notifier: every host stops at one step
+
+
+def _jax_preemption_service() -> bool:
+    """Whether this is a multi-host run with JAX's preemption sync manager (which handles SIGTERM)."""
+    if "jax" not in sys.modules:
+        return False
+    from jax._src import distributed
+
+    return distributed.global_state.client is not None and distributed.global_state.preemption_sync_manager is not None
+
+
+@contextlib.contextmanager
+def handled():
+    """Install the handlers (main thread only); restore the previous ones on exit."""
+    previous = {}
+    _state.__init__()
+    _state.installed = True
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, _handler)
+    except ValueError:  # not the main thread: leave signals as they are
+        _state.installed = False
+    try:
+        yield _state
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        _state.installed = False
+
+
+def stop_requested(step: int) -> bool:
+    """Called by the training loop after every step (on every host): whether to save and stop now."""
+    if not _state.installed:
+        return False
+    if not _state.deferred:
+        _state.deferred = True
+        # Multi-host: `jax.distributed.initialize` (after `handled` began) put JAX's SIGTERM notifier in
+        # place of our handler at the C level, so SIGTERM reaches the sync point; SIGINT is passed on.
+        _state.multi = _jax_preemption_service()
+    if _state.multi:
+        from jax.experimental import multihost_utils
+
+        return bool(multihost_utils.reached_preemption_sync_point(step))
+    return _state.signum is not None
+
+
+def stopped_after(step: int, num_steps: int, checkpoint: str) -> Interrupted:
+    """The exception the training loop raises once the interrupted step is saved."""
+    signum = _state.signum or signal.SIGTERM
+    return Interrupted(signum, f"interrupted by {_name(signum)}: stopped after step {step} of {num_steps}, "
+                               f"checkpoint saved ({checkpoint}); rerun the same command to resume")
+
+
+def finished_line() -> Interrupted | None:
+    """A signal that arrived after the loop's last step (the run finished and saved everything)."""
+    if _state.signum is None:
+        return None
+    return Interrupted(_state.signum, f"interrupted by {_name(_state.signum)} as the run was finishing: "
+                                      "every step is done and saved")
+
+
+def run_main(main, *args, quiet: bool = False) -> int:
+    """`main(*args)` with SIGINT / SIGTERM handled: an interrupt is one line on stderr and exit code
+    130 / 143 (`cli.EXIT_SIGINT` / `cli.EXIT_SIGTERM`), never a traceback. `quiet`: print nothing
+    (for processes other than multi-host process 0)."""
+    with handled():
+        try:
+            code = main(*args)
+            late = finished_line() if _state.deferred else None
+            if late is not None:
+                raise late
+            return code
+        except Interrupted as e:
+            if not quiet:
+                print(str(e), file=sys.stderr, flush=True)
+            return e.exit_code
+        except KeyboardInterrupt:  # a SIGINT before the handlers were in place
+            if not quiet:
+                print("interrupted by SIGINT", file=sys.stderr, flush=True)
+            return 128 + signal.SIGINT
