@@ -12,17 +12,17 @@ Flags take hyphens or underscores (`--patch-size`, `--patch_size`).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from seaice_jax import cli
 from seaice_jax.data import channels as ch
 from seaice_jax.data.scene_types import SceneError
 from seaice_jax.data.shards import PatchSpec, convert_scenes
+from seaice_jax.fileio import WriteError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", nargs="+", required=True, help="scene files or folders of *.nc")
     parser.add_argument("--output", required=True, help="folder for shards, manifest.json, normalisation.json")
     parser.add_argument(*cli.flag_names("patch-size"), type=int, default=256)
@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(*cli.flag_names("max-regions"), type=int, default=64, help="region slots kept per patch")
     parser.add_argument("--channels", nargs="+", default=["stored"],
                         help="channel names or groups (sar, amsr2, all = the 24 standard, derived, stored = both)")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument(*cli.flag_names("shard-index"), type=int, default=0)
-    parser.add_argument(*cli.flag_names("num-shards"), type=int, default=1)
+    parser.add_argument("--workers", type=cli.whole(1), default=1)
+    parser.add_argument(*cli.flag_names("shard-index"), type=cli.whole(0), default=0)
+    parser.add_argument(*cli.flag_names("num-shards"), type=cli.whole(1), default=1)
     parser.add_argument("--strict", action="store_true",
                         help="a chart code the rules cannot use is an error (default: a warning line)")
     args = parser.parse_args(argv)
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         done, errors = convert_scenes(args.input, args.output, spec, workers=args.workers,
                                       shard_index=args.shard_index, num_shards=args.num_shards,
                                       strict=args.strict)
+    except WriteError as e:  # a full disk: "disk full writing X"; nothing temporary is left
+        return cli.fail(e)
     except (SceneError, ValueError, OSError) as e:
         return cli.fail(e, cli.EXIT_USAGE)
     print(f"converted {len(done)} scene(s), {sum(d['num_patches'] for d in done)} patches -> {args.output}")
@@ -52,4 +54,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from seaice_jax.interrupts import run_main
+
+    sys.exit(run_main(main))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import multiprocessing
 import os
@@ -163,10 +164,13 @@ def write_shard(path: str, patches, layout: compact.Layout, options: str = RECOR
                     seen_cells.setdefault((o_r + a, o_c + b), cells[a, b])
             count += 1
         writer.close()
-    except BaseException:
-        writer.close()
-        os.remove(tmp)
-        raise
+    except BaseException as e:
+        error = fileio.write_error(e, path) if isinstance(e, (OSError, RuntimeError)) else e  # before freeing
+        with contextlib.suppress(Exception):  # closing a writer whose write failed fails again (full disk)
+            writer.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise error from None
     if seen_cells and nc > ns:
         y = np.stack(list(seen_cells.values())).astype(np.float64)  # [cells, Cc]
         stats["count"][ns:] += y.shape[0]
@@ -261,6 +265,8 @@ def _convert_worker(args):
         return path, convert_scene(path, output, spec, strict, split, index), None
     except SceneError as e:
         return path, None, str(e)
+    except fileio.WriteError as e:  # a full disk stops the run (convert_scenes): every next scene would fail
+        return path, None, f"{DISK_FULL_MARK}{e}" if e.errno == errno.ENOSPC else str(e)
     except Exception as e:  # noqa: BLE001 - any unreadable scene is reported and skipped
         return path, None, f"{os.path.basename(path)}: {type(e).__name__}: {e}".replace("\n", " ")
 
@@ -332,6 +338,17 @@ def write_manifest(output: str) -> dict:
         write_json_atomic(os.path.join(output, NORMALISATION), norm)
         tfds_format.write_metadata(output, layout, splits, norm, spec.as_dict())
     return manifest
+
+
+DISK_FULL_MARK = "\0disk full\0"  # a worker's error that stops the run (see _convert_worker)
+
+
+def _remove_temporary_shards(output: str) -> None:
+    """Shards a stopped run was writing (`<shard>.tmp.<pid>`; pool workers killed mid-write leave them)."""
+    for name in os.listdir(output):
+        if name.startswith(f"{DATASET_NAME}-") and ".tmp." in name:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(output, name))
 
 
 def write_empty_shard(path: str) -> None:
@@ -461,12 +478,25 @@ def convert_scenes(
             for _path, side, err in results:
                 (done.append(side) if side else errors.append(err))
                 bar.update()
+                if err and err.startswith(DISK_FULL_MARK):
+                    pool.terminate()  # the others would fail alike; their temporary shards are removed below
+                    break
     else:
         for job in jobs:
             path, side, err = _convert_worker(job)
             (done.append(side) if side else errors.append(err))
             bar.update()
+            if err and err.startswith(DISK_FULL_MARK):
+                break
     bar.close()
+    full = next((e[len(DISK_FULL_MARK):] for e in errors if e.startswith(DISK_FULL_MARK)), None)
+    if full is not None:
+        _remove_temporary_shards(output)
+        if not (done or skipped) and created:
+            with contextlib.suppress(OSError):
+                os.rmdir(output)
+        raise fileio.WriteError(f"{full} ({len(done)} of {len(todo)} scene(s) converted before; rerun once there "
+                                "is space: converted scenes are kept and skipped)", output, errno.ENOSPC)
     for side in done:
         if side.get("unusable"):
             print(f"warning: {unusable_message(side['source'], side['unusable'])}", file=sys.stderr)
