@@ -271,34 +271,47 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_rmse_vs_tracks(result: dict, path: str) -> str:
+def plot_rmse_vs_tracks(result: dict, path: str) -> str | None:
+    """RMSE against the number of tracks per scene, one colour per method (400 m solid, 80 m dotted);
+    only methods with a value (no 'model' line without a model), the legend beside the axes so it
+    covers no line. None (nothing written) when no method has any value (e.g. scenes without truth)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from seaice_jax import fileio
     ks = [int(k) for k in result["pooled"]["by_tracks"]]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    lines = []
     for i, m in enumerate(result["pooled"]["methods"]):
         for res, style in (("rmse_400m", "-o"), ("rmse_80m", ":x")):
             ys = [result["pooled"]["by_tracks"][str(k)]["methods"][m][res] for k in ks]
-            ys = [np.nan if y is None else 100 * y for y in ys]
-            ax.plot(ks, ys, style, color=f"C{i}", label=f"{m} {res[5:]}")
+            if all(y is None for y in ys):
+                continue
+            lines.append((ks, [np.nan if y is None else 100 * y for y in ys], style, f"C{i}", f"{m} {res[5:]}"))
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    for xs, ys, style, colour, label in lines:
+        ax.plot(xs, ys, style, color=colour, label=label)
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("tracks per scene")
     ax.set_ylabel("freeboard RMSE vs truth (cm)")
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        fileio.write_atomically(lambda tmp: fig.savefig(tmp, format="png", dpi=100), path, ".png.part")
+    finally:
+        plt.close(fig)
     return path
 
 
-def write_outputs(result: dict, json_path: str) -> dict[str, str]:
+def write_outputs(result: dict, json_path: str) -> dict[str, str | None]:
+    """E.json, E.md and E_rmse_vs_tracks.png (None when there is nothing to plot), each written
+    atomically (fileio: a failure leaves no partial file and raises a one-line WriteError)."""
+    from seaice_jax import fileio
     base = os.path.splitext(json_path)[0]
-    os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-    with open(json_path, "w") as f:
-        json.dump(result, f, indent=1)
-    with open(base + ".md", "w") as f:
-        f.write(markdown_table(result))
+    fileio.write_text(json_path, json.dumps(result, indent=1))
+    fileio.write_text(base + ".md", markdown_table(result))
     return {"json": json_path, "markdown": base + ".md",
             "plot": plot_rmse_vs_tracks(result, base + "_rmse_vs_tracks.png")}
