@@ -11,11 +11,10 @@ Flags take hyphens (--batch-size); the underscore form is accepted. Logic: seaic
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from seaice_jax.cli import fail, flag_names
+from seaice_jax.cli import ArgumentParser, fail, flag_names, whole
 from seaice_jax.output_paths import (
     OutputError,
     check_output_file,
@@ -26,15 +25,15 @@ from seaice_jax.output_paths import (
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="training workdir (config.json + checkpoints/)")
     parser.add_argument("--scenes", required=True, nargs="+", help="scene files or folders of them")
     parser.add_argument("--out", required=True, help="folder for the <scene>_pred.nc files")
     parser.add_argument("--png", action="store_true", help="also write <scene>_quicklook.png")
     parser.add_argument("--submission", default=None, help="also write the challenge upload file here")
-    parser.add_argument("--tile", type=int, default=None, help="tile side (default: config.eval.tile)")
-    parser.add_argument("--stride", type=int, default=None, help="tile step (default: config.eval.stride)")
-    parser.add_argument(*flag_names("batch-size"), dest="batch_size", type=int, default=None,
+    parser.add_argument("--tile", type=whole(1), default=None, help="tile side (default: config.eval.tile)")
+    parser.add_argument("--stride", type=whole(1), default=None, help="tile step (default: config.eval.stride)")
+    parser.add_argument(*flag_names("batch-size"), dest="batch_size", type=whole(1), default=None,
                         help="tiles per call (default: config.eval.batch_size)")
     args = parser.parse_args(argv)
 
@@ -75,4 +74,6 @@ if __name__ == "__main__":
     from seaice_jax.runtime import prepare_process
 
     prepare_process()
-    sys.exit(main())
+    from seaice_jax.interrupts import run_main
+
+    sys.exit(run_main(main))

@@ -173,7 +173,8 @@ def predict_files(
                 attrs=dict(tile=t["tile"], stride=t["stride"], margin=t["margin"], blend=t["blend"],
                            land_mask=options.land_mask, downsample=options.downsample)))
             if png:
-                written.append(write_quicklook(os.path.join(out_dir, scene.name + QUICKLOOK_SUFFIX), scene, maps))
+                written.append(write_quicklook(os.path.join(out_dir, scene.name + QUICKLOOK_SUFFIX), scene, maps,
+                                               freeboard=pred.get("freeboard")))
             if submission:
                 if writer is None:
                     writer = SubmissionWriter(submission)
