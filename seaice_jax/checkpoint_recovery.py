@@ -10,8 +10,9 @@ threads print "RuntimeError: Event loop is closed" many times after it. Here:
   the skipped folders are moved to `<workdir>/checkpoints_unreadable/<step>` so that the run can save
   that step again; the user's bytes are kept, not deleted.
 * `quiet()` silences Orbax's log lines while a step is tried, and `install_noise_filters()` drops
-  the TensorStore "Event loop is closed" reports and Orbax's "Given directory is read only" warning
-  (printed by every read-only manager, i.e. every inference run).
+  the TensorStore "Event loop is closed" reports, Orbax's "Given directory is read only" warning
+  (printed by every read-only manager, i.e. every inference run) and its "Reached preemption sync
+  point" lines (said once by the interrupt's own line).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ import shutil
 import sys
 
 UNREADABLE_DIR = "checkpoints_unreadable"
-_NOISE = ("Given directory is read only",)
+# Orbax's lines that every inference run, or every host at an interrupt, would print; what they say is
+# said once in our own line ("interrupted by SIGTERM: stopped after step N ...").
+_NOISE = ("Given directory is read only", "Reached preemption sync point")
 
 
 def _drop_noise(record: logging.LogRecord) -> bool:
-    return not any(str(record.msg).startswith(n) for n in _NOISE)
+    return not any(n in str(record.msg) for n in _NOISE)
 
 
 def install_noise_filters() -> None:
@@ -143,9 +146,12 @@ def newest_readable(mngr, template, workdir: str, *, set_aside: bool, note, rest
         line += f"; {using} {found}" if found is not None else "; no readable checkpoint left"
         note(line)
     if skipped and set_aside:
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
+        if jax.process_count() > 1:  # every host waits until process 0 has moved the folders
+            from jax._src import distributed
 
-            multihost_utils.sync_global_devices("seaice_jax: unreadable checkpoints set aside")
+            client = distributed.global_state.client
+            if client is not None:
+                client.wait_at_barrier(f"seaice_jax_set_aside_{'_'.join(str(s) for s, _, _ in skipped)}",
+                                       10 * 60 * 1000)
         mngr.reload()
     return found, (restored if found is not None else None)

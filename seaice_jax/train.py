@@ -192,7 +192,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, model, shard_d
                     trained_model.save_config(config, workdir)
                     config_saved = True
                 trained_model.save_checkpoint(mngr, step, state, data_iter)
-            if val_scenes and (step % config.train.eval_every == 0 or step == num_steps):
+            if val_scenes and not stopping and (step % config.train.eval_every == 0 or step == num_steps):
                 mngr.wait_until_finished()  # this step's checkpoint complete on disk before the evaluation
                 say(f"evaluating on {len(val_scenes)} held-out scene(s) ...")
                 final = evaluate_scenes(config, fns, state.params, state.batch_stats, val_scenes)

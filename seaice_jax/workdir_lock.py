@@ -13,7 +13,8 @@ The file is removed while still locked, and a run that locked a file checks that
 under that name (else it retries): two runs can never both believe they hold the lock.
 
 Multi-host runs take the lock on process 0 only (the workdir is shared); the other processes learn
-the outcome from process 0 (`jax.experimental.multihost_utils.broadcast_one_to_all`) and stop with it.
+the outcome from process 0 through the coordination service's key-value store (no device collective,
+so nothing is compiled or connected for it) and stop with it.
 
 `locked_workdir` wraps `train.train_and_evaluate` (and so every sweep point); `held` is the context
 manager under it. `created_by_this_run(workdir)` tells the training loop whether this run made the
@@ -173,12 +174,7 @@ def held(workdir: str, *, note=None, multi_host: bool = True):
         except (WorkdirLockedError, OSError) as e:
             error = e
     if multi:
-        import numpy as np
-        from jax.experimental import multihost_utils
-
-        ok = int(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
-        if not ok and error is None:
-            error = WorkdirLockedError(f"--workdir {workdir}: process 0 could not take the workdir lock")
+        error = _shared_outcome(workdir, error, first)
     if error is not None:
         raise error
     try:
@@ -186,6 +182,25 @@ def held(workdir: str, *, note=None, multi_host: bool = True):
     finally:
         if lock is not None:
             lock.release()
+
+
+_calls = [0]  # held() calls in this process: every process makes them in the same order
+
+
+def _shared_outcome(workdir: str, error: BaseException | None, first: bool) -> BaseException | None:
+    """Process 0's lock outcome, on every process (JAX's distributed key-value store)."""
+    from jax._src import distributed
+
+    client = distributed.global_state.client
+    if client is None:
+        return error
+    _calls[0] += 1
+    key = f"seaice_jax/workdir_lock/{_calls[0]}"
+    if first:
+        client.key_value_set(key, "ok" if error is None else f"error:{error}")
+        return error
+    text = client.blocking_key_value_get(key, 30 * 60 * 1000)
+    return None if text == "ok" else WorkdirLockedError(f"{text[len('error:'):]} (process 0)")
 
 
 def locked_workdir(train_fn, multi_host: bool = True):
