@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         for folder in reversed(created):
             remove_if_empty(folder)
+        from seaice_jax.fileio import WriteError
+
+        if isinstance(e, WriteError):  # "disk full writing X", "cannot write X (reason)"
+            return fail(f"evaluate: --json {args.json}: {e}")
         return fail(f"evaluate: --json {args.json}: cannot write ({e.strerror or e})")
     print(evaluation.format_markdown(results), end="")
     return 0

@@ -118,6 +118,16 @@ def stop_requested(step: int) -> bool:
     return _state.signum is not None
 
 
+def ignore_stop_signals(worker_index: int = 0, worker_count: int = 0) -> None:
+    """grain's `worker_init_fn`: a data worker ignores SIGINT and SIGTERM. A Ctrl-C at a terminal
+    reaches the whole process group; a worker that died of it would print a traceback and leave the
+    main process waiting for its data. The main process stops the workers itself (grain's stop event,
+    then SIGKILL) once it has saved."""
+    del worker_index, worker_count
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def stopped_after(step: int, num_steps: int, checkpoint: str) -> Interrupted:
     """The exception the training loop raises once the interrupted step is saved."""
     signum = _state.signum or signal.SIGTERM
