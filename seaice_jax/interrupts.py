@@ -11,7 +11,10 @@ longer stops the process at once: it is noted, the loop finishes the step, write
 a checkpoint with the data iterator at that step and raises `stopped_after(step, ...)`; rerunning the
 same command resumes from there. Before the loop (data preparation, compilation) a signal stops at
 once: nothing would be lost. A second SIGINT while the loop is finishing its step stops at once too
-(the last checkpoint stays what it was).
+(the last checkpoint stays what it was). An exception raised from a signal handler can land inside a
+library holding a lock that its cleanup then waits for; so a process still running GRACE_SECONDS
+after it was interrupted (unwinding or shutting down) is ended with the same exit code, and a further
+signal while it unwinds ends it at once.
 
 Multi-host runs: a signal may reach one host only, and every host must stop at the same step. There
 `stop_requested` is JAX's preemption sync point (`multihost_utils.reached_preemption_sync_point`,
@@ -23,6 +26,7 @@ the same step.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 
@@ -48,6 +52,10 @@ class _State:
         self.signum: int | None = None  # the first signal received
         self.sigints = 0
         self.multi = False  # multi-host: the preemption sync point decides
+        self.raised = False  # an Interrupted was raised from the handler (the process is unwinding)
+        self.printed = False  # run_main has printed the line
+        self.watchdog = None  # the timer that ends a process whose unwinding hangs
+        self.pending = None  # (signum, message) waiting for the main thread to leave UNSAFE_CODE
 
 
 _state = _State()
@@ -57,20 +65,91 @@ def _name(signum: int | None) -> str:
     return SIGNAL_NAMES.get(signum, "SIGTERM") if signum else "SIGTERM"
 
 
+GRACE_SECONDS = 30.0  # an interrupted process that has not ended this long after it unwound is ended
+
+
+def _force_exit_after(signum: int, message: str, seconds: float = GRACE_SECONDS) -> None:
+    """End the process with 128 + signum if it still runs `seconds` from now. An exception raised from
+    a signal handler can land inside a library between taking a lock and entering the block that
+    frees it (xarray's NetCDF locks: seen); its cleanup then waits for that lock forever. Exiting
+    late beats hanging: the next run finds the lock file's holder gone and takes over."""
+    import threading
+
+    if _state.watchdog is not None:
+        return
+
+    def force():
+        if not _state.printed:
+            print(f"{message} (its cleanup hung; ended after {seconds:g} s)", file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    _state.watchdog = threading.Timer(seconds, force)
+    _state.watchdog.daemon = True
+    _state.watchdog.start()
+
+
+def _exit_now(signum: int, message: str):
+    if not _state.printed:
+        print(f"{message} (again: ended at once)", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
+
+
+def _raise(signum: int, message: str):
+    if _state.raised:  # a further signal while unwinding the first: end now
+        _exit_now(signum, message)
+    _state.raised = True
+    _force_exit_after(signum, message)
+    raise Interrupted(signum, message)
+
+
+# Code whose Python-level locks an exception must not interrupt (xarray takes its NetCDF / HDF5 locks
+# in plain Python, and its cleanup takes them again): a signal that finds one of these on the main
+# thread's stack is raised a moment later, once the stack is clear of them.
+UNSAFE_CODE = tuple(f"{os.sep}{name}{os.sep}" for name in ("xarray", "h5py", "h5netcdf", "netCDF4"))
+RETRY_SECONDS = 0.05
+
+
+def _in_unsafe_code(frame) -> bool:
+    while frame is not None:
+        if any(part in frame.f_code.co_filename for part in UNSAFE_CODE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_when_safe(signum: int, message: str, frame) -> None:
+    """Raise Interrupted now, or (inside UNSAFE_CODE) retry on SIGALRM every RETRY_SECONDS."""
+    if _in_unsafe_code(frame) and not _state.raised:
+        _state.pending = (signum, message)
+        _force_exit_after(signum, message)  # however long the library call takes
+        signal.signal(signal.SIGALRM, _retry)
+        signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)
+        return
+    _state.pending = None
+    _raise(signum, message)
+
+
+def _retry(alarm, frame):
+    del alarm
+    if _state.pending is not None:
+        _raise_when_safe(*_state.pending, frame)
+
+
 def _handler(signum, frame):
-    del frame
     first = _state.signum is None
     _state.signum = _state.signum or signum
     if signum == signal.SIGINT:
         _state.sigints += 1
+    if _state.pending is not None:  # a further signal while the first waits for a safe point: end now
+        _exit_now(signum, _state.pending[1])
     if not _state.deferred:
-        raise Interrupted(signum, f"interrupted by {_name(signum)}")
+        _raise_when_safe(signum, f"interrupted by {_name(signum)}", frame)
+        return
     if signum == signal.SIGINT and _state.sigints > 1:
-        raise Interrupted(signum, "interrupted by a second SIGINT: stopped at once, without saving this step "
-                                  "(the last checkpoint is where a rerun resumes)")
+        _raise_when_safe(signum, "interrupted by a second SIGINT: stopped at once, without saving this step "
+                                 "(the last checkpoint is where a rerun resumes)", frame)
+        return
     if _state.multi and first and signum == signal.SIGINT:
-        import os
-
         os.kill(os.getpid(), signal.SIGTERM)  # to JAX's preemption notifier: every host stops at one step
 
 
@@ -92,11 +171,14 @@ def handled():
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, _handler)
+        previous[signal.SIGALRM] = signal.getsignal(signal.SIGALRM) or signal.SIG_DFL
     except ValueError:  # not the main thread: leave signals as they are
         _state.installed = False
     try:
         yield _state
     finally:
+        if previous:
+            signal.setitimer(signal.ITIMER_REAL, 0)  # a retry still armed
         for signum, old in previous.items():
             signal.signal(signum, old)
         _state.installed = False
@@ -157,6 +239,8 @@ def run_main(main, *args, quiet: bool = False) -> int:
         except Interrupted as e:
             if not quiet:
                 print(str(e), file=sys.stderr, flush=True)
+            _state.printed = True
+            _force_exit_after(e.signum, str(e))  # the interpreter's shutdown must not hang either
             return e.exit_code
         except KeyboardInterrupt:  # a SIGINT before the handlers were in place
             if not quiet:
