@@ -18,17 +18,17 @@ Flags take hyphens or underscores (`--patch-size`, `--patch_size`).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from seaice_jax import cli
 from seaice_jax.data import channels as ch
 from seaice_jax.data.scene_types import SceneError
 from seaice_jax.data.shards import PatchSpec, convert_scenes
+from seaice_jax.fileio import WriteError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", nargs="+", required=True, help="scene files or folders of *.nc")
     parser.add_argument("--output", required=True, help="folder for shards, manifest.json, normalisation.json")
     parser.add_argument(*cli.flag_names("patch-size"), type=int, default=256)
@@ -37,25 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(*cli.flag_names("max-regions"), type=int, default=64, help="region slots kept per patch")
     parser.add_argument("--channels", nargs="+", default=["stored"],
                         help="channel names or groups (sar, amsr2, all = the 24 standard, derived, stored = both)")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument(*cli.flag_names("shard-index"), type=int, default=0)
-    parser.add_argument(*cli.flag_names("num-shards"), type=int, default=1)
+    parser.add_argument("--workers", type=cli.whole(1), default=1)
+    parser.add_argument(*cli.flag_names("shard-index"), type=cli.whole(0), default=0)
+    parser.add_argument(*cli.flag_names("num-shards"), type=cli.whole(1), default=1)
     parser.add_argument("--strict", action="store_true",
                         help="a chart code the rules cannot use is an error (default: a warning line)")
     parser.add_argument("--altimetry", nargs="+", default=None,
                         help="folders (or files) of altimeter granules to collocate with the scenes")
-    parser.add_argument(*cli.flag_names("max-time-gap-h"), dest="max_time_gap_h", type=float, default=6.0,
+    parser.add_argument(*cli.flag_names("max-time-gap-h"), dest="max_time_gap_h", type=cli.real(above=0.0),
+                        default=6.0,
                         help="altimeter points within this many hours of the SAR start (default 6)")
-    parser.add_argument(*cli.flag_names("max-points"), dest="max_points", type=int, default=2048,
+    parser.add_argument(*cli.flag_names("max-points"), dest="max_points", type=cli.whole(1), default=2048,
                         help="altimeter points kept per patch (default 2048; more: an evenly spaced subset)")
     args = parser.parse_args(argv)
     try:
         altimetry = None
-        if args.altimetry:
-            if args.max_points < 1:
-                raise ValueError(f"--max-points must be >= 1, got {args.max_points}")
-            if not args.max_time_gap_h > 0:
-                raise ValueError(f"--max-time-gap-h must be > 0 hours, got {args.max_time_gap_h}")
         spec = PatchSpec(args.patch_size, args.stride, args.downsample, args.max_regions,
                          ch.resolve_channels(args.channels), max_points=args.max_points if args.altimetry else 0,
                          max_time_gap_h=args.max_time_gap_h if args.altimetry else 0.0)
@@ -73,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         done, errors = convert_scenes(args.input, args.output, spec, workers=args.workers,
                                       shard_index=args.shard_index, num_shards=args.num_shards,
                                       strict=args.strict, altimetry=altimetry)
+    except WriteError as e:  # a full disk: "disk full writing X"; nothing temporary is left
+        return cli.fail(e)
     except (SceneError, ValueError, OSError) as e:
         return cli.fail(e, cli.EXIT_USAGE)
     print(f"converted {len(done)} scene(s), {sum(d['num_patches'] for d in done)} patches -> {args.output}")
@@ -88,4 +86,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from seaice_jax.interrupts import run_main
+
+    sys.exit(run_main(main))

@@ -9,7 +9,6 @@ Flags take hyphens or underscores (`--analyst-error`, `--analyst_error`).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -18,15 +17,15 @@ from seaice_jax.synthetic import write_synthetic_scenes
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for the NetCDF files")
-    parser.add_argument("--scenes", type=int, required=True, help="number of scenes")
+    parser.add_argument("--scenes", type=cli.whole(1), required=True, help="number of scenes")
     parser.add_argument("--product", choices=("rtt", "raw"), required=True)
     parser.add_argument("--season", choices=("summer", "winter"), required=True)
-    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), required=True,
+    parser.add_argument("--size", type=cli.whole(1), nargs=2, metavar=("H", "W"), required=True,
                         help="SAR pixels per scene")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(*cli.flag_names("analyst-error"), type=float, default=0.0,
+    parser.add_argument(*cli.flag_names("analyst-error"), type=cli.real(0.0), default=0.0,
                         help="std of the error added to each polygon's ice fraction before coding CT")
     parser.add_argument("--service", choices=("cis", "dmi", "mixed"), default="mixed")
     parser.add_argument("--split", choices=("train", "test"), default="train",
@@ -55,4 +54,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from seaice_jax.interrupts import run_main
+
+    sys.exit(run_main(main))

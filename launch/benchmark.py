@@ -19,8 +19,8 @@ from seaice_jax import cli
 _WHAT = flags.DEFINE_enum("what", "all", ["pipeline", "train", "als", "inference", "startup", "all"],
                           "benchmark to run ('all': all but startup)")
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/autoice_baseline.py", "network config", lock_config=True)
-_BATCH = flags.DEFINE_integer("batch_size", 8, "train-step batch")
-_SIZE = flags.DEFINE_integer("size", None, "scene side: ALS default 5000, inference default 1024")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "train-step batch", lower_bound=1)
+_SIZE = flags.DEFINE_integer("size", None, "scene side: ALS default 5000, inference default 1024", lower_bound=1)
 _JSON = flags.DEFINE_string("json", None, "JSON file to write (merged with what is there)")
 _END_TO_END = flags.DEFINE_bool(
     "end_to_end", False, "with --what train/all: also run the real training loop with each data source "
@@ -30,7 +30,7 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "als: interleaved rounds (launcher
 _STARTUP_CONFIG = flags.DEFINE_string("startup_config", "configs/quickstart.py", "startup: the training config")
 _DEVICES = flags.DEFINE_integer(
     "devices", None, "also measure data-parallel scaling of the train step on 1, 2, 4, ... N devices "
-    "(simulated CPU devices on CPU, one process per count)")
+    "(simulated CPU devices on CPU, one process per count)", lower_bound=1)
 
 
 def main(argv):
@@ -57,4 +57,6 @@ if __name__ == "__main__":
     # Without the persistent cache, so compile_s figures are compilations; --what startup runs its
     # own processes with a cache folder of its own.
     setup(compilation_cache=False)
-    app.run(lambda argv: sys.exit(main(argv)), flags_parser=cli.parse_absl_flags)
+    from seaice_jax.interrupts import run_main
+
+    app.run(lambda argv: sys.exit(run_main(main, argv)), flags_parser=cli.parse_absl_flags)

@@ -8,20 +8,22 @@ tracks (leave one track out; the model is run again without the scored track, fr
 prediction files name or --workdir), against the number of tracks per scene and the distance to the
 nearest track, and the calibration of the predicted uncertainty on held-out points; writes E.json,
 E.md (tables), E_rmse_vs_tracks.png and E_rmse_vs_distance.png. Logic: seaice_jax.elevation.evaluate.
+Inputs are checked first (seaice_jax.elevation_checks: the output paths, the prediction folder,
+readable altimeter files of a known product, predictions with `freeboard`); an evaluation in which no
+point collocates with any scene exits 1 with the counts. Flags take hyphens or underscores.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from seaice_jax.cli import flag_names
+from seaice_jax import cli
 
 METHODS = ("model", "model_sar_only", "quantile_mapping", "gp", "nearest")  # seaice_jax.elevation.evaluate
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pred", required=True, help="folder of <scene>_pred.nc files (launch/infer.py)")
     parser.add_argument("--scenes", required=True, nargs="+", help="scene files or folders")
     parser.add_argument("--tracks", required=True, nargs="+", help="altimeter files or folders")
@@ -31,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="freeboard kind: laser (ICESat-2, truth freeboard_truth) or radar (CryoSat-2 / S3)")
     parser.add_argument("--calibrate", choices=("none", "offset", "scale_offset"), default="none",
                         help="per-scene calibration of the model map on the scene's (training) tracks")
-    parser.add_argument(*flag_names("max-time-gap-h"), dest="max_time_gap_h", type=float, default=6.0)
-    parser.add_argument(*flag_names("no-loo"), dest="no_loo", action="store_true", help="skip leave-one-track-out")
+    parser.add_argument("--max-time-gap-h", type=cli.real(above=0.0), default=6.0)
+    parser.add_argument("--no-loo", action="store_true", help="skip leave-one-track-out")
     parser.add_argument("--methods", nargs="+", default=None, choices=METHODS,
                         help="methods to score (default: all; without model / model_sar_only no prediction is needed)")
     parser.add_argument("--workdir", default=None,
@@ -44,12 +46,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score tracks from the days around each SAR time moved to it (JSON by_compensation; "
                              "seaice_jax.elevation.compensation)")
     parser.add_argument("--drift", nargs="*", default=None, help="drift files (launch/drift.py) for 'estimated'")
-    parser.add_argument(*flag_names("truth-drift"), dest="truth_drift", default=None,
+    parser.add_argument("--truth-drift", default=None,
                         help="synthesize.py --sequence folder for 'true' (default: the scenes' folder)")
     args = parser.parse_args(argv)
 
     from seaice_jax.elevation.evaluate import evaluate, markdown_table, write_outputs
+    from seaice_jax.elevation_checks import check_inputs, nothing_to_analyse
 
+    try:  # issue 20: refused before any work, one line naming the flag or file
+        inputs = check_inputs(args.pred, args.scenes, args.tracks, kind=args.kind, json_path=args.json,
+                              drift_paths=args.drift, compensation=args.drift_compensation,
+                              truth_drift=args.truth_drift)
+    except (ValueError, OSError) as e:  # OutputError and SceneError are ValueErrors
+        return cli.fail(f"evaluate_elevation: {e}")
+    for line in inputs.warnings():
+        print(line, file=sys.stderr, flush=True)
     try:
         result = evaluate(args.pred, args.scenes, args.tracks, args.swath, kind=args.kind,
                           max_time_gap_h=args.max_time_gap_h, calibrate=args.calibrate, loo=not args.no_loo,
@@ -65,9 +76,14 @@ def main(argv: list[str] | None = None) -> int:
                 args.pred, args.scenes, args.tracks, args.drift_compensation, drift_paths=args.drift,
                 true_flow=true_flow, kind=args.kind, seed=args.seed)
     except (ValueError, OSError) as e:
-        print("evaluate_elevation: " + " ".join(str(e).split()), file=sys.stderr)
-        return 1
-    paths = write_outputs(result, args.json)
+        return cli.fail(f"evaluate_elevation: {e}")
+    empty = nothing_to_analyse(result, inputs, args.max_time_gap_h)
+    if empty:
+        return cli.fail(f"evaluate_elevation: {empty}")
+    try:
+        paths = write_outputs(result, args.json)
+    except OSError as e:  # fileio.WriteError: "disk full writing X", ...
+        return cli.fail(f"evaluate_elevation: {e}")
     print(markdown_table(result))
     if "by_compensation" in result:
         from seaice_jax.elevation import compensation
@@ -76,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             result["by_compensation"], args.json[: -len(".json")] + "_compensation.png"
             if args.json.endswith(".json") else args.json + "_compensation.png")
     for p in paths.values():
-        print(p)
+        if p:
+            print(p)
     return 0
 
 
@@ -85,4 +102,6 @@ if __name__ == "__main__":
 
     prepare_process()
     setup()  # the persistent compilation cache
-    sys.exit(main())
+    from seaice_jax.interrupts import run_main
+
+    sys.exit(run_main(main))

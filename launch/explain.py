@@ -20,10 +20,10 @@ from absl import app, flags
 _WORKDIR = flags.DEFINE_string("workdir", None, "training workdir (config.json + checkpoints)")
 _SCENE = flags.DEFINE_string("scene", None, "AI4Arctic NetCDF scene")
 _TASK = flags.DEFINE_enum("task", "ice", ["ice", "SIC", "SOD", "FLOE"], "output head to explain")
-_CLASS = flags.DEFINE_integer("class", None, "class index K of the head (none for ice = mean logit)")
+_CLASS = flags.DEFINE_integer("class", None, "class index K of the head (none for ice = mean logit)", lower_bound=0)
 _LAYER = flags.DEFINE_string("layer", None, "feature map name, e.g. bridge, aspp, decoder_1")
 _OUT = flags.DEFINE_string("out", None, "output PNG")
-_MAX_SIZE = flags.DEFINE_integer("max_size", 1024, "largest window side explained (centre crop)")
+_MAX_SIZE = flags.DEFINE_integer("max_size", 1024, "largest window side explained (centre crop)", lower_bound=1)
 flags.mark_flags_as_required(["workdir", "scene", "layer", "out"])
 
 
@@ -52,8 +52,9 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    from seaice_jax.cli import absl_argv
+    from seaice_jax.cli import parse_absl_flags
+    from seaice_jax.interrupts import run_main
     from seaice_jax.runtime import setup
 
     setup(cpu_devices=False)  # the persistent compilation cache (the device count as it was)
-    app.run(lambda argv: sys.exit(main(argv)), argv=absl_argv(sys.argv))
+    app.run(lambda argv: sys.exit(run_main(main, argv)), flags_parser=parse_absl_flags)

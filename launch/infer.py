@@ -15,11 +15,10 @@ Flags take hyphens (--batch-size); the underscore form is accepted. Logic: seaic
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from seaice_jax.cli import fail, flag_names
+from seaice_jax.cli import ArgumentParser, fail, flag_names, real, whole
 from seaice_jax.output_paths import (
     OutputError,
     check_output_file,
@@ -46,19 +45,19 @@ def track_inputs(args, progress):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="training workdir (config.json + checkpoints/)")
     parser.add_argument("--scenes", required=True, nargs="+", help="scene files or folders of them")
     parser.add_argument("--out", required=True, help="folder for the <scene>_pred.nc files")
     parser.add_argument("--png", action="store_true", help="also write <scene>_quicklook.png")
     parser.add_argument("--submission", default=None, help="also write the challenge upload file here")
-    parser.add_argument("--tile", type=int, default=None, help="tile side (default: config.eval.tile)")
-    parser.add_argument("--stride", type=int, default=None, help="tile step (default: config.eval.stride)")
-    parser.add_argument(*flag_names("batch-size"), dest="batch_size", type=int, default=None,
+    parser.add_argument("--tile", type=whole(1), default=None, help="tile side (default: config.eval.tile)")
+    parser.add_argument("--stride", type=whole(1), default=None, help="tile step (default: config.eval.stride)")
+    parser.add_argument(*flag_names("batch-size"), dest="batch_size", type=whole(1), default=None,
                         help="tiles per call (default: config.eval.batch_size)")
     parser.add_argument("--altimetry", nargs="+", default=None,
                         help="altimeter granules (folders / files) whose tracks a freeboard model takes as inputs")
-    parser.add_argument(*flag_names("max-time-gap-h"), dest="max_time_gap_h", type=float, default=None,
+    parser.add_argument("--max-time-gap-h", type=real(above=0.0), default=None,
                         help="tracks within this many hours of the SAR start (default: the model's config)")
     args = parser.parse_args(argv)
 
@@ -101,5 +100,7 @@ if __name__ == "__main__":
     from seaice_jax.runtime import prepare_process, setup
 
     prepare_process()
+    from seaice_jax.interrupts import run_main
+
     setup()  # the persistent compilation cache
-    sys.exit(main())
+    sys.exit(run_main(main))

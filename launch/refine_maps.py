@@ -14,18 +14,17 @@ Flags take hyphens or underscores. Logic: seaice_jax.drift.temporal, seaice_jax.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from seaice_jax.cli import fail, flag_names
+from seaice_jax.cli import ArgumentParser, fail, flag_names, real, whole
 from seaice_jax.output_paths import OutputError, check_output_file, check_output_folder
 
 
 def main(argv: list[str] | None = None) -> int:
     from seaice_jax.drift import temporal
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pred", required=True, help="folder of <scene>_pred.nc files (launch/infer.py)")
     parser.add_argument("--scenes", required=True, nargs="+", help="scene files or folders (two or more)")
     parser.add_argument("--out", required=True, help="folder for the refined <scene>_pred.nc files")
@@ -40,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="synthesize.py --sequence folder (default: the scenes' folder, when it is one)")
     parser.add_argument("--fusion", default="vote", choices=temporal.FUSIONS,
                         help="vote (default: measured best), mean_als or mean_logit; the JSON scores all three")
-    parser.add_argument(*flag_names("decay-days"), dest="decay_days", type=float, default=2.0,
+    parser.add_argument(*flag_names("decay-days"), dest="decay_days", type=real(0.0), default=2.0,
                         help="a neighbour weighs exp(-|gap| / decay); 0: all weigh 1")
-    parser.add_argument(*flag_names("max-gap-days"), dest="max_gap_days", type=float, default=3.0)
-    parser.add_argument("--step", type=int, default=16, help="pixels between exactly warped positions")
+    parser.add_argument(*flag_names("max-gap-days"), dest="max_gap_days", type=real(above=0.0), default=3.0)
+    parser.add_argument("--step", type=whole(1), default=16, help="pixels between exactly warped positions")
     parser.add_argument("--png", action="store_true", help="also write <scene>_temporal.png")
     args = parser.parse_args(argv)
     if args.warp == "estimated" and not args.drift:
@@ -84,5 +83,7 @@ if __name__ == "__main__":
     from seaice_jax.runtime import prepare_process, setup
 
     prepare_process()
+    from seaice_jax.interrupts import run_main
+
     setup()  # the persistent compilation cache
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -19,8 +19,10 @@ from seaice_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "sweep config file", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "sweep folder (data, points/, results.*)")
-_DEVICES_PER_RUN = flags.DEFINE_integer("devices_per_run", 0, "accelerators per point; 0 = all, one point at a time")
-_MAX_PARALLEL = flags.DEFINE_integer("max_parallel", 0, "most points at once; 0 = as many as the devices allow")
+_DEVICES_PER_RUN = flags.DEFINE_integer("devices_per_run", 0, "accelerators per point; 0 = all, one point at a time",
+                                        lower_bound=0)
+_MAX_PARALLEL = flags.DEFINE_integer("max_parallel", 0, "most points at once; 0 = as many as the devices allow",
+                                     lower_bound=0)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -28,6 +30,7 @@ def main(argv) -> int:
     del argv
     cli.quiet_logs()
     from seaice_jax import compile_cache
+    from seaice_jax.interrupts import Interrupted
     from seaice_jax.sweep import run_sweep
 
     if compile_cache.current() is not None:  # the points compile; the parent says once where they cache
@@ -35,8 +38,11 @@ def main(argv) -> int:
     try:
         rows = run_sweep(_CONFIG.value, _WORKDIR.value, devices_per_run=_DEVICES_PER_RUN.value,
                          max_parallel=_MAX_PARALLEL.value)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, KeyError, OSError, RuntimeError) as e:  # WorkdirLockedError is a RuntimeError
         return cli.fail(e)
+    except Interrupted as e:  # the running points got SIGTERM: each saved a checkpoint at its step
+        raise Interrupted(e.signum, f"{e}: the running points saved a checkpoint and stopped; rerun the same "
+                                    "command to resume") from None
     failed = [r["name"] for r in rows if r["status"] != "ok"]
     print(f"{len(rows) - len(failed)} of {len(rows)} point(s) finished; results in {_WORKDIR.value}/results.md")
     if failed:
@@ -49,5 +55,7 @@ if __name__ == "__main__":
     from seaice_jax.runtime import prepare_process, setup
 
     prepare_process()
+    from seaice_jax.interrupts import run_main
+
     setup(announce=False)  # the persistent compilation cache (the points' processes inherit its folder)
-    app.run(lambda argv: sys.exit(main(argv)), flags_parser=cli.parse_absl_flags)
+    app.run(lambda argv: sys.exit(run_main(main, argv)), flags_parser=cli.parse_absl_flags)

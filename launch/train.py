@@ -6,6 +6,10 @@ only the fields in `trained_model.RESUMABLE_FIELDS` (`train.num_steps`, ...). Li
 JAX) are off unless asked for with `--verbosity 0`. Multi-host: one process per host with
 `--coordinator HOST:PORT --num-processes N --process-id I`, or `--distributed` to read the cluster's
 environment (SLURM, TPU pods, ...). Flags take hyphens or underscores.
+
+One run per workdir: a second run on a workdir in use is refused in one line naming the holder
+(seaice_jax.workdir_lock). SIGINT (Ctrl-C) or SIGTERM (preemption) during training finish the current
+step, save a checkpoint there and exit 130 / 143; the same command resumes (seaice_jax.interrupts).
 """
 
 from __future__ import annotations
@@ -35,14 +39,16 @@ def main(argv):
 
     # Before anything else touches JAX: the backend must not start before the processes are joined.
     initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _DISTRIBUTED.value)
+    from seaice_jax.config_checks import ConfigRangeError
     from seaice_jax.train import NonFiniteLossError, held_out_summary, train_and_evaluate
     from seaice_jax.trained_model import ConfigMismatchError
+    from seaice_jax.workdir_lock import WorkdirLockedError
 
     try:
         result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except ConfigMismatchError as e:
+    except (ConfigMismatchError, ConfigRangeError) as e:
         return cli.fail(e, cli.EXIT_USAGE)
-    except (NonFiniteLossError, ValueError, OSError) as e:
+    except (NonFiniteLossError, WorkdirLockedError, ValueError, OSError) as e:
         return cli.fail(e)
     summary = held_out_summary(result, _WORKDIR.value)
     if summary and jax.process_index() == 0:
@@ -54,5 +60,7 @@ if __name__ == "__main__":
     from seaice_jax.runtime import prepare_process, setup
 
     prepare_process()
+    from seaice_jax.interrupts import run_main
+
     setup()  # the persistent compilation cache
-    app.run(lambda argv: sys.exit(main(argv)), flags_parser=cli.parse_absl_flags)
+    app.run(lambda argv: sys.exit(run_main(main, argv)), flags_parser=cli.parse_absl_flags)

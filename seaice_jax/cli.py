@@ -4,15 +4,23 @@
   argparse launchers register both names with `flag_names`; absl launchers (whose flags are defined
   with underscores) pass their argv through `absl_argv` before `app.run`.
 * Failures the user can fix end in one line on stderr naming the file or flag and what is wrong,
-  and a non-zero exit code (`fail`), never a traceback.
+  and a non-zero exit code (`fail`), never a traceback. `ArgumentParser` gives argparse launchers
+  both spellings of every flag and one-line usage errors; `whole` / `real` are argparse types that
+  check a number's range (`--tile must be a whole number >= 1, got 0`).
+* An interrupt (SIGINT / SIGTERM) exits with 128 + the signal number: 130 / 143 (seaice_jax.interrupts).
 """
 
 from __future__ import annotations
 
+import argparse
+import math
+import re
 import sys
 
 EXIT_USAGE = 2  # bad flags (argparse's code)
 EXIT_FAILED = 1  # the command ran and could not do (all of) its work
+EXIT_SIGINT = 130  # stopped by SIGINT (Ctrl-C): 128 + 2
+EXIT_SIGTERM = 143  # stopped by SIGTERM (a cluster's preemption): 128 + 15
 
 
 def flag_names(name: str) -> tuple[str, ...]:
@@ -20,6 +28,80 @@ def flag_names(name: str) -> tuple[str, ...]:
     hyphen = "--" + name.lstrip("-").replace("_", "-")
     underscore = "--" + name.lstrip("-").replace("-", "_")
     return (hyphen,) if hyphen == underscore else (hyphen, underscore)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the project's conventions: every `--long-option` is registered under both its
+    hyphen and underscore spelling (the hyphen one first, so `dest` is the underscore name), and a
+    usage error is one line on stderr (`error: --tile must be a whole number >= 1, got 0`), exit 2."""
+
+    def add_argument(self, *names, **kwargs):
+        spelled = []
+        for name in names:
+            both = flag_names(name) if name.startswith("--") else (name,)
+            spelled += [n for n in both if n not in spelled]
+        return super().add_argument(*spelled, **kwargs)
+
+    def error(self, message: str):
+        # 'argument --tile/--tile_x: must be ...' -> '--tile must be ...'; argparse's own texts keep a colon
+        match = re.match(r"argument (--[\w-]+)(?:/--[\w-]+)*: (.*)", message, re.S)
+        if match:
+            flag, text = match.groups()
+            message = f"{flag} {text}" if text.startswith("must be") else f"{flag}: {text}"
+        sys.exit(fail(message, EXIT_USAGE))
+
+
+def whole(minimum: int | None = None, maximum: int | None = None):
+    """argparse type: an int in [minimum, maximum] ('must be a whole number >= 1, got 0' otherwise)."""
+    def parse(text: str) -> int:
+        bounds = _bounds(minimum, maximum)
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number{bounds}, got {text!r}") from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be a whole number{bounds}, got {value}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def real(minimum: float | None = None, *, above: float | None = None, maximum: float | None = None):
+    """argparse type: a finite float >= minimum (or > above) and <= maximum."""
+    bounds = (f" > {above:g}" if above is not None else "") + _bounds(minimum, maximum, fmt="g")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number{bounds}, got {text!r}") from None
+        if (not math.isfinite(value) or (minimum is not None and value < minimum)
+                or (above is not None and value <= above) or (maximum is not None and value > maximum)):
+            raise argparse.ArgumentTypeError(f"must be a number{bounds}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _bounds(minimum, maximum, fmt: str = "d") -> str:
+    parts = [f">= {minimum:{fmt}}"] if minimum is not None else []
+    parts += [f"<= {maximum:{fmt}}"] if maximum is not None else []
+    return " " + " and ".join(parts) if parts else ""
+
+
+def check_number(value, flag: str, minimum=None, *, above=None, maximum=None, integer: bool = False) -> None:
+    """ValueError('--tile must be a whole number >= 1, got 0') unless `value` lies in range (for numbers
+    that come from a config or an API rather than argparse)."""
+    kind = "a whole number" if integer else "a number"
+    bounds = (f" > {above:g}" if above is not None else "") + _bounds(minimum, maximum, fmt="d" if integer else "g")
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (not integer or float(value).is_integer())
+    ok = ok and not ((minimum is not None and value < minimum) or (above is not None and value <= above)
+                     or (maximum is not None and value > maximum))
+    if not ok:
+        raise ValueError(f"{flag} must be {kind}{bounds}, got {value!r}")
 
 
 def absl_argv(argv: list[str]) -> list[str]:

@@ -20,7 +20,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from seaice_jax import trained_model
+from seaice_jax import checkpoint_recovery, interrupts, trained_model, workdir_lock
+from seaice_jax.config_checks import check_training_config
 from seaice_jax.data.sources import make_train_source
 from seaice_jax.inference.validate import evaluate_scenes
 from seaice_jax.metric_writer import MetricsWriter, read_rows
@@ -64,15 +65,16 @@ def devices_line(num_used: int, config: ml_collections.ConfigDict) -> str:
 def removed_if_failed(workdir: str):
     """A workdir this call creates is removed again when the run fails before its first checkpoint:
     a failed first run leaves nothing behind (no config.json, no half-made data folder)."""
-    fresh = not os.path.exists(workdir)
+    fresh = not os.path.exists(workdir) or workdir_lock.created_by_this_run(workdir)
     try:
         yield
-    except Exception:
+    except BaseException:  # an interrupt (interrupts.Interrupted) too
         if fresh and jax.process_index() == 0 and not trained_model.has_checkpoint(workdir):
             shutil.rmtree(workdir, ignore_errors=True)
         raise
 
 
+@workdir_lock.locked_workdir  # one run per workdir: a second is refused in one line naming the holder
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Train per config, checkpointing and evaluating as it goes; returns the final metrics.
 
@@ -80,6 +82,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     workdir's stored one (`trained_model.check_resumable`), a device count that does not fit the
     batch, a model the config cannot build.
     """
+    check_training_config(config)  # numbers in range, the field named (config_checks)
     # ---- Checks, the mesh, the model -----------------------------------------------------------
     trained_model.check_resumable(config, workdir)
     n_used = mesh_device_count(config.train.num_devices, config.train.batch_size)
@@ -117,7 +120,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, model, shard_d
     fns, tx, state = model
     state = jax.device_put(state, jax.NamedSharding(mesh, jax.P()))  # replicated on every device
     mngr = trained_model.checkpoint_manager(workdir, config)
-    start = mngr.latest_step()
+    start = checkpoint_recovery.newest_readable_step(  # unreadable steps named, set aside, skipped
+        mngr, state, workdir, set_aside=True, note=say, restore=trained_model.restore_checkpoint)
     num_steps = config.train.num_steps
     if start is not None and start >= num_steps:  # nothing to train: no data source needed
         state = trained_model.restore_checkpoint(mngr, start, state)
@@ -143,7 +147,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, model, shard_d
     # ---- Main loop ----------------------------------------------------------------------------
     step_fn = jax.jit(source.wrap_step(make_train_step(fns, tx, config.loss)), donate_argnums=(0,))
     lr = trained_model.learning_rate_schedule(config)
-    writer = MetricsWriter(workdir)
+    writer = MetricsWriter(workdir, resume_step=start)  # rows past the restored step go (a killed run's)
     # Metrics stay on device until a log step, so no step waits for the previous one to finish.
     pending: list[dict] = []
     t_last, step_last = time.perf_counter(), start
@@ -162,7 +166,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, model, shard_d
             if step == start + 1:  # the first call traces and compiles before it dispatches
                 say(f"compiled the train step in {time.perf_counter() - t_step:.1f} s")
             pending.append(metrics)
-            if step % config.train.log_every == 0 or step == num_steps:
+            stopping = interrupts.stop_requested(step)  # SIGINT / SIGTERM: log, save and stop after this step
+            if step % config.train.log_every == 0 or step == num_steps or stopping:
                 means = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]}
                 if means.pop("nonfinite") > 0:
                     raise NonFiniteLossError(
@@ -179,17 +184,20 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, model, shard_d
                     f"{sps:.2f} steps/s {sps * gb:.1f} images/s")
             # ---- Checkpoint, evaluate --------------------------------------------------------
             # Saved after the step that consumed the batch, so state and iterator position agree.
-            if step % config.train.checkpoint_every == 0 or step == num_steps:
+            if step % config.train.checkpoint_every == 0 or step == num_steps or stopping:
                 if not config_saved:  # written with this run's first checkpoint: it describes that one
                     trained_model.save_config(config, workdir)
                     config_saved = True
                 trained_model.save_checkpoint(mngr, step, state, data_iter)
-            if val_scenes and (step % config.train.eval_every == 0 or step == num_steps):
+            if val_scenes and not stopping and (step % config.train.eval_every == 0 or step == num_steps):
                 mngr.wait_until_finished()  # this step's checkpoint complete on disk before the evaluation
                 say(f"evaluating on {len(val_scenes)} held-out scene(s) ...")
                 final = evaluate_scenes(config, fns, state.params, state.batch_stats, val_scenes)
                 writer.write(step, final, prefix="eval")
                 _print_eval(final)
+            if stopping:
+                raise interrupts.stopped_after(step, num_steps, os.path.join(trained_model.checkpoint_dir(workdir),
+                                                                              str(step)))
     finally:
         mngr.wait_until_finished()
         mngr.close()

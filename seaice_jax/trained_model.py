@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from typing import Any
 
 import grain
@@ -142,8 +143,11 @@ def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
     """The training run's manager: keeps the latest `config.train.keep_checkpoints` steps."""
     policy = ocp.checkpoint_managers.LatestN(n=config.train.keep_checkpoints)
     options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True)
-    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
-                                 handler_registry=_handler_registry(with_data=True))
+    from seaice_jax.checkpoint_recovery import quiet
+
+    with quiet():  # a damaged step's metadata is said in one line by checkpoint_recovery, not logged here
+        return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                                     handler_registry=_handler_registry(with_data=True))
 
 
 def save_checkpoint(mngr: ocp.CheckpointManager, step: int, state: TrainState, data_iter) -> None:
@@ -241,16 +245,35 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
         return ml_collections.ConfigDict(json.load(f))
 
 
-def restore_for_inference(workdir: str, step: int | None = None):
-    """(config, ModelFns, params, batch_stats, step) from the latest (or given) checkpoint of workdir."""
+def restore_for_inference(workdir: str, step: int | None = None, note=None):
+    """(config, ModelFns, params, batch_stats, step) from the latest readable (or given) checkpoint of
+    workdir. An unreadable latest step is named in one `warning:` line (`note`, default stderr) and
+    the next older one used; none readable (or the given step unreadable) raises FileNotFoundError."""
+    from seaice_jax import checkpoint_recovery
+
     config = load_config(workdir)
     fns, _, template = abstract_state(config, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    checkpoint_recovery.install_noise_filters()  # Orbax's "read only" warning, TensorStore's late reports
     # Read-only: no folder is created and no step deleted; the iterator item is not read.
     options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
-    with ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
-                               handler_registry=_handler_registry(with_data=False)) as mngr:
-        step = mngr.latest_step() if step is None else step
+    with checkpoint_recovery.quiet():  # a damaged step's metadata: said below in one line, not logged here
+        mngr = ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                                     handler_registry=_handler_registry(with_data=False))
+    with mngr:
         if step is None:
-            raise FileNotFoundError(f"{workdir}: no checkpoint to load")
-        state = restore_checkpoint(mngr, step, template)
+            found, state = checkpoint_recovery.newest_readable(
+                mngr, template, workdir, set_aside=False, restore=restore_checkpoint,
+                note=note or (lambda line: print(line, file=sys.stderr, flush=True)), using="using step",
+                check_data=False)
+            if found is None:
+                raise FileNotFoundError(f"{workdir}: no checkpoint to load" if not mngr.all_steps() else
+                                        f"{workdir}: no readable checkpoint (see the warnings above)")
+            step = found
+        else:
+            try:
+                with checkpoint_recovery.quiet():
+                    state = restore_checkpoint(mngr, step, template)
+            except Exception as e:  # noqa: BLE001 - a given step that does not read is one line
+                raise FileNotFoundError(f"{os.path.join(checkpoint_dir(workdir), str(step))}: checkpoint cannot "
+                                        f"be read ({checkpoint_recovery.short_reason(e)})") from None
     return config, fns, state.params, state.batch_stats, int(step)

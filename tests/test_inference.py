@@ -179,12 +179,12 @@ def test_prediction_files_have_every_variable_masked_exactly_on_invalid(cli_run,
                 values = ds[name].values
                 assert ds[name].dims == SAR_DIMS and values.dtype == np.uint8, name
                 np.testing.assert_array_equal(values == 255, ~scene.valid, err_msg=f"{key} {name}")
-            for name in CHART_NAMES:  # a class at every pixel: the challenge scores wherever the reference is set
+            for name in CHART_NAMES:  # masked as the binary maps are (the upload file keeps a class everywhere)
                 values = ds[name].values
                 assert ds[name].dims == SAR_DIMS and values.dtype == np.uint8, name
-                assert not (values == 255).any(), f"{key} {name}"
+                np.testing.assert_array_equal(values == 255, ~scene.valid, err_msg=f"{key} {name}")
             assert set(np.unique(ds["ice_binary_als"].values)) <= {0, 1, 255}
-            assert ds["SIC"].values.max() <= 10 and ds["SOD"].values.max() <= 5
+            assert ds["SIC"].values[scene.valid].max() <= 10 and ds["SOD"].values[scene.valid].max() <= 5
             assert ds.attrs["scene_name"] == scene.name and ds.attrs["checkpoint_step"] == 2
             assert ds.attrs["conc_target_source"] == ("model_sic" if key == "unlabelled" else "chart")
         pred = evaluation.load_prediction(os.path.join(out, scene.name + "_pred.nc"), scene.shape)
@@ -225,12 +225,13 @@ def test_prediction_files_follow_cf_and_read_back_masked_or_raw(cli_run, scenes)
             check_cf(raw)
             for name in ("ice_binary_als", "SOD"):
                 assert raw[name].dtype == np.uint8  # mask_and_scale=False: the stored values
-                # default: masked where the file holds the fill (binary maps off the valid pixels; the
-                # chart classes hold a class everywhere, so nothing of them is masked)
+                # default: masked where the file holds the fill (binary maps and chart classes alike off
+                # the valid pixels; the upload file holds the unmasked classes)
                 stored_fill = raw[name].values == 255
                 np.testing.assert_array_equal(np.isnan(masked[name].values), stored_fill)
                 np.testing.assert_array_equal(masked[name].values[~stored_fill], raw[name].values[~stored_fill])
             np.testing.assert_array_equal(raw["ice_binary_als"].values == 255, ~scene.valid)
+            np.testing.assert_array_equal(raw["SOD"].values == 255, ~scene.valid)
             lat, lon = scene.latlon(dtype=np.float32)
             np.testing.assert_allclose(raw["latitude"].values, lat, atol=1e-4)
             np.testing.assert_allclose(raw["longitude"].values, lon, atol=1e-4)

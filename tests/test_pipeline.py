@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from seaice_jax.data import pipeline, shards
+from seaice_jax.data import manifest, pipeline, shards
 from tests.test_shards import CELL_SPEC, SPEC, make_scene
 
 
@@ -12,7 +12,7 @@ def write_folder(folder, spec, size):
         count, stats = shards.write_shard(f"{folder}/{shards.shard_name('train', i)}",
                                           shards.extract_patches(scene, spec), spec.layout)
         shards.write_sidecar(folder, scene, scene.path, count, stats, spec, "train", i)
-    shards.write_manifest(folder)
+    manifest.write_manifest(folder)
     return folder
 
 
@@ -129,6 +129,6 @@ def test_the_split_argument_selects_scenes(tmp_path):
         count, stats = shards.write_shard(f"{folder}/{shards.shard_name(split, 0)}",
                                           shards.extract_patches(scene, SPEC), SPEC.layout)
         shards.write_sidecar(folder, scene, scene.path, count, stats, SPEC, split, 0)
-    shards.write_manifest(folder)
+    manifest.write_manifest(folder)
     assert [p.rsplit("/", 1)[1] for p in pipeline.shard_paths(folder)] == [shards.shard_name("train", 0)]
     assert len(pipeline.shard_paths(folder, split=None)) == 2

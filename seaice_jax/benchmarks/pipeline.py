@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from seaice_jax.data import channels as ch
-from seaice_jax.data import shards
+from seaice_jax.data import manifest, shards
 from seaice_jax.data.pipeline import make_dataset
 from seaice_jax.data.scene_types import Scene
 
@@ -59,7 +59,7 @@ def write_fake_shards(folder: str, num_patches: int, patch: int = 256, num_scene
                       sic=np.zeros((patch, patch * per), np.uint8), sod=None, floe=None, region_ids=None,
                       region_conc=None, valid=None)
         shards.write_sidecar(folder, scene, scene.path, count, stats, spec, "train", s)
-    shards.write_manifest(folder)
+    manifest.write_manifest(folder)
 
 
 def _rate(folder: str, expand: str, batch_size: int, worker_count: int, num_batches: int) -> tuple[float, int]:

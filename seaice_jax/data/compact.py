@@ -163,8 +163,19 @@ def warm_up(layout: Layout) -> None:
     decode_patch(encode_patch(patch, layout), layout)
 
 
+@functools.lru_cache(maxsize=8)
+def _serializer(layout: Layout):
+    from tensorflow_datasets.core import example_serializer
+
+    return example_serializer.ExampleSerializer(layout.features().get_serialized_info())
+
+
 def encode_patch(patch: dict, layout: Layout) -> bytes:
-    return layout.features().serialize_example(patch)
+    """One patch -> tf.train.Example bytes, its features in sorted order (`deterministic`: protobuf
+    otherwise writes a map in an order that changes from process to process, so two conversions of
+    the same scenes would give shards with the same records but other bytes)."""
+    example = _serializer(layout).get_tf_example(layout.features().encode_example(patch))
+    return example.SerializeToString(deterministic=True)
 
 
 def decode_patch(record: bytes, layout: Layout) -> dict:

@@ -184,5 +184,8 @@ def make_dataset(
 
         if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; library callers have none
             flags.FLAGS.mark_as_parsed()
-        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+        from seaice_jax.interrupts import ignore_stop_signals  # Ctrl-C is for the main process (it saves)
+
+        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count),
+                            worker_init_fn=ignore_stop_signals)
     return it

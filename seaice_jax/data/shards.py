@@ -3,7 +3,7 @@
 One shard per scene, named as TFDS names shards: `seaice-<split>.array_record-<index>` where index is
 the scene's position among the sorted scene files of its split (so parallel and cluster-split runs agree
 without talking), plus a sidecar `<scene>.json` with its patch count and channel statistics. Finishing
-(`write_manifest`) gathers the sidecars into `manifest.json`, `normalisation.json` and the TFDS metadata
+(`data.manifest.write_manifest`) gathers the sidecars into `manifest.json`, `normalisation.json` and the TFDS metadata
 (`dataset_info.json`, `features.json`, see tfds_format), writing an empty shard for any scene that
 failed, so `tfds.builder_from_directory(folder)` and grain read the same files. Every file is written
 under a temporary name and renamed, so a killed run never leaves a partial shard under a final name and
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import multiprocessing
 import os
@@ -194,10 +195,13 @@ def write_shard(path: str, patches, layout: compact.Layout, options: str = RECOR
                     seen_cells.setdefault((o_r + a, o_c + b), cells[a, b])
             count += 1
         writer.close()
-    except BaseException:
-        writer.close()
-        os.remove(tmp)
-        raise
+    except BaseException as e:
+        error = fileio.write_error(e, path) if isinstance(e, (OSError, RuntimeError)) else e  # before freeing
+        with contextlib.suppress(Exception):  # closing a writer whose write failed fails again (full disk)
+            writer.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise error from None
     if seen_cells and nc > ns:
         y = np.stack(list(seen_cells.values())).astype(np.float64)  # [cells, Cc]
         stats["count"][ns:] += y.shape[0]
@@ -308,131 +312,21 @@ def _convert_worker(args):
         return path, convert_scene(path, output, spec, strict, split, index, altimetry), None
     except SceneError as e:
         return path, None, str(e)
+    except fileio.WriteError as e:  # a full disk stops the run (convert_scenes): every next scene would fail
+        return path, None, f"{DISK_FULL_MARK}{e}" if e.errno == errno.ENOSPC else str(e)
     except Exception as e:  # noqa: BLE001 - any unreadable scene is reported and skipped
         return path, None, f"{os.path.basename(path)}: {type(e).__name__}: {e}".replace("\n", " ")
 
 
-def write_manifest(output: str) -> dict:
-    """Gather every sidecar of `output` into manifest.json, normalisation.json and the TFDS metadata.
-
-    A split's shard indices without a sidecar (a scene that failed) get an empty shard, so TFDS finds
-    every file its metadata names.
-    """
-    from seaice_jax.data import tfds_format
-
-    sides = []
-    for name in sorted(os.listdir(output)):
-        not_sidecars = (MANIFEST, NORMALISATION, ALTIMETRY_INDEX) + tfds_format.METADATA_FILES
-        if name.endswith(".json") and name not in not_sidecars:
-            with open(os.path.join(output, name)) as f:
-                side = json.load(f)
-            if isinstance(side, dict) and "scene" in side and os.path.exists(os.path.join(output, side["shard"])):
-                sides.append(side)
-    specs = {json.dumps(s["spec"], sort_keys=True) for s in sides}
-    if len(specs) > 1:
-        raise SceneError(f"{output}: holds shards cut with different patch settings; use a new folder")
-    claimed: dict[str, str] = {}
-    for side in sides:
-        if side["shard"] in claimed:
-            raise SceneError(f"{output}: scenes {claimed[side['shard']]} and {side['scene']} both claim "
-                             f"{side['shard']} (the scene list changed); use a new folder")
-        claimed[side["shard"]] = side["scene"]
-    spec_d = sides[0]["spec"] if sides else None
-    spec = spec_from_dict(spec_d) if spec_d else None
-    splits: dict[str, list[int]] = {}
-    for split in SPLITS:
-        mine = {s["index"]: s["num_patches"] for s in sides if s.get("split", "train") == split}
-        if not mine:
-            continue
-        lengths = [mine.get(i, 0) for i in range(max(mine) + 1)]
-        for i, _n in enumerate(lengths):
-            if i not in mine:
-                write_empty_shard(os.path.join(output, shard_name(split, i)))
-        splits[split] = lengths
-    layout = spec.layout if spec else None
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "spec": spec_d,
-        "layout": layout.as_dict() if layout else None,
-        "channels": spec_d["channels"] if spec_d else [],
-        "patch_shape": [spec_d["patch_size"], spec_d["patch_size"]] if spec_d else None,
-        "num_patches": sum(s["num_patches"] for s in sides),
-        "splits": {k: [shard_name(k, i) for i in range(len(v))] for k, v in splits.items()},
-        "scenes": [{k: s.get(k) for k in ("scene", "source", "product", "shape", "num_patches", "shard", "split",
-                                          "has_truth")} for s in sides],
-        "fields": {
-            "sar": "float16 [P, P, Cs] standard-scaled SAR-grid channels, order of layout.sar_channels",
-            "cells": "float32 [M, M, Cc] standard-scaled 2 km cells covering the patch, order of layout.cell_channels",
-            "cell_origin/pixel_origin/grid_cells/pixels_per_cell": "where the patch sits on the 2 km grid",
-            "sic/sod/floe": "uint8 [P, P] chart classes, 255 masked",
-            "region_ids": f"{compact.region_dtype(spec.max_regions).name if spec else 'int'} [P, P] "
-                          "local region index, -1 none",
-            "region_conc": "float32 [max_regions] region concentration in [0, 1], NaN unused",
-            "valid": "uint8 [P, P] not land and not SAR no-data",
-            "ice_truth": "uint8 [P, P] 1 ice, 0 water, 255 land or unknown",
-            "scene/row/col": "origin of the patch in the scene, in source pixels",
-        } | ({"fb_*": "altimeter points of the patch (data/points.py): footprint pixels (row, col) and weights, "
-                      "value, stated uncertainty, surface, mission, kind (laser / radar), track slot, time gap"}
-             if spec and spec.max_points else {}),
-    }
-    if spec and spec.max_points:
-        manifest["altimetry"] = _altimetry_totals(sides)
-    write_json_atomic(os.path.join(output, MANIFEST), manifest)
-    if spec:
-        norm = _normalisation(sides, spec_d["channels"])
-        write_json_atomic(os.path.join(output, NORMALISATION), norm)
-        tfds_format.write_metadata(output, layout, splits, norm, spec.as_dict())
-    return manifest
+DISK_FULL_MARK = "\0disk full\0"  # a worker's error that stops the run (see _convert_worker)
 
 
-def _altimetry_totals(sides: list[dict]) -> dict:
-    """The scenes' altimetry counts summed (numbers, and the refusals by reason)."""
-    total: dict = {}
-    for side in sides:
-        for k, v in (side.get("altimetry") or {}).items():
-            if isinstance(v, dict):
-                into = total.setdefault(k, {})
-                for kk, vv in v.items():
-                    if isinstance(vv, (int, float)):
-                        into[kk] = into.get(kk, 0) + vv
-            elif isinstance(v, int) and not isinstance(v, bool):
-                total[k] = total.get(k, 0) + v
-    return total
-
-
-def write_empty_shard(path: str) -> None:
-    from array_record.python.array_record_module import ArrayRecordWriter
-
-    tmp = f"{path}.tmp.{os.getpid()}"
-    ArrayRecordWriter(tmp, "group_size:1").close()
-    try:  # never over a shard another job has just written: link, which fails if the name exists
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        os.remove(tmp)
-
-
-def _normalisation(sides: list[dict], names: list[str]) -> dict:
-    """Published statistics and those measured on this data set, in unscaled units.
-
-    The shards store channels grouped (SAR-grid first, then 2 km); stats are reported by name.
-    """
-    sar, cells = compact.split_channels(names)
-    order = list(sar + cells)
-    n = np.sum([np.broadcast_to(s["channel_stats"]["count"], (len(order),)) for s in sides], axis=0)
-    total = np.sum([s["channel_stats"]["sum"] for s in sides], axis=0)
-    totsq = np.sum([s["channel_stats"]["sumsq"] for s in sides], axis=0)
-    # Derived channels (latitude, sin / cos) report the scaling this project gives them.
-    out = {"published": {k: list(ch.channel_stats(k)) for k in names}, "measured": {},
-           "pixels": int(n[0]) if len(sar) else 0}
-    for i, k in enumerate(order):
-        if n[i]:
-            m = total[i] / n[i]
-            sd = np.sqrt(max(totsq[i] / n[i] - m * m, 0.0))
-            pm, ps = ch.channel_stats(k)
-            out["measured"][k] = [float(pm + ps * m), float(ps * sd)]
-    return out
+def _remove_temporary_shards(output: str) -> None:
+    """Shards a stopped run was writing (`<shard>.tmp.<pid>`; pool workers killed mid-write leave them)."""
+    for name in os.listdir(output):
+        if name.startswith(f"{DATASET_NAME}-") and ".tmp." in name:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(output, name))
 
 
 SPEC_FLAGS = {"patch_size": "--patch-size", "stride": "--stride", "downsample": "--downsample",
@@ -501,7 +395,7 @@ def convert_scenes(
     Scenes are split round-robin by `shard_index` / `num_shards` for cluster fan-out; each scene's split
     and shard file follow from the whole sorted file list, so every job names them alike. Scenes already
     converted with the same spec are skipped. `finish` writes the manifest and TFDS metadata (with
-    several cluster jobs: pass finish=False and call write_manifest once after all are done).
+    several cluster jobs: pass finish=False and call data.manifest.write_manifest once after all are done).
     Returns (sidecars of this run's scenes, error lines); bad files are reported and skipped while the
     others convert. An output that is a file, cannot be written or holds shards cut with another spec
     raises SceneError before anything is written; a folder this call creates is removed again when no
@@ -531,18 +425,33 @@ def convert_scenes(
             for _path, side, err in results:
                 (done.append(side) if side else errors.append(err))
                 bar.update()
+                if err and err.startswith(DISK_FULL_MARK):
+                    pool.terminate()  # the others would fail alike; their temporary shards are removed below
+                    break
     else:
         for job in jobs:
             path, side, err = _convert_worker(job)
             (done.append(side) if side else errors.append(err))
             bar.update()
+            if err and err.startswith(DISK_FULL_MARK):
+                break
     bar.close()
+    full = next((e[len(DISK_FULL_MARK):] for e in errors if e.startswith(DISK_FULL_MARK)), None)
+    if full is not None:
+        _remove_temporary_shards(output)
+        if not (done or skipped) and created:
+            with contextlib.suppress(OSError):
+                os.rmdir(output)
+        raise fileio.WriteError(f"{full} ({len(done)} of {len(todo)} scene(s) converted before; rerun once there "
+                                "is space: converted scenes are kept and skipped)", output, errno.ENOSPC)
     for side in done:
         if side.get("unusable"):
             print(f"warning: {unusable_message(side['source'], side['unusable'])}", file=sys.stderr)
     if skipped and progress:
         print(f"skipped {skipped} scene(s) already converted", file=sys.stderr)
     if finish and (done or skipped):
+        from seaice_jax.data.manifest import write_manifest
+
         write_manifest(output)
     elif not (done or skipped) and created:  # nothing converted into a folder made for it: no debris
         with contextlib.suppress(OSError):  # only if empty: a cluster peer may be writing into it

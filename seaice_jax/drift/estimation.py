@@ -75,6 +75,11 @@ class DriftConfig:
     batch_size: int = 64               # grid points per batched FFT (64 beat 256 and 1024 on CPU)
     nominal_uncertainty_m: float = 300.0  # per-pair error (Korosov & Rampal 2017, FT+PM < 300 m)
 
+    def __post_init__(self):
+        from seaice_jax.drift.checks import check_config
+
+        check_config(self)  # a number out of range is a DriftConfigError naming the field
+
     def px(self, km: float) -> float:
         return km * 1000.0 / self.pixel_spacing_m
 

@@ -115,3 +115,24 @@ def prepare_pair(hh_a, tie_a: geo.TiePoints, hh_b, tie_b: geo.TiePoints, valid_a
     a, va = standardise(a, va)
     b, vb = standardise(b, vb)
     return a, va, b, vb
+
+
+def overlap_fraction(valid_a, tie_a: geo.TiePoints, valid_b, tie_b: geo.TiePoints, samples: int = 48) -> float:
+    """The fraction of scene A's data pixels (valid_a) over which scene B has data, from a
+    `samples` x `samples` grid of A's pixels mapped into B through the tie points (no resampling of
+    the images: a cheap check before the matching)."""
+    valid_a, valid_b = np.asarray(valid_a, bool), np.asarray(valid_b, bool)
+    h, w = valid_a.shape
+    rows = np.linspace(0, h - 1, min(samples, h)).round().astype(int)
+    cols = np.linspace(0, w - 1, min(samples, w)).round().astype(int)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    on_a = valid_a[rr, cc]
+    if not on_a.any():
+        return 0.0
+    lat, lon = geo.pixel_latlon(tie_a, rr[on_a].astype(np.float64), cc[on_a].astype(np.float64))
+    br, bc = geo.latlon_to_pixel(tie_b, lat, lon)
+    hb, wb = valid_b.shape
+    inside = np.isfinite(br) & np.isfinite(bc) & (br > -0.5) & (br < hb - 0.5) & (bc > -0.5) & (bc < wb - 0.5)
+    ir = np.clip(np.nan_to_num(br).round().astype(int), 0, hb - 1)
+    ic = np.clip(np.nan_to_num(bc).round().astype(int), 0, wb - 1)
+    return float((inside & valid_b[ir, ic]).mean())

@@ -21,6 +21,7 @@ import re
 import numpy as np
 import xarray as xr
 
+from seaice_jax import fileio
 from seaice_jax.data import geolocation as geo
 from seaice_jax.data.scene import land_from_distance
 from seaice_jax.drift.estimation import DriftField
@@ -97,7 +98,7 @@ def write_drift(path: str, fields: dict[str, DriftField] | DriftField, *, title:
     })
     encoding = {v: {"zlib": True, "complevel": 1} for v in ds.data_vars if ds[v].ndim >= 2}
     encoding.update({k: {"dtype": "float64"} for k in ("time_a", "time_b")})
-    ds.to_netcdf(path, encoding=encoding)
+    fileio.write_atomically(lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding), path, ".nc.part")
 
 
 def read_drift(path: str) -> dict[str, DriftField]:
@@ -153,13 +154,30 @@ def plot_drift_png(path: str, hh: np.ndarray, field: DriftField, *, max_arrows: 
         q = ax.quiver(C[ok], R[ok], field.dcol[::k, ::k][ok], field.drow[::k, ::k][ok], field.quality[::k, ::k][ok],
                       angles="xy", scale_units="xy", scale=1.0, cmap="viridis", width=0.003)
         fig.colorbar(q, ax=ax, shrink=0.7, label="quality")
+        # The arrow key: arrows are drawn at true length on the image (1 px of drift = 1 px of scene A),
+        # so the key's arrow is a round distance near the typical displacement, labelled in km.
+        km = arrow_key_km(np.hypot(field.drow, field.dcol)[field.valid] * field.pixel_spacing_m / 1000.0)
+        ax.quiverkey(q, 0.82, 1.02, km * 1000.0 / field.pixel_spacing_m, f"{km:g} km", labelpos="E",
+                     coordinates="axes", color="black", fontproperties={"size": 8})
     hours = field.gap_seconds / 3600.0
     ax.set_title(f"{field.method}: {int(field.valid.sum())} vectors, {hours:.1f} h "
                  f"({field.time_a:%Y-%m-%d %H:%M} -> {field.time_b:%Y-%m-%d %H:%M})")
     ax.set_xlabel("sample (scene A)")
     ax.set_ylabel("line (scene A)")
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        fileio.write_atomically(lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"), path,
+                                ".png.part")
+    finally:
+        plt.close(fig)
+
+
+def arrow_key_km(lengths_km) -> float:
+    """A round length (1, 2 or 5 x 10^k km) near the median of the drawn vectors' lengths."""
+    lengths = np.asarray(lengths_km, np.float64)
+    lengths = lengths[np.isfinite(lengths) & (lengths > 0)]
+    typical = float(np.median(lengths)) if lengths.size else 1.0
+    power = 10.0 ** np.floor(np.log10(typical))
+    return float(min((1, 2, 5, 10), key=lambda m: abs(np.log(m * power / typical))) * power)
 
 
 # --------------------------------------------------------------------------------------------

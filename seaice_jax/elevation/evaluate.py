@@ -404,7 +404,10 @@ def _loo_preds(fit, colloc) -> np.ndarray:
     return preds
 
 
-def write_outputs(result: dict, json_path: str) -> dict[str, str]:
+def write_outputs(result: dict, json_path: str) -> dict[str, str | None]:
+    """E.json, E.md, E_rmse_vs_tracks.png and E_rmse_vs_distance.png (a plot None when there is
+    nothing to draw), each written atomically (fileio: a failure leaves no partial file and raises a
+    one-line WriteError)."""
     from seaice_jax import fileio
     from seaice_jax.elevation.report import plot_rmse_vs_distance, plot_rmse_vs_tracks
 

@@ -39,30 +39,51 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_rmse_vs_tracks(result: dict, path: str) -> str:
+def _save(fig, path: str) -> str:
+    from seaice_jax import fileio
+
+    try:
+        fileio.write_atomically(lambda tmp: fig.savefig(tmp, format="png", dpi=100), path, ".png.part")
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return path
+
+
+def plot_rmse_vs_tracks(result: dict, path: str) -> str | None:
+    """RMSE against the number of tracks per scene, one colour per method (400 m solid, 80 m dotted);
+    only methods with a value (no 'model' line without a model), the legend beside the axes so it
+    covers no line. None (nothing written) when no method has any value (e.g. scenes without truth)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     ks = [int(k) for k in result["pooled"]["by_tracks"]]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    lines = []
     for i, m in enumerate(result["pooled"]["methods"]):
         for res, style in (("rmse_400m", "-o"), ("rmse_80m", ":x")):
             ys = [result["pooled"]["by_tracks"][str(k)]["methods"][m][res] for k in ks]
-            ys = [np.nan if y is None else 100 * y for y in ys]
-            ax.plot(ks, ys, style, color=f"C{i}", label=f"{m} {res[5:]}")
+            if all(y is None for y in ys):
+                continue
+            lines.append((ks, [np.nan if y is None else 100 * y for y in ys], style, f"C{i}", f"{m} {res[5:]}"))
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    for xs, ys, style, colour, label in lines:
+        ax.plot(xs, ys, style, color=colour, label=label)
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("tracks per scene")
     ax.set_ylabel("freeboard RMSE vs truth (cm)")
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
-def plot_rmse_vs_distance(result: dict, path: str) -> str:
-    """RMSE (cm) of each method in the distance bins, one line per method."""
+def plot_rmse_vs_distance(result: dict, path: str) -> str | None:
+    """RMSE (cm) of each method in the distance bins, one line per method with a value; None (nothing
+    written) when no method has any."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -71,15 +92,20 @@ def plot_rmse_vs_distance(result: dict, path: str) -> str:
     names = list(bd["bins"])
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     x = np.arange(len(names))
+    drawn = 0
     for i, m in enumerate(result["pooled"]["methods"]):
         ys = [bd["bins"][b]["methods"].get(m) for b in names]
+        if all(y is None for y in ys):
+            continue
+        drawn += 1
         ax.plot(x, [np.nan if y is None else 100 * y for y in ys], "-o", color=f"C{i}", label=m)
+    if not drawn:
+        plt.close(fig)
+        return None
     ax.set_xticks(x, names)
     ax.set_xlabel("distance to the nearest input track")
     ax.set_ylabel("freeboard RMSE (cm)")
     ax.set_title(f"basis: {bd['basis']}", fontsize=8)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -80,9 +80,9 @@ def prediction_arrays(scene, pred: dict, maps: BinaryMaps) -> dict[str, np.ndarr
         "ice_binary_als": masked_uint8(maps.binary_als, valid),
         "ice_binary_conc": masked_uint8(maps.binary_conc, valid),
     }
-    # Chart classes at every pixel, as the challenge scores them: every pixel whose *reference* is not
-    # 255 counts, whatever our validity mask says, and a 255 there would be scored as a wrong class.
-    data.update({c: np.asarray(pred[c], np.uint8) for c in CHART_NAMES if c in pred})
+    # Chart classes masked as the binary maps are (255 on land / no data, as _FillValue declares); the
+    # challenge upload file (submission.py) keeps a class at every pixel, as the challenge scores them.
+    data.update({c: masked_uint8(np.asarray(pred[c], np.uint8), valid) for c in CHART_NAMES if c in pred})
     for name in PRED_VARIABLES:  # any further map the table knows: float NaN / uint8 255 off the valid pixels
         if name in pred and name not in data:
             values = pred[name]
@@ -122,7 +122,8 @@ def write_prediction(path: str, scene, pred: dict, maps: BinaryMaps, *, step: in
     Variables (PRED_VARIABLES gives their CF attributes): ice_logit float32 (raw blended logits,
     finite everywhere, so ALS can be recomputed), ice_probability float32 (ALS soft map, NaN on
     land / no data), ice_binary_als and ice_binary_conc uint8 (1 ice, 0 water, _FillValue 255 on
-    land / no data), SIC / SOD / FLOE uint8 classes (_FillValue 255) for the heads the model has;
+    land / no data), SIC / SOD / FLOE uint8 classes (_FillValue 255 on land / no data: the upload file
+    has the unmasked classes) for the heads the model has;
     2-D latitude / longitude coordinates (float32, from the tie points) when the scene has them.
     `extra`: {name: (array [H, W], CF attributes)} more variables (e.g. a freeboard map).
     Global attributes: `provenance` (Conventions, history, version, config_json with `config`, ...),
@@ -185,9 +186,11 @@ def _categorical(binary: np.ndarray, valid: np.ndarray, land: np.ndarray) -> np.
     return codes
 
 
-def write_quicklook(path: str, scene, maps: BinaryMaps, *, max_pixels: int = 800) -> str:
-    """PNG of HH, the ALS probability (with a colour bar), both binary maps and the truth when the
-    scene has one; one legend for ice, water, land and no data."""
+def write_quicklook(path: str, scene, maps: BinaryMaps, *, max_pixels: int = 800,
+                    freeboard: np.ndarray | None = None) -> str:
+    """PNG of HH, the ALS probability (with a colour bar), both binary maps, the truth when the
+    scene has one and the freeboard map of a freeboard model (`freeboard`, m, with a colour bar);
+    one legend for ice, water, land and no data."""
     step = max(1, math.ceil(max(scene.shape) / max_pixels))  # subsample: a figure needs no 10k pixels
     valid = scene.valid[::step, ::step]
     land = surface_masks(scene)[0][::step, ::step]
@@ -200,6 +203,11 @@ def write_quicklook(path: str, scene, maps: BinaryMaps, *, max_pixels: int = 800
     if scene.ice_truth is not None:
         truth = scene.ice_truth[::step, ::step]
         panels.append(("truth", "classes", _categorical(truth == 1, valid & (truth != CHART_FILL), land)))
+    if freeboard is not None:
+        fb = np.where(valid, np.asarray(freeboard, np.float32)[::step, ::step], np.nan)
+        finite = fb[np.isfinite(fb)]
+        top = float(np.percentile(finite, 98)) if finite.size else 1.0
+        panels.append(("freeboard", ("cividis", "freeboard (m)", 0.0, max(top, 0.05)), fb))
     return write_panels(path, panels, land, scene.name)
 
 
@@ -207,8 +215,8 @@ def write_panels(path: str, panels, land: np.ndarray, title: str) -> str:
     """A row of map panels as a PNG with one legend for ice, water, land and no data.
 
     panels: (title, kind, image [h, w]) with kind "classes" (`_categorical` codes), "hh" (grey, 2-98 %
-    stretch) or (colour map, colour-bar label) for a field in [0, 1]; land [h, w] is drawn in its legend
-    colour under the continuous panels."""
+    stretch) or (colour map, colour-bar label[, vmin, vmax]) for a field in [vmin, vmax] (default
+    [0, 1]); land [h, w] is drawn in its legend colour under the continuous panels."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
@@ -232,8 +240,8 @@ def write_panels(path: str, panels, land: np.ndarray, title: str) -> str:
                 lo, hi = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
                 ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
             else:
-                cmap, label = kind
-                shown = ax.imshow(image, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+                cmap, label, vmin, vmax = kind if len(kind) == 4 else (*kind, 0.0, 1.0)
+                shown = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
                 bar = fig.colorbar(shown, cax=ax.inset_axes((0.0, -0.13, 1.0, 0.05)), orientation="horizontal")
                 bar.set_label(label, fontsize=8)
                 bar.ax.tick_params(labelsize=7)

@@ -201,7 +201,8 @@ def predict_files(
                            land_mask=options.land_mask, downsample=options.downsample,
                            source_workdir=os.path.abspath(workdir), **point_attrs)))
             if png:
-                written.append(write_quicklook(os.path.join(out_dir, scene.name + QUICKLOOK_SUFFIX), scene, maps))
+                written.append(write_quicklook(os.path.join(out_dir, scene.name + QUICKLOOK_SUFFIX), scene, maps,
+                                               freeboard=pred.get("freeboard")))
             if submission:
                 if writer is None:
                     writer = SubmissionWriter(submission)

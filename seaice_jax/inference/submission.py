@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
@@ -77,16 +78,25 @@ class SubmissionWriter:
             for dim, size in zip(dims, values.shape, strict=True):
                 self.ds.createDimension(dim, size)
             var = self.ds.createVariable(name, "u1", dims, fill_value=False, **SUBMISSION_COMPRESSION)
-            var[:] = values
+            try:
+                var[:] = values
+            except (OSError, RuntimeError) as e:
+                raise fileio.write_error(e, self.path) from None
 
     def close(self) -> str:
-        self.ds.close()
-        fileio.publish(self.tmp, self.path)
+        try:
+            self.ds.close()
+            fileio.publish(self.tmp, self.path)
+        except (OSError, RuntimeError) as e:  # NetCDF's "HDF error" on a full disk: one line, no .part left
+            error = fileio.write_error(e, self.path)
+            self.abort()
+            raise error from None
         return self.path
 
     def abort(self) -> None:
         if self.ds.isopen():
-            self.ds.close()
+            with contextlib.suppress(OSError, RuntimeError):  # closing a file whose writes failed fails too
+                self.ds.close()
         if os.path.exists(self.tmp):
             os.unlink(self.tmp)
 

@@ -17,4 +17,7 @@ if __name__ == "__main__":
     setup()  # the persistent compilation cache; the parent's environment already holds the CPU tweaks
     logging.use_absl_handler()  # the training log lines go to the point's log.txt, as under app.run
     logging.set_verbosity(logging.INFO)
-    sys.exit(point_main(sys.argv[1:], train_and_evaluate))
+    from seaice_jax.interrupts import run_main
+
+    # SIGTERM (the sweep stopping) or SIGINT: the point saves a checkpoint at its step, exits 143 / 130
+    sys.exit(run_main(point_main, sys.argv[1:], train_and_evaluate))

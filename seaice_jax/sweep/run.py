@@ -14,7 +14,7 @@ from typing import Any
 
 import ml_collections
 
-from seaice_jax import fileio
+from seaice_jax import fileio, workdir_lock
 from seaice_jax.prepare import count_scenes, synthesize_and_convert
 from seaice_jax.sweep.devices import detect_devices, device_slots
 from seaice_jax.sweep.grid import SweepPoint, check_grid_keeps_shards, flatten_nested, grid_points, point_config
@@ -109,6 +109,7 @@ def _launch(point: SweepPoint, point_dir: str, slot_env: dict[str, str]) -> tupl
     return proc, log
 
 
+@workdir_lock.locked_folder  # one sweep per folder; each point's training locks its own point folder
 def run_sweep(sweep: ml_collections.ConfigDict, workdir: str, *, devices_per_run: int = 0,
               max_parallel: int = 0) -> list[dict]:
     """Runs every unfinished point, then writes results.csv / .md / .png. Returns one row per point
