@@ -70,8 +70,8 @@ def _short(error: BaseException) -> str:
 def read_tracks(paths, kind: str) -> tuple[int, int, list[str]]:
     """(tracks of `kind`, tracks of other kinds, skipped files with their reason) of the --tracks paths."""
     from seaice_jax.altimetry import open_altimetry
+    from seaice_jax.altimetry.kinds import freeboard_tracks
     from seaice_jax.altimetry.track import Swath
-    from seaice_jax.elevation.data import tracks_of_kind
 
     ours = others = 0
     skipped = []
@@ -83,7 +83,7 @@ def read_tracks(paths, kind: str) -> tuple[int, int, list[str]]:
             skipped.append(reason if reason.startswith(f) else f"{f}: {reason}")
             continue
         tracks = [t for t in items if not isinstance(t, Swath)]
-        mine = len(tracks_of_kind(tracks, kind))
+        mine = len(freeboard_tracks(tracks, kind))
         ours, others = ours + mine, others + len(tracks) - mine
     return ours, others, skipped
 

@@ -511,7 +511,7 @@ def test_evaluate_elevation_refuses_what_it_cannot_use_in_one_line(elevation_dat
                                        "product"),
         ({"--pred": str(e["root"] / "pred_no_fb")}, "none of the 1 prediction(s) of the 1 scene(s) holds 'freeboard'"),
         ({"--json": str(blocker / "E.json")}, f"--json {blocker / 'E.json'}: {blocker} is a file, not a folder"),
-        ({"--tracks": e["other_tracks"]}, "no altimeter point collocated: 0 points from "),
+        ({"--tracks": e["other_tracks"]}, "no laser track point falls on the 1 scene(s) within 6 h of their start"),
         ({"--max-time-gap-h": "0"}, "--max-time-gap-h must be a number > 0, got 0"),
     ]
     for change, text in cases:
@@ -527,7 +527,7 @@ def test_evaluate_elevation_refuses_what_it_cannot_use_in_one_line(elevation_dat
 def test_elevation_plot_has_no_empty_lines_or_axes_and_keeps_its_legend_off_the_lines(tmp_path, monkeypatch):
     import matplotlib.axes
 
-    from seaice_jax.elevation.evaluate import plot_rmse_vs_tracks
+    from seaice_jax.elevation.report import plot_rmse_vs_tracks
 
     def result(model):
         by_tracks = {str(k): {"methods": {"model": {"rmse_80m": model, "rmse_400m": model},

@@ -1,6 +1,6 @@
 """Finishing a shard folder: every scene's sidecar gathered into manifest.json, normalisation.json and
 the TFDS metadata (`write_manifest`), with an empty shard for each scene that failed so that TFDS finds
-every file its metadata names. The shards themselves are written by data.shards.
+every file its metadata names. The shards themselves are written by data.shards, which calls it.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import os
 
 import numpy as np
 
+from seaice_jax import fileio
 from seaice_jax.data import channels as ch
 from seaice_jax.data import compact
 from seaice_jax.data.scene_types import SceneError
-from seaice_jax.data.shards import (
+from seaice_jax.data.shard_spec import (
     ALTIMETRY_INDEX,
     FORMAT_VERSION,
     MANIFEST,
@@ -21,7 +22,6 @@ from seaice_jax.data.shards import (
     SPLITS,
     shard_name,
     spec_from_dict,
-    write_json_atomic,
 )
 
 
@@ -90,10 +90,10 @@ def write_manifest(output: str) -> dict:
     }
     if spec and spec.max_points:
         manifest["altimetry"] = _altimetry_totals(sides)
-    write_json_atomic(os.path.join(output, MANIFEST), manifest)
+    fileio.write_json(os.path.join(output, MANIFEST), manifest)
     if spec:
         norm = _normalisation(sides, spec_d["channels"])
-        write_json_atomic(os.path.join(output, NORMALISATION), norm)
+        fileio.write_json(os.path.join(output, NORMALISATION), norm)
         tfds_format.write_metadata(output, layout, splits, norm, spec.as_dict())
     return manifest
 

@@ -1,10 +1,10 @@
-"""NetCDF scenes -> ArrayRecord shards of compact training patches (format version 2), a TFDS dataset.
+"""NetCDF scenes -> ArrayRecord shards of compact training patches (format version 3), a TFDS dataset.
 
 One shard per scene, named as TFDS names shards: `seaice-<split>.array_record-<index>` where index is
 the scene's position among the sorted scene files of its split (so parallel and cluster-split runs agree
 without talking), plus a sidecar `<scene>.json` with its patch count and channel statistics. Finishing
-(`data.manifest.write_manifest`) gathers the sidecars into `manifest.json`, `normalisation.json` and the TFDS metadata
-(`dataset_info.json`, `features.json`, see tfds_format), writing an empty shard for any scene that
+(`write_manifest`, data/manifest.py) gathers the sidecars into `manifest.json`, `normalisation.json`
+and the TFDS metadata (`dataset_info.json`, `features.json`, see tfds_format), writing an empty shard for any scene that
 failed, so `tfds.builder_from_directory(folder)` and grain read the same files. Every file is written
 under a temporary name and renamed, so a killed run never leaves a partial shard under a final name and
 a rerun skips the scenes whose shard and sidecar exist.
@@ -29,68 +29,22 @@ import numpy as np
 from seaice_jax import fileio
 from seaice_jax.data import channels as ch
 from seaice_jax.data import compact
+from seaice_jax.data.manifest import write_empty_shard, write_manifest  # noqa: F401 (write_manifest re-exported)
 from seaice_jax.data.patches import localise_regions, patch_origins  # noqa: F401 (re-exported)
 from seaice_jax.data.scene_types import Scene, SceneError
-
-DATASET_NAME = compact.DATASET_NAME
-SHARD_SUFFIX = ".array_record"
-SHARD_TEMPLATE = compact.SHARD_TEMPLATE
-SPLITS = ("train", "validation")
-MANIFEST = "manifest.json"
-NORMALISATION = "normalisation.json"
-ALTIMETRY_INDEX = "altimetry_index.json"  # the altimetry folders' index (altimetry.index), cached
-FORMAT_VERSION = compact.FORMAT_VERSION
-
-
-@dataclasses.dataclass(frozen=True)
-class PatchSpec:
-    """How patches are cut: these must match across all shards of one output folder."""
-
-    patch_size: int = 256
-    stride: int = 256
-    downsample: int = 1
-    max_regions: int = 64
-    channels: tuple[str, ...] = ch.STORED_CHANNELS  # the 24 standard channels + the derived ones
-    max_points: int = 0  # altimeter points per patch (0: no altimetry in the shards)
-    max_time_gap_h: float = 0.0  # altimeter points within this many hours of the SAR start
-    footprint_pixels: int = 8  # pixels kept per footprint (the largest area fractions)
-
-    def __post_init__(self):
-        for flag, value in (("--patch-size", self.patch_size), ("--stride", self.stride),
-                            ("--downsample", self.downsample), ("--max-regions", self.max_regions),
-                            ("footprint_pixels", self.footprint_pixels)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{flag} must be a whole number >= 1, got {value!r}")
-        if not isinstance(self.max_points, (int, np.integer)) or self.max_points < 0:
-            raise ValueError(f"--max-points must be a whole number >= 0, got {self.max_points!r}")
-        if self.max_points and not self.max_time_gap_h > 0:
-            raise ValueError(f"--max-time-gap-h must be > 0 hours, got {self.max_time_gap_h!r}")
-        if not self.channels:
-            raise ValueError("--channels selects no channel")
-
-    def as_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        d["format_version"] = FORMAT_VERSION
-        if not self.max_points:  # shards without altimetry: the settings of format 2
-            for k in ("max_points", "max_time_gap_h", "footprint_pixels"):
-                d.pop(k)
-        return d
-
-    @property
-    def layout(self) -> compact.Layout:
-        return compact.Layout.from_spec(self)
-
-
-def spec_from_dict(d: dict) -> PatchSpec:
-    """The PatchSpec of a sidecar's / manifest's `spec` (format 2 dicts have no altimetry fields)."""
-    return PatchSpec(d["patch_size"], d["stride"], d["downsample"], d["max_regions"], tuple(d["channels"]),
-                     int(d.get("max_points", 0)), float(d.get("max_time_gap_h", 0.0)),
-                     int(d.get("footprint_pixels", 8)))
-
-
-def shard_name(split: str, index: int) -> str:
-    return f"{DATASET_NAME}-{split}{SHARD_SUFFIX}-{index:05d}"
+from seaice_jax.data.shard_spec import (  # noqa: F401 (re-exported: the shard folder's names and settings)
+    ALTIMETRY_INDEX,
+    DATASET_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    NORMALISATION,
+    SHARD_SUFFIX,
+    SHARD_TEMPLATE,
+    SPLITS,
+    PatchSpec,
+    shard_name,
+    spec_from_dict,
+)
 
 
 def encode_patch(patch: dict, layout: compact.Layout) -> bytes:
@@ -369,10 +323,13 @@ def _make_output(output: str) -> bool:
     return True
 
 
+DEFAULT_SPEC = PatchSpec()
+
+
 def convert_scenes(
     inputs: Sequence[str],
     output: str,
-    spec: PatchSpec = PatchSpec(),
+    spec: PatchSpec = DEFAULT_SPEC,
     *,
     workers: int = 1,
     shard_index: int = 0,
@@ -395,7 +352,7 @@ def convert_scenes(
     Scenes are split round-robin by `shard_index` / `num_shards` for cluster fan-out; each scene's split
     and shard file follow from the whole sorted file list, so every job names them alike. Scenes already
     converted with the same spec are skipped. `finish` writes the manifest and TFDS metadata (with
-    several cluster jobs: pass finish=False and call data.manifest.write_manifest once after all are done).
+    several cluster jobs: pass finish=False and call write_manifest once after all are done).
     Returns (sidecars of this run's scenes, error lines); bad files are reported and skipped while the
     others convert. An output that is a file, cannot be written or holds shards cut with another spec
     raises SceneError before anything is written; a folder this call creates is removed again when no
@@ -450,8 +407,6 @@ def convert_scenes(
     if skipped and progress:
         print(f"skipped {skipped} scene(s) already converted", file=sys.stderr)
     if finish and (done or skipped):
-        from seaice_jax.data.manifest import write_manifest
-
         write_manifest(output)
     elif not (done or skipped) and created:  # nothing converted into a folder made for it: no debris
         with contextlib.suppress(OSError):  # only if empty: a cluster peer may be writing into it
