@@ -1,17 +1,29 @@
 """Four simulated CPU devices for every test (must be set before JAX is imported), and one persistent
-compilation cache for the session, so the many tiny runs that compile the same step (in this process
-and in the CLI subprocesses, which inherit the environment) compile it once. The cache is set up as
-the launchers set it up (`runtime.setup`: the project's thresholds, atomic writes), in a folder of
-the session's own: the user's cache is never touched."""
+compilation cache for the session, so the many tiny runs that compile the same step (in this process,
+in the CLI subprocesses and in pytest-xdist's workers, which all inherit the environment) compile it
+once. The cache is set up as the launchers set it up (`runtime.setup`: the project's thresholds,
+atomic writes), in a folder of the session's own: the user's cache is never touched.
+
+The suite compiles hundreds of small programs and runs each on a few tiny arrays, so XLA's backend
+optimisations cost far more than they save: they run at level 1 of 3
+(`--xla_backend_optimization_level=1`: a U-Net's gradient compiles in 15 s instead of 26; level 0
+saves more but changed the numerics: the training tests hit a non-finite loss at step 3). The tests
+compare programs with each other and with numpy, never against figures measured with the optimised
+build; SEAICE_JAX_TEST_OPTIMISED=1 runs them with XLA's defaults. pytest-xdist runs the files on
+every core (pyproject's addopts); `-n 0` runs them in one process."""
 
 import atexit
 import os
 import shutil
 import tempfile
 
-os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    flags = " --xla_force_host_platform_device_count=4"
+    if not os.environ.get("SEAICE_JAX_TEST_OPTIMISED"):
+        flags += " --xla_backend_optimization_level=1"
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + flags
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # the first process (pytest's controller): its workers share it
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="seaice_jax_test_cache_")
     atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 

@@ -142,7 +142,7 @@ def model_config(dtype, **overrides):
     return ml_collections.ConfigDict(cfg)
 
 
-@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("train", [True])  # eval mode: the decoder-layer tests (norm none / batch)
 def test_unet_bf16_matches_fp32(path, train):
     x = random((2, 24, 16, 3), 9)
     results = {}

@@ -373,7 +373,8 @@ def test_two_processes_train_the_elevation_config_as_one(shards, workdir, tmp_pa
     cfg_path.write_text(
         "from tests.test_elevation import elevation_config\n"
         f"def get_config(arg=None):\n    return elevation_config({shards!r}, num_devices=0)\n")
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=os.environ["XLA_FLAGS"].replace("device_count=4", "device_count=2"))
     port = free_port()
     cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), f"--config={cfg_path}"]
     logs = [tmp_path / f"process_{i}.log" for i in range(2)]
@@ -409,14 +410,16 @@ def test_device_resident_crops_carry_the_points_the_shards_hold(scenes_dir, shar
                                  channels=("nersc_sar_primary", "btemp_36_5v", "freeboard_points"), max_points=512)
     data = resident.load_resident(scenes, spec, points_dir=shards)
     assert data.points["value"].shape[0] == 2
+    # Jitted as the training step runs them (op by op, the test compiled 440 small programs).
+    crop = jax.jit(lambda s, r, c: resident.compact_batch(data, s, r, c, spec))
     for s, (r, c) in ((0, (32, 32)), (1, (0, 64)), (0, (64, 0))):
-        batch = resident.compact_batch(data, jnp.array([s]), jnp.array([r]), jnp.array([c]), spec)
+        batch = crop(jnp.array([s]), jnp.array([r]), jnp.array([c]))
         got = np.asarray(batch["fb_value"][0])[np.asarray(batch["fb_kind"][0]) != pts.NO_POINT]
         host = pts.ScenePoints.load(os.path.join(shards, os.path.basename(scenes[s])[:-3] + ".altimetry.npz"))
         want = pts.patch_points(host, r, c, 32, 512)
         np.testing.assert_array_equal(np.sort(got), np.sort(want["fb_value"][want["fb_kind"] != pts.NO_POINT]))
-    out = resident.draw_batch(data, jax.random.key(1), 0, spec=spec, batch_size=2,
-                              points=pts.PointOptions(0.5, 0.0))
+    out = jax.jit(lambda key: resident.draw_batch(data, key, 0, spec=spec, batch_size=2,
+                                                  points=pts.PointOptions(0.5, 0.0)))(jax.random.key(1))
     assert out["inputs"].shape == (2, 32, 32, 3) and out["fb_index"].shape == (2, 512, 8)
 
 

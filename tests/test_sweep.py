@@ -49,8 +49,10 @@ def get_config(arg=None):
     return c
 '''
 NAMES = ["aspp=none", "aspp=0", "aspp=1-2"]
-# Children would inherit conftest's four simulated CPU devices; one is faster and enough here.
-CHILD_ENV = {"XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+# Children would inherit conftest's four simulated CPU devices; one is faster and enough here (the
+# rest of conftest's XLA flags, its optimisation level, stays).
+CHILD_ENV = {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count=4", ""),
+             "JAX_PLATFORMS": "cpu"}
 
 
 @pytest.fixture(scope="module")
