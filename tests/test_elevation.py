@@ -5,8 +5,6 @@ tracks, and the evaluation (held-out tracks, distance bins, uncertainty calibrat
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -367,33 +365,13 @@ def test_a_config_that_needs_points_refuses_shards_without_them(tmp_path):
 def test_two_processes_train_the_elevation_config_as_one(shards, workdir, tmp_path):
     """The elevation config in the main loop across two jax.distributed processes (2 x 2 devices): the
     same losses (freeboard term included) as the one-process run of `workdir` (2 devices)."""
-    from tests.test_train import free_port, losses_of
+    from tests.test_train import losses_of, run_two_processes
 
     cfg_path = tmp_path / "cfg.py"
     cfg_path.write_text(
         "from tests.test_elevation import elevation_config\n"
         f"def get_config(arg=None):\n    return elevation_config({shards!r}, num_devices=0)\n")
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
-               XLA_FLAGS=os.environ["XLA_FLAGS"].replace("device_count=4", "device_count=2"))
-    port = free_port()
-    cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), f"--config={cfg_path}"]
-    logs = [tmp_path / f"process_{i}.log" for i in range(2)]
-    procs = []
-    for i in range(2):
-        with open(logs[i], "w") as log:
-            procs.append(subprocess.Popen(cmd + [f"--workdir={tmp_path / 'multi'}", f"--coordinator=127.0.0.1:{port}",
-                                                 "--num-processes=2", f"--process-id={i}"],
-                                          env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
-    try:
-        for p in procs:
-            p.wait(timeout=400)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    outs = [log.read_text() for log in logs]
-    assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
+    outs = run_two_processes(cfg_path, tmp_path / "multi", tmp_path)
     assert "training on 4 of 4 cpu device(s) in 2 processes" in outs[0].splitlines()[:2], outs[0][:2000]
     multi, single = losses_of(str(tmp_path / "multi")), losses_of(workdir)
     assert sorted(multi) == sorted(single) == [1, 2, 3]

@@ -180,29 +180,24 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_joined_by_jax_distributed_match_one_process(data, tmp_path):
-    shards, val = data
-    cfg_path = tmp_path / "cfg.py"
-    cfg_path.write_text(
-        "import json\nfrom seaice_jax.config import base_config\n"
-        "from tests.test_train import tiny_config\n"
-        f"def get_config(arg=None):\n    return tiny_config({shards!r}, [], num_steps=4, checkpoint_every=2)\n")
+def run_two_processes(cfg_path, workdir, log_dir, meanwhile=None) -> list[str]:
+    """launch/train.py with `cfg_path` in two processes joined by jax.distributed (two simulated CPU
+    devices each) on `workdir`; `meanwhile()` runs here while they train. Asserts both exit 0 and
+    returns their outputs (stdout and stderr together)."""
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
                XLA_FLAGS=os.environ["XLA_FLAGS"].replace("device_count=4", "device_count=2"))
     port = free_port()
     cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), f"--config={cfg_path}"]
-    logs = [tmp_path / f"process_{i}.log" for i in range(2)]
+    logs = [log_dir / f"process_{i}.log" for i in range(2)]
     with contextlib.ExitStack() as stack:  # the log files are closed once both processes ended
         files = [stack.enter_context(open(log, "w")) for log in logs]
-        procs = [subprocess.Popen(cmd + [f"--workdir={tmp_path / 'multi'}", f"--coordinator=127.0.0.1:{port}",
+        procs = [subprocess.Popen(cmd + [f"--workdir={workdir}", f"--coordinator=127.0.0.1:{port}",
                                          "--num-processes=2", f"--process-id={i}"],
                                   env=env, stdout=files[i], stderr=subprocess.STDOUT, cwd=ROOT)
                  for i in range(2)]
-        # The one-process reference runs here, on this process's four devices, while the pair trains.
-        from seaice_jax.train import train_and_evaluate
-
         try:
-            train_and_evaluate(tiny_config(shards, [], num_steps=4, checkpoint_every=2), str(tmp_path / "single"))
+            if meanwhile is not None:
+                meanwhile()
             for p in procs:
                 p.wait(timeout=400)
         finally:
@@ -212,6 +207,21 @@ def test_two_processes_joined_by_jax_distributed_match_one_process(data, tmp_pat
                     p.wait()
     outs = [log.read_text() for log in logs]
     assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
+    return outs
+
+
+def test_two_processes_joined_by_jax_distributed_match_one_process(data, tmp_path):
+    shards, val = data
+    cfg_path = tmp_path / "cfg.py"
+    cfg_path.write_text(
+        "import json\nfrom seaice_jax.config import base_config\n"
+        "from tests.test_train import tiny_config\n"
+        f"def get_config(arg=None):\n    return tiny_config({shards!r}, [], num_steps=4, checkpoint_every=2)\n")
+    from seaice_jax.train import train_and_evaluate
+
+    # The one-process reference runs here, on this process's four devices, while the pair trains.
+    outs = run_two_processes(cfg_path, tmp_path / "multi", tmp_path, meanwhile=lambda: train_and_evaluate(
+        tiny_config(shards, [], num_steps=4, checkpoint_every=2), str(tmp_path / "single")))
     # Quiet by default: the step lines, no Orbax / JAX INFO lines (absl's 'I1201 10:00:00.0 ...').
     lines = outs[0].splitlines()
     # The opening lines: where the compilation cache is (the test session's), then the devices.
