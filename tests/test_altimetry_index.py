@@ -115,6 +115,8 @@ def test_candidates_by_time_and_place(tmp_path):
     assert set(unusable) == {files["junk"], files["swot_unscreened"]}
     assert "neither HDF5 nor netCDF" in unusable[files["junk"]]
     assert "refusing to read SWOT pixels unscreened" in unusable[files["swot_unscreened"]]
+    summary = idx.summary()  # the one progress line names each file it could not use, with the reason
+    assert all(path in summary for path in unusable) and "neither HDF5 nor netCDF" in summary
     (empty,) = idx.of_status("empty")
     assert empty.full_path == files["empty"] and len(empty.notes) == 3 and empty.n_points == 0
     by_path = {e.full_path: e for e in idx.entries}

@@ -156,7 +156,16 @@ class AltimetryIndex:
         s = self.stats
         return (f"altimetry index: {s['files']} files ({s['ok']} usable, {s['empty']} without points, "
                 f"{s['unusable']} unusable, {s['hidden_skipped']} hidden skipped); read {s['read']}, "
-                f"reused {s['reused']} from the cache, dropped {s['dropped']}")
+                f"reused {s['reused']} from the cache, dropped {s['dropped']}" + self._unusable_line())
+
+    def _unusable_line(self, shown: int = 3) -> str:
+        """'; unusable: <file>: <reason>; ...' for the first `shown` files not of a supported product."""
+        bad = self.of_status("unusable")
+        if not bad:
+            return ""
+        listed = "; ".join(e.reason if e.reason.startswith(e.full_path) else f"{e.full_path}: {e.reason}".rstrip(": ")
+                           for e in bad[:shown])
+        return f"; unusable: {listed}" + (f"; and {len(bad) - shown} more" if len(bad) > shown else "")
 
 
 def candidates(index: AltimetryIndex, start_s: float | None, end_s: float | None, region: Region | None) -> list[str]:
