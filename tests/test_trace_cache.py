@@ -153,3 +153,25 @@ def test_a_function_that_cannot_be_exported_runs_as_jit(cache):
     assert_same(run(fn), run(jax.jit(make_step([]))))
     assert fn.source == "plain" and entries(cache) == []
     assert len(notes) == 1 and "not exportable" in notes[0]
+
+
+def test_a_step_sharded_over_devices_reads_back_with_its_shardings(cache):
+    """The train step's layout: state replicated, batch split along 'data' over the 4 test devices."""
+    mesh = jax.make_mesh((4,), ("data",))
+    replicated, split = jax.NamedSharding(mesh, jax.P()), jax.NamedSharding(mesh, jax.P("data"))
+
+    def placed(seed=0):
+        state, batch = inputs(seed)
+        return jax.device_put(state, replicated), jax.device_put(batch, split)
+
+    with jax.set_mesh(mesh):
+        state, batch = placed()
+        ref_state, ref_metrics = jax.jit(make_step([]))(state, batch)
+        for expected in ("written", "read"):
+            traces = []
+            fn = trace_cache.cached_jit(make_step(traces), name="sharded", donate_argnums=(0,))
+            state, batch = placed()
+            new_state, metrics = fn(state, batch)
+            assert fn.source == expected and len(traces) == (expected == "written")
+            assert_same((new_state, metrics), (ref_state, ref_metrics))
+            assert new_state.params["w"].sharding.is_equivalent_to(replicated, 2)
