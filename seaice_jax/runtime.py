@@ -131,7 +131,8 @@ def prepare_process() -> None:
     one_cpu_device_per_core()
 
 
-def setup(*, compilation_cache: bool = True, announce: bool = True, cpu_devices: bool = True):
+def setup(*, compilation_cache: bool = True, announce: bool = True, cpu_devices: bool = True,
+          traced_programs: bool = False):
     """Process set-up for library use (a notebook or script calls it first) and for the launchers once
     their flags are parsed.
 
@@ -142,6 +143,9 @@ def setup(*, compilation_cache: bool = True, announce: bool = True, cpu_devices:
     announce: print the cache's one line (where it is, or why it is off) at the first compilation.
     cpu_devices: one XLA CPU device per core (`one_cpu_device_per_core`) when JAX will run on the CPU
       and its backend has not started (the device count is fixed when it starts).
+    traced_programs: keep the traced programs of the functions that use `trace_cache.cached_jit` (the
+      train step) beside the compilation cache, so a warm start skips tracing too; the launchers
+      turn it on (see `seaice_jax.trace_cache` for why library use does not by default).
     Returns the cache settings (`compile_cache.CacheSettings`: `.folder`, None when off, `.line`).
     Safe to call more than once. The huge-page re-exec of `prepare_process` is not done here (it
     restarts the process); the large-array kernels are written not to need it.
@@ -150,7 +154,11 @@ def setup(*, compilation_cache: bool = True, announce: bool = True, cpu_devices:
 
     if cpu_devices and jax_will_run_on_cpu() and not _backend_started():
         one_cpu_device_per_core()
-    return compile_cache.enable(compilation_cache, announce=announce)
+    from seaice_jax import trace_cache
+
+    settings = compile_cache.enable(compilation_cache, announce=announce)
+    trace_cache.enable(traced_programs and settings.folder is not None)
+    return settings
 
 
 def _backend_started() -> bool:

@@ -12,6 +12,7 @@ the same workdir resumes exactly. Only launchers and tests import this module.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -20,7 +21,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from seaice_jax import checkpoint_recovery, interrupts, trained_model, workdir_lock
+from seaice_jax import checkpoint_recovery, interrupts, trace_cache, trained_model, workdir_lock
 from seaice_jax.config_checks import check_training_config
 from seaice_jax.data.sources import make_train_source
 from seaice_jax.inference.validate import evaluate_scenes
@@ -104,6 +105,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             return _train(config, workdir, mesh, (fns, tx, state), shard_dir, val_scenes)
 
 
+def config_fingerprint(config: ml_collections.ConfigDict, mesh) -> str:
+    """What the train step's traced program depends on besides the code and its arguments."""
+    return json.dumps(config.to_dict(), sort_keys=True, default=repr) + repr(dict(mesh.shape))
+
+
 def _stored_evaluation(workdir: str, step: int) -> dict:
     rows = [r for r in read_rows(workdir, "eval") if r["step"] == step]
     return {k: v for k, v in rows[-1].items() if k not in ("step", "split")} if rows else {}
@@ -145,7 +151,11 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, model, shard_d
     start = int(start or 0)
 
     # ---- Main loop ----------------------------------------------------------------------------
-    step_fn = jax.jit(source.wrap_step(make_train_step(fns, tx, config.loss)), donate_argnums=(0,))
+    # jax.jit, with the traced program kept beside the compilation cache when the launcher turned that
+    # on (trace_cache): a second start reads it back instead of tracing. The step closes over the
+    # config's values (loss weights, schedule, augmentation), so the whole config is in its key.
+    step_fn = trace_cache.cached_jit(source.wrap_step(make_train_step(fns, tx, config.loss)), name="train_step",
+                                     fingerprint=config_fingerprint(config, mesh), donate_argnums=(0,), note=say)
     lr = trained_model.learning_rate_schedule(config)
     writer = MetricsWriter(workdir, resume_step=start)  # rows past the restored step go (a killed run's)
     # Metrics stay on device until a log step, so no step waits for the previous one to finish.
@@ -164,7 +174,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, mesh, model, shard_d
             t_step = time.perf_counter()
             state, metrics = step_fn(state, data)
             if step == start + 1:  # the first call traces and compiles before it dispatches
-                say(f"compiled the train step in {time.perf_counter() - t_step:.1f} s")
+                how = {"read": " (traced program read from the cache)"}.get(step_fn.source, "")
+                say(f"compiled the train step in {time.perf_counter() - t_step:.1f} s{how}")
             pending.append(metrics)
             stopping = interrupts.stop_requested(step)  # SIGINT / SIGTERM: log, save and stop after this step
             if step % config.train.log_every == 0 or step == num_steps or stopping:

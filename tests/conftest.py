@@ -64,3 +64,14 @@ def trained_workdir(tmp_path_factory):
     assert not errors
     train_and_evaluate(trained_config(str(root / "shards")), str(root / "work"))
     return str(root / "work")
+
+
+@pytest.fixture(autouse=True)
+def _no_traced_programs_in_process():
+    """A launcher's main run in this process turns the traced-program cache on (`trace_cache`); the
+    next test may monkeypatch what a traced program holds, so it is off again after every test.
+    The launchers' subprocesses keep it (they share the session's cache folder)."""
+    yield
+    from seaice_jax import trace_cache
+
+    trace_cache.enable(False)

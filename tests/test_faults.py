@@ -173,6 +173,8 @@ def test_two_runs_one_workdir_sigterm_then_sigint_resume_to_the_uninterrupted_lo
         assert (f"warning: checkpoint {work}/checkpoints/{n1 + 1} is unreadable (KeyError" in out
                 and f"; moved to {work}/checkpoints_unreadable/{n1 + 1}; resuming from step {n1}\n" in out), out
         assert f"resumed from step {n1}" in out
+        # The first run's traced step read back (trace_cache); the losses below check it bit for bit.
+        assert "(traced program read from the cache)" in out, out
         n2 = int(re.search(r"stopped after step (\d+) of", err).group(1))
         one_line(err, f"interrupted by SIGINT: stopped after step {n2} of 100000", prefix="interrupted")
         assert n2 > n1 and os.path.isdir(os.path.join(work, "checkpoints", str(n2)))

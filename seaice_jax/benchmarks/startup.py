@@ -10,9 +10,10 @@ then per repeat, each in a fresh process started the way a user starts it (`laun
 Times are wall seconds from starting the process: to the 'step 1/1' line (the first step finished:
 its loss was read back), to infer's '[1/1]' progress line (the _pred.nc file is written), to the
 process's end; plus the compile time the train launcher prints ('compiled the train step in X s':
-tracing, lowering and compiling or loading from the cache). The figures are medians over the
-repeats, with each repeat's values under 'runs'. Every function the run compiles for over the
-cache's threshold is cached (`seaice_jax.compile_cache`).
+tracing, lowering and compiling, or reading the traced program and the executable from the caches;
+`train_trace_read` says which), and the warm / cold ratios of that compile time and of infer's wall.
+The figures are medians over the repeats, with each repeat's values under 'runs'. Every function the
+run compiles for over the cache's threshold is cached (`seaice_jax.compile_cache`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ import time
 
 import numpy as np
 
-from seaice_jax import compile_cache
+from seaice_jax import compile_cache, trace_cache
 
-_COMPILED = re.compile(r"compiled the train step in ([0-9.]+) s")
+_COMPILED = re.compile(r"compiled the train step in ([0-9.]+) s( \(traced program read from the cache\))?")
 # The benchmark's own process may run with the cache off; its children choose their own folder.
 _CACHE_VARIABLES = (compile_cache.JAX_DIR_ENV, compile_cache.CACHE_DIR_ENV, compile_cache.NO_CACHE_ENV,
-                    compile_cache.JAX_ENABLE_ENV)
+                    compile_cache.JAX_ENABLE_ENV, trace_cache.NO_TRACE_CACHE_ENV)
 
 
 def _launcher(name: str) -> str:
@@ -71,9 +72,9 @@ def train_once(config_path: str, shards: str, workdir: str, cache: str) -> dict:
     run = timed_process([sys.executable, _launcher("train"), f"--config={config_path}", f"--workdir={workdir}",
                          f"--config.data.shards={shards}", "--config.train.num_steps=1"],
                         cache, {"first_step_s": "step 1/1 "})
-    compiled = [float(m.group(1)) for line in run["lines"] if (m := _COMPILED.search(line))]
-    return {"first_step_s": run["first_step_s"], "compile_s": compiled[0] if compiled else None,
-            "wall_s": run["wall_s"]}
+    compiled = [(float(m.group(1)), bool(m.group(2))) for line in run["lines"] if (m := _COMPILED.search(line))]
+    return {"first_step_s": run["first_step_s"], "compile_s": compiled[0][0] if compiled else None,
+            "trace_read": compiled[0][1] if compiled else None, "wall_s": run["wall_s"]}
 
 
 def infer_once(workdir: str, scene: str, out: str, cache: str) -> dict:
@@ -115,6 +116,7 @@ def run(config_path: str = "configs/quickstart.py", repeats: int = 1) -> dict:
             runs.append({
                 "train_first_step_s": {k: v["first_step_s"] for k, v in train.items()},
                 "train_compile_s": {k: v["compile_s"] for k, v in train.items()},
+                "train_trace_read": {k: v["trace_read"] for k, v in train.items()},
                 "train_wall_s": {k: v["wall_s"] for k, v in train.items()},
                 "infer_first_file_s": {k: v["first_file_s"] for k, v in infer.items()},
                 "infer_wall_s": {k: v["wall_s"] for k, v in infer.items()},
@@ -123,6 +125,8 @@ def run(config_path: str = "configs/quickstart.py", repeats: int = 1) -> dict:
     out: dict = {name: {kind: float(np.median([r[name][kind] for r in runs])) for kind in ("cold", "warm")}
                  for name in ("train_first_step_s", "train_compile_s", "train_wall_s", "infer_first_file_s",
                               "infer_wall_s")}
+    out["train_compile_ratio"] = out["train_compile_s"]["warm"] / out["train_compile_s"]["cold"]
+    out["infer_wall_ratio"] = out["infer_wall_s"]["warm"] / out["infer_wall_s"]["cold"]
     out.update(repeats=repeats, config=os.path.basename(config_path), scene_shape=list(config.data.synthetic.size),
                cache_min_compile_time_s=compile_cache.MIN_COMPILE_TIME_SECS, runs=runs)
     return {"startup": out}

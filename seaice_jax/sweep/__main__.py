@@ -14,7 +14,8 @@ from seaice_jax.train import train_and_evaluate
 if __name__ == "__main__":
     from seaice_jax.runtime import setup
 
-    setup()  # the persistent compilation cache; the parent's environment already holds the CPU tweaks
+    # The persistent compilation cache and traced programs; the parent's environment holds the CPU tweaks.
+    setup(traced_programs=True)
     logging.use_absl_handler()  # the training log lines go to the point's log.txt, as under app.run
     logging.set_verbosity(logging.INFO)
     from seaice_jax.interrupts import run_main

@@ -1,0 +1,177 @@
+"""Traced programs kept beside the compilation cache (`trace_cache.cached_jit`): a second start reads
+the program instead of tracing (the function body does not run), gets bit-for-bit the results of
+jax.jit, and anything in the key (fingerprint, shapes, code) gives a new entry."""
+
+import collections
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seaice_jax import compile_cache, trace_cache
+
+State = collections.namedtuple("State", "step params")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """The compilation cache and the traced programs in a fresh folder for this test only."""
+    for name in (compile_cache.JAX_DIR_ENV, compile_cache.NO_CACHE_ENV, compile_cache.JAX_ENABLE_ENV,
+                 trace_cache.NO_TRACE_CACHE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(compile_cache.CACHE_DIR_ENV, str(tmp_path / "xla"))
+    before = compile_cache.current()
+    compile_cache.enable(announce=False)
+    trace_cache.enable()
+    yield tmp_path / "xla" / trace_cache.FOLDER_NAME
+    trace_cache.enable(False)
+    if before is not None:  # the session's own cache back
+        monkeypatch.undo()
+        compile_cache.enable(before.folder is not None, announce=False)
+
+
+def make_step(traces: list):
+    def step(state: State, batch: dict):
+        traces.append(1)  # runs only while tracing
+        w = state.params["w"]
+        loss = jnp.mean((batch["x"] @ w - batch["y"]) ** 2)
+        grad = jax.grad(lambda w: jnp.mean((batch["x"] @ w - batch["y"]) ** 2))(w)
+        return State(state.step + 1, {"w": w - 0.1 * grad}), {"loss": loss, "n": jnp.sum(batch["x"] > 0)}
+    return step
+
+
+def inputs(seed=0, n=16):
+    rng = np.random.default_rng(seed)
+    state = State(jnp.zeros((), jnp.int32), {"w": jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)})
+    batch = {"x": jnp.asarray(rng.normal(size=(n, 4)), jnp.float32),
+             "y": jnp.asarray(rng.normal(size=(n, 3)), jnp.float32)}
+    return state, batch
+
+
+def run(fn, steps=3, **kw):
+    state, batch = inputs(**kw)
+    out = []
+    for _ in range(steps):
+        state, metrics = fn(state, batch)
+        out.append(jax.device_get((state, metrics)))
+    return out
+
+
+def assert_same(a, b):
+    la, ta = jax.tree.flatten(a)
+    lb, tb = jax.tree.flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def entries(folder):
+    return sorted(n for n in os.listdir(folder) if n.endswith(trace_cache.SUFFIX)) if folder.exists() else []
+
+
+def test_the_second_start_reads_the_program_without_tracing_and_matches_jit(cache):
+    reference = run(jax.jit(make_step([])))
+    traces = []
+    first = trace_cache.cached_jit(make_step(traces), name="step", fingerprint="a", donate_argnums=(0,))
+    got = run(first)
+    assert first.source == "written" and len(traces) == 1
+    assert_same(got, reference)
+    assert isinstance(got[-1][0], State) and sorted(got[-1][1]) == ["loss", "n"]
+    assert len(entries(cache)) == 1 and not [n for n in os.listdir(cache) if n.endswith(".tmp")]
+
+    traces = []
+    second = trace_cache.cached_jit(make_step(traces), name="step", fingerprint="a", donate_argnums=(0,))
+    assert_same(run(second), reference)
+    assert second.source == "read" and traces == []  # the function was not traced at all
+    assert trace_cache.stats()["hits"] >= 1
+
+
+def test_the_donated_state_is_donated(cache):
+    state, batch = inputs()
+    fn = trace_cache.cached_jit(make_step([]), name="step", fingerprint="donate", donate_argnums=(0,))
+    fn(state, batch)
+    fn2 = trace_cache.cached_jit(make_step([]), name="step", fingerprint="donate", donate_argnums=(0,))
+    state, batch = inputs()
+    fn2(state, batch)
+    assert fn2.source == "read"
+    assert state.params["w"].is_deleted() and not batch["x"].is_deleted()
+
+
+@pytest.mark.parametrize("change", ["fingerprint", "shape", "code"])
+def test_what_the_program_depends_on_is_in_the_key(cache, change, monkeypatch):
+    run(trace_cache.cached_jit(make_step([]), name="step", fingerprint="a"), steps=1)
+    traces = []
+    kw = {}
+    fingerprint = "a"
+    if change == "fingerprint":
+        fingerprint = "b"
+    elif change == "shape":
+        kw = {"n": 8}
+    else:  # an edited source file of the package
+        monkeypatch.setattr(trace_cache, "package_source_hash", lambda: "edited")
+    fn = trace_cache.cached_jit(make_step(traces), name="step", fingerprint=fingerprint)
+    assert_same(run(fn, steps=1, **kw), run(jax.jit(make_step([])), steps=1, **kw))
+    assert fn.source == "written" and len(traces) == 1
+    assert len(entries(cache)) == 2
+
+
+def test_a_damaged_entry_is_traced_again_and_replaced(cache):
+    run(trace_cache.cached_jit(make_step([]), name="step"), steps=1)
+    (path,) = [cache / n for n in entries(cache)]
+    path.write_bytes(path.read_bytes()[:100])  # a truncated file
+    traces = []
+    fn = trace_cache.cached_jit(make_step(traces), name="step")
+    assert_same(run(fn), run(jax.jit(make_step([]))))
+    assert fn.source == "written" and len(traces) == 1
+    again = trace_cache.cached_jit(make_step([]), name="step")
+    run(again, steps=1)
+    assert again.source == "read"
+
+
+def test_off_unless_enabled_and_with_the_switch(cache, monkeypatch):
+    trace_cache.enable(False)
+    fn = trace_cache.cached_jit(make_step([]), name="step")
+    run(fn, steps=1)
+    assert fn.source == "plain" and entries(cache) == []
+    trace_cache.enable()
+    monkeypatch.setenv(trace_cache.NO_TRACE_CACHE_ENV, "1")
+    fn = trace_cache.cached_jit(make_step([]), name="step")
+    run(fn, steps=1)
+    assert fn.source == "plain" and entries(cache) == []
+
+
+def test_a_function_that_cannot_be_exported_runs_as_jit(cache):
+    notes = []
+
+    def with_callback(state, batch):
+        jax.debug.callback(lambda x: None, batch["x"])
+        return make_step([])(state, batch)
+
+    fn = trace_cache.cached_jit(with_callback, name="step", note=notes.append)
+    assert_same(run(fn), run(jax.jit(make_step([]))))
+    assert fn.source == "plain" and entries(cache) == []
+    assert len(notes) == 1 and "not exportable" in notes[0]
+
+
+def test_a_step_sharded_over_devices_reads_back_with_its_shardings(cache):
+    """The train step's layout: state replicated, batch split along 'data' over the 4 test devices."""
+    mesh = jax.make_mesh((4,), ("data",))
+    replicated, split = jax.NamedSharding(mesh, jax.P()), jax.NamedSharding(mesh, jax.P("data"))
+
+    def placed(seed=0):
+        state, batch = inputs(seed)
+        return jax.device_put(state, replicated), jax.device_put(batch, split)
+
+    with jax.set_mesh(mesh):
+        state, batch = placed()
+        ref_state, ref_metrics = jax.jit(make_step([]))(state, batch)
+        for expected in ("written", "read"):
+            traces = []
+            fn = trace_cache.cached_jit(make_step(traces), name="sharded", donate_argnums=(0,))
+            state, batch = placed()
+            new_state, metrics = fn(state, batch)
+            assert fn.source == expected and len(traces) == (expected == "written")
+            assert_same((new_state, metrics), (ref_state, ref_metrics))
+            assert new_state.params["w"].sharding.is_equivalent_to(replicated, 2)
