@@ -22,6 +22,11 @@ def base_config() -> ml_collections.ConfigDict:
     d.expand = "device"  # shards only: upsample 2 km cells and augment in the jitted step (device) or in numpy (host)
     d.train_scenes = ()  # source=device: scene files / folders (empty: the synthetic training scenes)
     d.worker_count = 0  # grain multiprocess prefetch workers (0 = in-process)
+    # Reading threads per process (0: one per core, at most 16) and batches read ahead. grain's own
+    # defaults (16 threads, 500 batches ahead) kept 16 threads decoding for minutes after the start
+    # on a 2-core machine, slowing the train step's tracing and compilation beside them.
+    d.read_threads = 0
+    d.prefetch_batches = 8
     # Altimeter points as inputs (channels freeboard_points / freeboard_mask, data/points.py): whole
     # tracks hidden from the input at random, and the freeboard loss taken on them (depth completion).
     d.track_dropout = 0.5  # probability that a track is hidden from an example's input

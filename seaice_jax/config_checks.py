@@ -26,6 +26,7 @@ WHOLE_AT_LEAST = {
     "train.num_steps": 1, "train.batch_size": 1, "train.log_every": 1, "train.eval_every": 1,
     "train.checkpoint_every": 1, "train.keep_checkpoints": 1, "train.num_devices": 0,
     "data.patch_size": 1, "data.stride": 1, "data.downsample": 1, "data.max_regions": 1, "data.worker_count": 0,
+    "data.read_threads": 0, "data.prefetch_batches": 1,
     "data.synthetic.train_scenes": 1, "data.synthetic.val_scenes": 0,
     "model.convs_per_block": 1, "optim.warmup_steps": 0,
     "eval.tile": 1, "eval.stride": 1, "eval.batch_size": 1, "eval.min_region_pixels": 0,

@@ -150,6 +150,8 @@ def make_train_source(config, shard_dir: str, mesh, channels: tuple[str, ...]) -
     n_proc = jax.process_count()
     dataset = pipeline.make_dataset(shard_dir, channels=channels, batch_size=gb // n_proc, seed=config.seed,
                                     augment=d.augment, worker_count=d.worker_count, expand=d.expand,
+                                    read_threads=d.get("read_threads", 0),
+                                    prefetch_batches=d.get("prefetch_batches", 8),
                                     process_index=jax.process_index(), process_count=n_proc)
     iterator = iter(dataset)
     if d.expand == "device":
