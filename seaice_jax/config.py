@@ -73,6 +73,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.freeboard_huber_delta = 0.3  # m: Huber of the footprint mean against each point
     c.loss.freeboard_sigma_floor = 0.02  # m: points weigh 1 / max(stated sigma, floor)^2
     c.loss.freeboard_nll_weight = 0.1  # Gaussian NLL of the predicted uncertainty (mean detached)
+    # Weight of the points the product classes as lead / sea surface in the freeboard term (their
+    # value is the sea surface, ~0, even where the class is wrong and ice lies under the footprint).
+    c.loss.freeboard_lead_weight = 1.0
 
     c.optim = o = ml_collections.ConfigDict()
     o.lr = 3e-3

@@ -212,6 +212,7 @@ def freeboard_loss(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Arr
     tracks hidden from the input). Metrics: `<head>`, `<head>_nll`, `<head>_points`.
     """
     from seaice_jax.altimetry.loss import footprint_mean, gaussian_nll, masked_huber_loss
+    from seaice_jax.altimetry.track import LEAD, SEA_SURFACE
     from seaice_jax.data.points import FREEBOARD_KINDS, HEAD_OF_KIND, UNCERTAINTY_SUFFIX
 
     total = jnp.zeros((), jnp.float32)
@@ -221,9 +222,13 @@ def freeboard_loss(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Arr
         if head not in outputs:
             continue
         use = batch["fb_loss"] & (batch["fb_kind"] == k)
+        # Points the product classed as lead / sea surface read ~0 whatever lies under them: an ice
+        # footprint misclassed as lead would pull the ice's freeboard down (see freeboard_lead_weight).
+        sea = (batch["fb_surface"] == LEAD) | (batch["fb_surface"] == SEA_SURFACE) if "fb_surface" in batch else None
+        point_weight = None if sea is None else jnp.where(sea, cfg.get("freeboard_lead_weight", 1.0), 1.0)
         term = masked_huber_loss(outputs[head], batch["fb_index"], batch["fb_weight"], batch["fb_value"],
                                  batch["fb_sigma"], use, delta=cfg.freeboard_huber_delta,
-                                 sigma_floor=cfg.freeboard_sigma_floor)
+                                 sigma_floor=cfg.freeboard_sigma_floor, point_weight=point_weight)
         metrics[head] = term
         metrics[head + "_points"] = jnp.sum(use).astype(jnp.float32)
         if head + UNCERTAINTY_SUFFIX in outputs:

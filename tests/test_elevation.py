@@ -116,6 +116,31 @@ def test_freeboard_loss_hand_computed_and_kinds_never_mixed():
     np.testing.assert_allclose(np.asarray(g), np.asarray(g_huber), rtol=1e-6)
 
 
+def test_points_classed_as_lead_weigh_freeboard_lead_weight():
+    """Two laser points on one pixel: a floe point (value 0.5) and a lead-classed point (value 0, what a
+    product reports for a footprint it takes for the sea surface). The weighted Huber mean is
+    (h(r_floe) + w h(r_lead)) / (1 + w); the pixel's gradient moves towards the floe point as w drops."""
+    from seaice_jax.altimetry.track import FLOE, LEAD
+    from seaice_jax.losses import freeboard_loss
+
+    fb = jnp.array([[[0.3]]])
+    batch = {"fb_index": jnp.array([[[0], [0]]]), "fb_weight": jnp.array([[[1.0], [1.0]]]),
+             "fb_value": jnp.array([[0.5, 0.0]]), "fb_sigma": jnp.array([[0.03, 0.03]]),
+             "fb_kind": jnp.array([[0, 0]]), "fb_loss": jnp.array([[True, True]]),
+             "fb_surface": jnp.array([[FLOE, LEAD]])}
+    for w in (1.0, 0.1, 0.0):
+        cfg = _loss_cfg(freeboard_huber_delta=1.0, freeboard_sigma_floor=0.01, freeboard_nll_weight=0.0,
+                        freeboard_lead_weight=w)
+        _, m = freeboard_loss({"freeboard": fb}, batch, cfg)
+        expected = (0.5 * 0.2 ** 2 + w * 0.5 * 0.3 ** 2) / (1.0 + w)
+        np.testing.assert_allclose(float(m["freeboard"]), expected, rtol=1e-5)
+    # configs written before the field: every point weighs 1
+    cfg = _loss_cfg(freeboard_huber_delta=1.0, freeboard_sigma_floor=0.01, freeboard_nll_weight=0.0)
+    del cfg["freeboard_lead_weight"]
+    _, m = freeboard_loss({"freeboard": fb}, batch, cfg)
+    np.testing.assert_allclose(float(m["freeboard"]), (0.5 * 0.04 + 0.5 * 0.09) / 2, rtol=1e-5)
+
+
 def test_patch_points_rebased_to_the_patch_keep_the_scene_footprint_means(shards):
     points = pts.ScenePoints.load(sorted(glob.glob(os.path.join(shards, "*.altimetry.npz")))[0])
     assert len(points) > 50 and set(np.unique(points.kind)) == {pts.kind_index("laser")}

@@ -27,14 +27,18 @@ def huber(x, delta):
     return jnp.where(a <= delta, 0.5 * x * x, delta * (a - 0.5 * delta))
 
 
-def masked_huber_loss(pred, index, weight, value, sigma, mask, delta: float = 0.1, sigma_floor: float = 0.01):
-    """sum_i w_i huber(footprint_mean_i - value_i) / sum_i w_i, w_i = mask_i / max(sigma_i, floor)^2.
+def masked_huber_loss(pred, index, weight, value, sigma, mask, delta: float = 0.1, sigma_floor: float = 0.01,
+                      point_weight=None):
+    """sum_i w_i huber(footprint_mean_i - value_i) / sum_i w_i, w_i = mask_i p_i / max(sigma_i, floor)^2
+    (p_i: `point_weight`, 1 when None).
 
     Points pooled over the batch; 0 when no point is masked in.
     """
     m = footprint_mean(pred, index, weight)
     s = jnp.maximum(sigma, sigma_floor)
     w = mask.astype(m.dtype) / (s * s)
+    if point_weight is not None:
+        w = w * point_weight
     r = jnp.where(mask, m - value, 0.0)
     total = jnp.sum(w)
     return jnp.sum(w * huber(r, delta)) / jnp.where(total > 0, total, 1.0)

@@ -322,8 +322,8 @@ def add_point_inputs(batch: dict, key, channels: Sequence[str], patch: int, opts
     visible points, placed in `channels` order) and the loss fields:
 
       fb_index int32 [B, N, K] flat pixel index, fb_weight float32 [B, N, K], fb_value / fb_sigma
-      float32 [B, N], fb_kind int32 [B, N], fb_loss bool [B, N] (points the freeboard loss counts:
-      the hidden ones when the model sees points, else all).
+      float32 [B, N], fb_kind / fb_surface int32 [B, N], fb_loss bool [B, N] (points the freeboard
+      loss counts: the hidden ones when the model sees points, else all).
     """
     import jax
     import jax.numpy as jnp
@@ -351,5 +351,5 @@ def add_point_inputs(batch: dict, key, channels: Sequence[str], patch: int, opts
         parts = [planes[c] if c in planes else base[..., others.index(c)] for c in channels]
         out["inputs"] = jnp.stack(parts, -1)
     out.update(fb_index=flat, fb_weight=weight, fb_value=value, fb_sigma=batch["fb_sigma"].astype(jnp.float32),
-               fb_kind=kind, fb_loss=hidden & real)
+               fb_kind=kind, fb_surface=batch["fb_surface"].astype(jnp.int32), fb_loss=hidden & real)
     return out
