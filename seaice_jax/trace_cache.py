@@ -39,7 +39,6 @@ import hashlib
 import os
 import pickle
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 
@@ -141,18 +140,15 @@ def folder(settings=None) -> str | None:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
+    from seaice_jax.fileio import write_atomically
+
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".entry-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    write_atomically(write, path, suffix=".tmp")
 
 
 def _read_entry(path: str):
@@ -235,7 +231,7 @@ class CachedJit:
                     self.note(f"{self.name}: traced program not kept ({e})")
             except OSError as e:
                 if self.note:
-                    self.note(f"{self.name}: traced program not kept ({e.strerror or e})")
+                    self.note(f"{self.name}: traced program not kept ({e})")
             self.source = "written"
         return _caller(exported, in_tree, out_tree, donate)
 
