@@ -132,7 +132,7 @@ def prepare_process() -> None:
 
 
 def setup(*, compilation_cache: bool = True, announce: bool = True, cpu_devices: bool = True,
-          traced_programs: bool = False):
+          traced_programs: bool | None = None):
     """Process set-up for library use (a notebook or script calls it first) and for the launchers once
     their flags are parsed.
 
@@ -145,7 +145,8 @@ def setup(*, compilation_cache: bool = True, announce: bool = True, cpu_devices:
       and its backend has not started (the device count is fixed when it starts).
     traced_programs: keep the traced programs of the functions that use `trace_cache.cached_jit` (the
       train step) beside the compilation cache, so a warm start skips tracing too; the launchers
-      turn it on (see `seaice_jax.trace_cache` for why library use does not by default).
+      turn it on (see `seaice_jax.trace_cache` for why library use does not by default); None leaves
+      it as an earlier call set it (a config file that calls setup again does not turn it off).
     Returns the cache settings (`compile_cache.CacheSettings`: `.folder`, None when off, `.line`).
     Safe to call more than once. The huge-page re-exec of `prepare_process` is not done here (it
     restarts the process); the large-array kernels are written not to need it.
@@ -157,7 +158,10 @@ def setup(*, compilation_cache: bool = True, announce: bool = True, cpu_devices:
     from seaice_jax import trace_cache
 
     settings = compile_cache.enable(compilation_cache, announce=announce)
-    trace_cache.enable(traced_programs and settings.folder is not None)
+    if settings.folder is None:
+        trace_cache.enable(False)
+    elif traced_programs is not None:
+        trace_cache.enable(traced_programs)
     return settings
 
 
