@@ -182,11 +182,23 @@ class CachedJit:
 
     def __call__(self, *args):
         call = self._call
-        if call is None:
-            with self._resolve_lock:
-                if self._call is None:
-                    self._call = self._resolve(args)
-                call = self._call
+        if call is not None:
+            return call(*args)
+        with self._resolve_lock:
+            if self._call is None:
+                self._call = self._resolve(args)
+                if self.source != "plain":
+                    # The first call lowers and compiles the exported program: should that fail where
+                    # plain jit would not (a platform or sharding jax.export handles differently), the
+                    # function is traced the plain way instead. Inputs are untouched until it runs.
+                    try:
+                        return self._call(*args)
+                    except Exception as e:
+                        if not _untouched(args):
+                            raise
+                        self._call = self._plain(f"its exported program failed: {type(e).__name__}: "
+                                                 f"{str(e).splitlines()[0][:160] if str(e) else ''}")
+            call = self._call
         return call(*args)
 
     # -- resolution ----------------------------------------------------------------------------
@@ -234,6 +246,13 @@ class CachedJit:
                     self.note(f"{self.name}: traced program not kept ({e})")
             self.source = "written"
         return _caller(exported, in_tree, out_tree, donate)
+
+
+def _untouched(args) -> bool:
+    """Whether no array of args was donated away (a failed first call before it ran)."""
+    import jax
+
+    return not any(getattr(x, "is_deleted", lambda: False)() for x in jax.tree.leaves(args))
 
 
 def _flat_donations(args, donate_argnums) -> tuple[int, ...]:

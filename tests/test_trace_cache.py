@@ -175,3 +175,20 @@ def test_a_step_sharded_over_devices_reads_back_with_its_shardings(cache):
             assert fn.source == expected and len(traces) == (expected == "written")
             assert_same((new_state, metrics), (ref_state, ref_metrics))
             assert new_state.params["w"].sharding.is_equivalent_to(replicated, 2)
+
+
+def test_an_exported_program_that_fails_to_run_falls_back_to_jit(cache, monkeypatch):
+    """What a platform could do that jax.export handles differently from jit: the first call of the
+    exported program raises; the step is traced the plain way, said once, with jit's results."""
+    notes = []
+
+    def broken(exported, in_tree, out_tree, donate):
+        def call(*args):
+            raise RuntimeError("lowering refused\nmore detail")
+        return call
+
+    monkeypatch.setattr(trace_cache, "_caller", broken)
+    fn = trace_cache.cached_jit(make_step([]), name="step", donate_argnums=(0,), note=notes.append)
+    assert_same(run(fn), run(jax.jit(make_step([]))))
+    assert fn.source == "plain"
+    assert notes == ["step: traced in this process (its exported program failed: RuntimeError: lowering refused)"]
