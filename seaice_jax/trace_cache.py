@@ -196,8 +196,7 @@ class CachedJit:
                     except Exception as e:
                         if not _untouched(args):
                             raise
-                        self._call = self._plain(f"its exported program failed: {type(e).__name__}: "
-                                                 f"{str(e).splitlines()[0][:160] if str(e) else ''}")
+                        self._call = self._plain(f"its exported program failed: {_first_line(e)}")
             call = self._call
         return call(*args)
 
@@ -216,9 +215,7 @@ class CachedJit:
         import jax
 
         where = folder()
-        if where is None:
-            return self._plain()
-        if jax.process_count() > 1:
+        if where is None or jax.process_count() > 1:
             return self._plain()
         leaves, in_tree = jax.tree.flatten(args)
         donate = _flat_donations(args, self.donate_argnums)
@@ -233,19 +230,21 @@ class CachedJit:
             try:  # (jax.export's serialization needs the flatbuffers package: a dependency)
                 exported, out_tree = _export(self.fun, in_tree, leaves)
             except Exception as e:  # not exportable: traced the plain way, every time
-                return self._plain(f"not exportable: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+                return self._plain(f"not exportable: {_first_line(e)}")
             try:
                 payload = {"format": _FORMAT, "exported": bytes(exported.serialize()), "out_tree": out_tree}
                 _write_atomic(path, pickle.dumps(payload))
                 _count("writes")
-            except ImportError as e:  # no flatbuffers: run the exported program, keep nothing
-                if self.note:
-                    self.note(f"{self.name}: traced program not kept ({e})")
-            except OSError as e:
+            except (ImportError, OSError) as e:  # no flatbuffers, or an unwritable folder: run it, keep nothing
                 if self.note:
                     self.note(f"{self.name}: traced program not kept ({e})")
             self.source = "written"
         return _caller(exported, in_tree, out_tree, donate)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text.splitlines()[0][:160] if text else ''}"
 
 
 def _untouched(args) -> bool:
