@@ -101,7 +101,7 @@ if __name__ == "__main__":
     from seaice_jax.runtime import prepare_process, setup
 
     prepare_process()
-    setup()  # the persistent compilation cache
+    setup(traced_programs=True)  # the persistent compilation cache, and traced programs beside it
     from seaice_jax.interrupts import run_main
 
     sys.exit(run_main(main))

@@ -102,5 +102,5 @@ if __name__ == "__main__":
     prepare_process()
     from seaice_jax.interrupts import run_main
 
-    setup()  # the persistent compilation cache
+    setup(traced_programs=True)  # the persistent compilation cache, and traced programs beside it
     sys.exit(run_main(main))

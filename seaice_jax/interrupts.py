@@ -26,6 +26,7 @@ the same step.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -246,3 +247,9 @@ def run_main(main, *args, quiet: bool = False) -> int:
             if not quiet:
                 print("interrupted by SIGINT", file=sys.stderr, flush=True)
             return 128 + signal.SIGINT
+        finally:
+            # The interpreter's shutdown runs one last full garbage collection over every object the
+            # process made (JAX, Flax, xarray, pandas: ~200 000 after their imports): about 0.9 s on the
+            # 2-core machine, a tenth of a warm `infer.py`. Frozen objects are not scanned; memory is
+            # the OS's to reclaim at exit anyway, and refcounted objects are still freed.
+            gc.freeze()

@@ -121,10 +121,28 @@ def jax_will_run_on_cpu(environ=None) -> bool:
     return True
 
 
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def fewer_garbage_collections() -> None:
+    """Python's cyclic garbage collector with thresholds for a process that imports JAX, Flax, Orbax,
+    xarray and pandas (~200 000 objects) and then runs few, large calls.
+
+    With the defaults (700, 10, 10) a warm `infer.py` spent 0.75 s collecting (652 young, 59 middle
+    and 5 full collections, measured with gc.callbacks on the 2-core machine), with these 0.26 s
+    (26, 1 and 0). Only cyclic garbage waits longer; reference-counted objects are freed as before.
+    """
+    import gc
+
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def prepare_process() -> None:
-    """What every command-line entry point does first, before importing JAX: the CPU tweaks, only
-    when JAX will run on the CPU (on GPU / TPU neither was measured, and the host side of an
-    accelerator run is left as it is)."""
+    """What every command-line entry point does first, before importing JAX: fewer garbage
+    collections (`fewer_garbage_collections`, every platform: it is the host's Python), then the CPU
+    tweaks, only when JAX will run on the CPU (on GPU / TPU neither was measured, and the host side
+    of an accelerator run is left as it is)."""
+    fewer_garbage_collections()
     if not jax_will_run_on_cpu():
         return
     reexec_with_hugepage_malloc()

@@ -13,7 +13,6 @@ Conventions:
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple
 
@@ -22,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from seaice_jax import platforms
+from seaice_jax import platforms, trace_cache
 from seaice_jax.quantiles import (
     BLOCK_ROWS,
     DIGIT_BITS,
@@ -129,7 +128,7 @@ def _gaussian_blur_blocked(x: Array, weights: np.ndarray) -> Array:
     return out.reshape(x.shape)
 
 
-@functools.partial(jax.jit, static_argnames=("sigma", "truncate"))
+@trace_cache.kept_jit(name="gaussian-blur", static_argnames=("sigma", "truncate"))
 def gaussian_blur(x: Array, sigma: float = 1.5, truncate: float = 4.0) -> Array:
     """Separable Gaussian blur of the last two axes, equal to
     `scipy.ndimage.gaussian_filter(x, sigma, mode='reflect', truncate=truncate)` per scene.
@@ -275,9 +274,7 @@ def _als_row_blocked(logits, valid, sigma, clip, q_low, q_high, k, t_floor) -> A
     return ALSResult(soft.reshape(logits.shape), binary.reshape(logits.shape), z_low, z_high, b, temperature)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("sigma", "clip", "q_low", "q_high", "k", "t_floor")
-)
+@trace_cache.kept_jit(name="als", static_argnames=("sigma", "clip", "q_low", "q_high", "k", "t_floor"))
 def _als_jit(logits, valid, sigma, clip, q_low, q_high, k, t_floor) -> ALSResult:
     lead = logits.shape[:-2]
     scenes = (math.prod(lead), *logits.shape[-2:])
@@ -368,7 +365,7 @@ def als_reference_numpy(
 # --------------------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("num_regions",))
+@trace_cache.kept_jit(name="concentration-binarization", static_argnames=("num_regions",))
 def _concentration_binarization_jit(logits, region_ids, target, valid, num_regions):
     lead = logits.shape[:-2]
     batch = math.prod(lead)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import os
 import pickle
 import sys
@@ -152,7 +153,7 @@ def _write_atomic(path: str, data: bytes) -> None:
 
 
 def _read_entry(path: str):
-    """(Exported, out treedef) of an entry, or None when it is missing or unreadable."""
+    """(Exported, out treedef, static value) of an entry, or None when it is missing or unreadable."""
     from jax import export
 
     try:
@@ -161,7 +162,7 @@ def _read_entry(path: str):
         payload = pickle.loads(blob)
         if payload.get("format") != _FORMAT:
             return None
-        return export.deserialize(bytearray(payload["exported"])), payload["out_tree"]
+        return export.deserialize(bytearray(payload["exported"])), payload["out_tree"], payload.get("static")
     except FileNotFoundError:
         return None
     except Exception:  # a truncated or foreign file: exported again and replaced
@@ -171,11 +172,13 @@ def _read_entry(path: str):
 class CachedJit:
     """`jax.jit(fun, donate_argnums=...)` whose traced program is kept on disk (see the module doc)."""
 
-    def __init__(self, fun: Callable, *, name: str, fingerprint: str = "", donate_argnums: Sequence[int] = (),
-                 note: Callable[[str], None] | None = None):
+    def __init__(self, fun: Callable, *, name: str, fingerprint: str | None = "", donate_argnums: Sequence[int] = (),
+                 note: Callable[[str], None] | None = None, static_out: bool = False):
         self.fun, self.name, self.fingerprint = fun, name, fingerprint
         self.donate_argnums = tuple(donate_argnums)
         self.note = note
+        self.static_out = static_out
+        self.static = None  # with static_out: the Python value the traced function returned beside its arrays
         self.source = None  # 'read', 'written' or 'plain' once resolved
         self._call = None
         self._resolve_lock = threading.Lock()
@@ -202,6 +205,17 @@ class CachedJit:
 
     # -- resolution ----------------------------------------------------------------------------
 
+    def _traced(self) -> Callable:
+        """The function jit and export trace: with static_out, its static part goes to `self.static`."""
+        if not self.static_out:
+            return self.fun
+
+        def arrays_only(*args):
+            out, self.static = self.fun(*args)
+            return out
+
+        return arrays_only
+
     def _plain(self, why: str | None = None):
         import jax
 
@@ -209,13 +223,13 @@ class CachedJit:
         self.source = "plain"
         if why and self.note:
             self.note(f"{self.name}: traced in this process ({why})")
-        return jax.jit(self.fun, donate_argnums=self.donate_argnums)
+        return jax.jit(self._traced(), donate_argnums=self.donate_argnums)
 
     def _resolve(self, args):
         import jax
 
         where = folder()
-        if where is None or jax.process_count() > 1:
+        if where is None or self.fingerprint is None or jax.process_count() > 1:
             return self._plain()
         leaves, in_tree = jax.tree.flatten(args)
         donate = _flat_donations(args, self.donate_argnums)
@@ -223,16 +237,17 @@ class CachedJit:
                             + SUFFIX)
         entry = _read_entry(path)
         if entry is not None:
-            exported, out_tree = entry
+            exported, out_tree, self.static = entry
             self.source = "read"
             _count("hits")
         else:
             try:  # (jax.export's serialization needs the flatbuffers package: a dependency)
-                exported, out_tree = _export(self.fun, in_tree, leaves)
+                exported, out_tree = _export(self._traced(), in_tree, leaves)
             except Exception as e:  # not exportable: traced the plain way, every time
                 return self._plain(f"not exportable: {_first_line(e)}")
             try:
-                payload = {"format": _FORMAT, "exported": bytes(exported.serialize()), "out_tree": out_tree}
+                payload = {"format": _FORMAT, "exported": bytes(exported.serialize()), "out_tree": out_tree,
+                           "static": self.static}
                 _write_atomic(path, pickle.dumps(payload))
                 _count("writes")
             except (ImportError, OSError) as e:  # no flatbuffers, or an unwritable folder: run it, keep nothing
@@ -302,8 +317,59 @@ def _caller(exported, in_tree, out_tree, donate):
     return call
 
 
-def cached_jit(fun: Callable, *, name: str, fingerprint: str = "", donate_argnums: Sequence[int] = (),
-               note: Callable[[str], None] | None = None) -> CachedJit:
+def cached_jit(fun: Callable, *, name: str, fingerprint: str | None = "", donate_argnums: Sequence[int] = (),
+               note: Callable[[str], None] | None = None, static_out: bool = False) -> CachedJit:
     """See the module doc. `name`: a short file-name-safe label; `fingerprint`: whatever else the
-    traced program depends on (a config's JSON)."""
-    return CachedJit(fun, name=name, fingerprint=fingerprint, donate_argnums=donate_argnums, note=note)
+    traced program depends on (a config's JSON); None: nothing says, so the program is never kept
+    (plain jit). static_out: `fun` returns (arrays, static), static a
+    picklable Python value fixed by the trace (a layout, say); the call returns the arrays and
+    `.static` holds the value from the first call on (kept in the entry, so a read-back program has
+    it without tracing)."""
+    return CachedJit(fun, name=name, fingerprint=fingerprint, donate_argnums=donate_argnums, note=note,
+                     static_out=static_out)
+
+
+class KeptJit:
+    """`jax.jit(fun, static_argnames=...)` for library functions called on arrays of many shapes (ALS,
+    the binarization): while the cache is on (`enable`), each combination of static values and
+    argument shapes gets its own `CachedJit` (fingerprint: the static values); otherwise, inside
+    another trace, or with arguments that are not arrays, it is the plain jitted function."""
+
+    def __init__(self, fun: Callable, name: str, static_argnames: Sequence[str]):
+        import jax
+
+        self.fun, self.name = fun, name
+        self.static_argnames = tuple(static_argnames)
+        self.jitted = jax.jit(fun, static_argnames=self.static_argnames)
+        self._signature = inspect.signature(fun)
+        self._programs: dict = {}
+        functools.update_wrapper(self, fun)
+
+    def __call__(self, *args, **kwargs):
+        if not _state["enabled"]:
+            return self.jitted(*args, **kwargs)
+        import jax
+
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        statics = tuple((k, bound.arguments[k]) for k in self.static_argnames)
+        names = [k for k in bound.arguments if k not in self.static_argnames]
+        dynamic = tuple(bound.arguments[k] for k in names)
+        leaves, tree = jax.tree.flatten(dynamic)
+        if any(isinstance(x, jax.core.Tracer) or not hasattr(x, "shape") or not hasattr(x, "dtype") for x in leaves):
+            return self.jitted(*args, **kwargs)
+        key = (statics, tree, tuple(_leaf_signature(x) for x in leaves))
+        program = self._programs.get(key)
+        if program is None:
+            fixed = dict(statics)
+
+            def call(*values):
+                return self.fun(**dict(zip(names, values, strict=True)), **fixed)
+
+            program = self._programs.setdefault(key, CachedJit(call, name=self.name, fingerprint=repr(statics)))
+        return program(*dynamic)
+
+
+def kept_jit(*, name: str, static_argnames: Sequence[str] = ()) -> Callable[[Callable], KeptJit]:
+    """Decorator: `KeptJit(fun, name, static_argnames)`."""
+    return lambda fun: KeptJit(fun, name, static_argnames)

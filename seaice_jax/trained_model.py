@@ -50,6 +50,10 @@ class ModelFns:
 
     graphdef_train: Any
     graphdef_eval: Any
+    # what the model's traced programs depend on besides their arguments (the config it was built
+    # from; `model_fingerprint`): functions that keep a traced program (trace_cache) key it with this,
+    # and "" keeps none
+    fingerprint: str = ""
 
     def apply_train(self, params, batch_stats, x):
         # copy: fresh Variables at this trace level (merge would reuse the outer-trace ones).
@@ -66,12 +70,17 @@ def input_channels(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     return ch.resolve_channels(list(config.data.channels))
 
 
-def _split(model) -> tuple[ModelFns, Any, Any]:
+def model_fingerprint(config: ml_collections.ConfigDict) -> str:
+    """The whole config as sorted JSON: everything a model built from it can depend on."""
+    return json.dumps(config.to_dict(), sort_keys=True, default=repr)
+
+
+def _split(model, fingerprint: str = "") -> tuple[ModelFns, Any, Any]:
     model.train()
     graphdef_train, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
     model.eval()
     graphdef_eval, _, _ = nnx.split(model, nnx.Param, nnx.BatchStat)
-    return ModelFns(graphdef_train, graphdef_eval), params, batch_stats
+    return ModelFns(graphdef_train, graphdef_eval, fingerprint), params, batch_stats
 
 
 def _build(config: ml_collections.ConfigDict, seed: int):
@@ -83,7 +92,7 @@ def _build(config: ml_collections.ConfigDict, seed: int):
 
 def create_model(config: ml_collections.ConfigDict, seed: int | None = None):
     """(ModelFns, params, batch_stats) for the config; parameters live in float32."""
-    return _split(_build(config, config.seed if seed is None else seed))
+    return _split(_build(config, config.seed if seed is None else seed), model_fingerprint(config))
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
@@ -113,7 +122,7 @@ def abstract_state(config: ml_collections.ConfigDict, sharding: jax.sharding.Sha
     """`initial_state` with jax.ShapeDtypeStruct leaves placed by `sharding`: a template to restore a
     checkpoint into, with nothing computed (initialising the parameters runs dozens of small
     programs, each compiled first: ~6 s for the quickstart model on 2 CPU cores)."""
-    fns, params, batch_stats = _split(nnx.eval_shape(lambda: _build(config, config.seed)))
+    fns, params, batch_stats = _split(nnx.eval_shape(lambda: _build(config, config.seed)), model_fingerprint(config))
     tx = make_optimizer(config)
     state = TrainState(jax.ShapeDtypeStruct((), jnp.int32), params, batch_stats, jax.eval_shape(tx.init, params))
     return fns, tx, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
@@ -128,8 +137,12 @@ def checkpoint_dir(workdir: str) -> str:
 
 
 def _handler_registry(with_data: bool) -> ocp.handlers.DefaultCheckpointHandlerRegistry:
-    """Which Orbax handler writes and reads each item of a step folder."""
+    """Which Orbax handler writes and reads each item of a step folder (with_data=False: a read-only
+    reader of the weights, which restores part of the state item, see `restore_weights`)."""
     registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+    if not with_data:
+        registry.add(STATE_ITEM, ocp.args.PyTreeRestore, ocp.PyTreeCheckpointHandler)
+        return registry
     registry.add(STATE_ITEM, ocp.args.StandardSave, ocp.StandardCheckpointHandler)
     registry.add(STATE_ITEM, ocp.args.StandardRestore, ocp.StandardCheckpointHandler)
     if with_data:
@@ -171,6 +184,25 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, step: int, template: TrainSt
 
         items[DATA_ITEM] = grain.checkpoint.CheckpointRestore(data_iter)
     return mngr.restore(step, args=ocp.args.Composite(**items))[STATE_ITEM]
+
+
+def abstract_weights(config: ml_collections.ConfigDict, sharding: jax.sharding.Sharding):
+    """(ModelFns, {'step', 'params', 'batch_stats'} as jax.ShapeDtypeStruct placed by `sharding`): what
+    inference restores of a `TrainState`, built without the optimizer."""
+    fns, params, batch_stats = _split(nnx.eval_shape(lambda: _build(config, config.seed)), model_fingerprint(config))
+    weights = {"step": jax.ShapeDtypeStruct((), jnp.int32), "params": params, "batch_stats": batch_stats}
+    return fns, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), weights)
+
+
+def restore_weights(mngr: ocp.CheckpointManager, step: int, template: dict) -> TrainState:
+    """Step, params and batch statistics of `step` (a manager with `_handler_registry(with_data=False)`),
+    shaped like `template` (`abstract_weights`); the optimizer state on disk (twice the parameters)
+    is not read. A TrainState with opt_state None."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    args = ocp.args.PyTreeRestore(item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+                                  partial_restore=True)
+    got = mngr.restore(step, args=ocp.args.Composite(**{STATE_ITEM: args}))[STATE_ITEM]
+    return TrainState(got["step"], got["params"], got["batch_stats"], None)
 
 
 def has_checkpoint(workdir: str) -> bool:
@@ -257,7 +289,7 @@ def restore_for_inference(workdir: str, step: int | None = None, note=None):
     from seaice_jax import checkpoint_recovery
 
     config = load_config(workdir)
-    fns, _, template = abstract_state(config, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    fns, template = abstract_weights(config, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
     checkpoint_recovery.install_noise_filters()  # Orbax's "read only" warning, TensorStore's late reports
     # Read-only: no folder is created and no step deleted; the iterator item is not read.
     options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
@@ -267,7 +299,7 @@ def restore_for_inference(workdir: str, step: int | None = None, note=None):
     with mngr:
         if step is None:
             found, state = checkpoint_recovery.newest_readable(
-                mngr, template, workdir, set_aside=False, restore=restore_checkpoint,
+                mngr, template, workdir, set_aside=False, restore=restore_weights,
                 note=note or (lambda line: print(line, file=sys.stderr, flush=True)), using="using step",
                 check_data=False)
             if found is None:
@@ -277,7 +309,7 @@ def restore_for_inference(workdir: str, step: int | None = None, note=None):
         else:
             try:
                 with checkpoint_recovery.quiet():
-                    state = restore_checkpoint(mngr, step, template)
+                    state = restore_weights(mngr, step, template)
             except Exception as e:  # noqa: BLE001 - a given step that does not read is one line
                 raise FileNotFoundError(f"{os.path.join(checkpoint_dir(workdir), str(step))}: checkpoint cannot "
                                         f"be read ({checkpoint_recovery.short_reason(e)})") from None

@@ -124,6 +124,24 @@ def test_tiled_equals_untiled_away_from_borders():
     assert np.abs(no_margin["ice_logit"] - np.asarray(whole["ice"][0]))[inner].max() > 1e-3
 
 
+def test_tiles_batched_across_tile_rows_give_the_per_tile_result_everywhere():
+    """Batches that span tile rows (sizes 1, 3, 7 on a 6 x 4 tile grid) accumulate every tile into the
+    rolling band at its place: the whole scene, borders included, equals the one-tile-per-call result."""
+    from seaice_jax.trained_model import create_model
+
+    fns, params, batch_stats = create_model(tiny_config())
+    x = np.random.default_rng(1).normal(size=(100, 76, len(CHANNELS))).astype(np.float32)
+    kw = dict(tile=48, stride=16, margin=8, align=4)
+    assert len(inference.tile_origins(100, 48, 16, 8)) == 6 and len(inference.tile_origins(76, 48, 16, 8)) == 4
+    one = inference.predict_scene(fns, params, batch_stats, x, batch_size=1, **kw)
+    for batch_size in (3, 7):
+        got = inference.predict_scene(fns, params, batch_stats, x, batch_size=batch_size, **kw)
+        assert set(got) == set(one)
+        np.testing.assert_allclose(got["ice_logit"], one["ice_logit"], atol=1e-5)
+        for head in CHART_NAMES:
+            assert np.mean(got[head] != one[head]) < 1e-3, head  # argmax ties under float rounding only
+
+
 @pytest.mark.parametrize("margin", [0, 8])
 def test_single_tile_scene_is_one_forward_pass_finished_on_device(margin):
     """A scene one tile covers skips the host blending: its maps equal the network's outputs on the

@@ -192,3 +192,66 @@ def test_an_exported_program_that_fails_to_run_falls_back_to_jit(cache, monkeypa
     assert_same(run(fn), run(jax.jit(make_step([]))))
     assert fn.source == "plain"
     assert notes == ["step: traced in this process (its exported program failed: RuntimeError: lowering refused)"]
+
+
+def test_the_tile_predictor_is_read_back_with_its_layout_and_predicts_the_same(cache, monkeypatch):
+    """Whole-scene prediction with a model built from a config keeps the tile program: a fresh model
+    object (a new process, as far as the predictor knows) reads it and its head layout back without
+    tracing the network, and its maps equal the first ones; a model not built from a config keeps none."""
+    from seaice_jax import inference
+    from seaice_jax.trained_model import ModelFns, create_model
+    from tests.conftest import trained_config
+
+    config = trained_config("")
+    x = np.random.default_rng(2).normal(size=(70, 90, len(config.data.channels))).astype(np.float32)
+    kw = dict(tile=48, stride=16, margin=8, align=4, batch_size=4)
+    fns, params, batch_stats = create_model(config)
+    first = inference.predict_scene(fns, params, batch_stats, x, **kw)
+    assert len(entries(cache)) == 1
+
+    calls = []
+    fresh, _, _ = create_model(config)
+    apply_eval = ModelFns.apply_eval
+    monkeypatch.setattr(ModelFns, "apply_eval", lambda self, *a: calls.append(1) or apply_eval(self, *a))
+    second = inference.predict_scene(fresh, params, batch_stats, x, **kw)
+    assert calls == [] and fresh._tile_predictors[(48, 8, x.shape[-1], "core")].source == "read"
+    assert_same(second, first)
+
+    anonymous = ModelFns(fresh.graphdef_train, fresh.graphdef_eval)  # no fingerprint: nothing kept
+    third = inference.predict_scene(anonymous, params, batch_stats, x, **kw)
+    assert calls and anonymous._tile_predictors[(48, 8, x.shape[-1], "core")].source == "plain"
+    assert_same(third, first) and len(entries(cache)) == 1
+
+
+def test_library_kernels_keep_one_program_per_shape_and_static_values(cache):
+    """ALS (a `KeptJit`): one entry per scene shape and static values, results bit for bit those of
+    plain jit, read back by a fresh object without tracing; inside another trace it is plain jit."""
+    import functools
+
+    from seaice_jax import scaling
+
+    rng = np.random.default_rng(3)
+    scenes = [(rng.normal(size=s).astype(np.float32) * 4, rng.random(s) > 0.1) for s in ((40, 56), (33, 47))]
+    trace_cache.enable(False)
+    plain = [scaling.analytical_logit_scaling(x, v) for x, v in scenes]
+    trace_cache.enable()
+    kept = [scaling.analytical_logit_scaling(x, v) for x, v in scenes]
+    assert_same(kept, plain)
+    assert len([n for n in entries(cache) if n.startswith("als-")]) == 2
+    scaling.analytical_logit_scaling(*scenes[0], sigma=2.0)  # another static value: another entry
+    assert len([n for n in entries(cache) if n.startswith("als-")]) == 3
+
+    traces = []
+
+    @functools.wraps(scaling._als_jit.fun)
+    def counted(*args, **kwargs):
+        traces.append(1)
+        return scaling._als_jit.fun(*args, **kwargs)
+
+    fresh = trace_cache.KeptJit(counted, "als", scaling._als_jit.static_argnames)
+    again = [fresh(jnp.asarray(x), jnp.asarray(v), 1.5, 15.0, 0.02, 0.98, 5.0, 1e-6) for x, v in scenes]
+    assert traces == [] and {p.source for p in fresh._programs.values()} == {"read"}
+    assert_same(again, plain)
+
+    inside = jax.jit(lambda x: scaling.gaussian_blur(x) * 2)(jnp.asarray(scenes[0][0]))
+    np.testing.assert_allclose(np.asarray(inside), 2 * np.asarray(scaling.gaussian_blur(scenes[0][0])), rtol=1e-6)

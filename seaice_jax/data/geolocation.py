@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy import spatial
 
 
 class GeolocationError(ValueError):
@@ -210,6 +209,8 @@ def latlon_to_pixel(tp: TiePoints, latitude, longitude, *, max_iter: int = 30,
     lon = np.asarray(longitude, np.float64)
     shape = np.broadcast_shapes(lat.shape, lon.shape)
     lat, lon = np.broadcast_to(lat, shape).ravel(), np.broadcast_to(lon, shape).ravel()
+    from scipy import spatial  # here: reading a scene does not need it (0.45 s to import)
+
     tree = spatial.cKDTree(_unit_vectors(tp.latitude, tp.longitude).reshape(-1, 3))
     _, nearest = tree.query(_unit_vectors(lat, lon))
     i, j = np.unravel_index(nearest, tp.grid_shape)

@@ -1,13 +1,18 @@
 """Whole-scene prediction on device: scene arrays in, ice logits and class maps out (no files).
 
 Tiling (`predict_scene`, geometry in `tiling`). Tiles of one fixed shape go through one jitted function
-(a scene of any size compiles once); their window-weighted cores are blended on the host (see
+(compiled once per batch shape, below); their window-weighted cores are blended on the host (see
 `tiling`; exact for a translation-equivariant model; the align-corners bilinear upsampling of the
 baseline U-Net is not quite, see `tiled_vs_untiled` in the tests).
 A scene that one tile covers skips the blending: its tile is one forward pass whose class argmax runs
 on the device (`single_tile_predictor`); only the finished maps come back to the host.
-Memory: scene rows are read one tile-row band at a time ([tile, W, C]) and the blend is accumulated
-in a rolling band of `core` rows ([core, W, K] float32); only the output maps are scene-sized.
+Tiles go to the device in batches of one shape per scene, filled across tile rows and of equal size
+(at most `batch_size`; a scene of N tiles pads fewer than ceil(N / batch_size) of them: a scene a few
+tiles wide wastes no tiles per row). Scenes of different tile counts can compile a few batch shapes
+(at most `batch_size`, each once per machine with the compilation cache).
+Memory: scene rows are read one tile-row band at a time ([tile, W, C];
+two while a batch spans rows) and the blend is accumulated in a rolling band of `core` rows
+([core, W, K] float32); only the output maps are scene-sized.
 """
 
 from __future__ import annotations
@@ -29,36 +34,33 @@ def head_layout(outputs: dict) -> list[tuple[str, int]]:
 
 
 def tile_predictor(fns, tile: int, margin: int, channels: int, blend: str = "core"):
-    """Jitted (params, batch_stats, tiles [B, T, T, C]) -> window-weighted core outputs [B, c, c, K].
+    """Jitted (params, batch_stats, tiles [B, T, T, C]) -> window-weighted core outputs [B, c, c, K],
+    the heads stacked on the last axis in `.static` order (`head_layout`, known from the first call).
 
-    Only the core leaves the device (c = T - 2 margin): the margin's weight is 0 anyway.
+    Only the core leaves the device (c = T - 2 margin): the margin's weight is 0 anyway. A model built
+    from a config (`fns.fingerprint`) keeps its traced program where the process allows it
+    (`trace_cache`): a later process reads it back (the layout with it) and does not trace the model.
     """
+    from seaice_jax import trace_cache
+
     cache = fns.__dict__.setdefault("_tile_predictors", {})  # one compile per model and geometry
-    layouts = fns.__dict__.setdefault("_tile_layouts", {})
     key = (tile, margin, channels, blend)
     if key not in cache:
         core = tile - 2 * margin
-        weights = jnp.asarray(core_window(core, blend))
+        weights = core_window(core, blend)
 
         def predict(params, batch_stats, x):
             out = fns.apply_eval(params, batch_stats, x)
-            layouts[key] = head_layout(out)  # for `tile_layout`, recorded while tracing
-            parts = [out[k][..., None] if out[k].ndim == 3 else out[k] for k, _ in head_layout(out)]
+            layout = head_layout(out)
+            parts = [out[k][..., None] if out[k].ndim == 3 else out[k] for k, _ in layout]
             stacked = jnp.concatenate(parts, axis=-1).astype(jnp.float32)
-            return stacked[:, margin : margin + core, margin : margin + core] * weights[None, :, :, None]
+            cores = stacked[:, margin : margin + core, margin : margin + core] * jnp.asarray(weights)[None, :, :, None]
+            return cores, layout
 
-        cache[key] = jax.jit(predict)
+        model = getattr(fns, "fingerprint", "")  # "": not built from a config, its program is not kept
+        cache[key] = trace_cache.cached_jit(predict, name="tile-predict", static_out=True,
+                                            fingerprint=f"{model} {key!r}" if model else None)
     return cache[key]
-
-
-def tile_layout(fns, predict, params, batch_stats, tiles: jax.ShapeDtypeStruct, key: tuple) -> list[tuple[str, int]]:
-    """`head_layout` of the outputs that `tile_predictor`'s `predict` stacks, for tiles like `tiles`.
-
-    Found by tracing `predict` itself (jax.eval_shape of the jitted function: the call that follows
-    reuses the trace), not the model a second time: a trace of the model costs about a second.
-    """
-    jax.eval_shape(predict, params, batch_stats, tiles)
-    return fns.__dict__["_tile_layouts"][key]
 
 
 def _as_planes(inputs) -> list[np.ndarray]:
@@ -177,42 +179,53 @@ def predict_scene(
         maps = single_tile_predictor(fns, tile, margin, len(planes))(params, batch_stats, x)
         return {name: np.array(values[:h, :w]) for name, values in maps.items()}
     predict = tile_predictor(fns, tile, margin, len(planes), blend)
-    layout = tile_layout(fns, predict, params, batch_stats,
-                         jax.ShapeDtypeStruct((batch_size, tile, tile, len(planes)), jnp.float32),
-                         (tile, margin, len(planes), blend))
-    out = {("ice_logit" if name == "ice" else name):
-           np.zeros((h, w), np.float32 if name == "ice" or name in METRE_HEADS else np.uint8) for name, _ in layout}
     band_width = cols[-1] + tile + margin  # band column j is scene column j - margin
-    acc = np.zeros((core, w, sum(k for _, k in layout)), np.float32)  # acc row 0 = scene row `top`
-    wsum = np.zeros((core, w), np.float32)
+    out: dict[str, np.ndarray] = {}
+    acc = wsum = None  # the rolling band of accumulated core rows; acc row 0 = scene row `top`
     top = rows[0] + margin  # = 0
 
-    def accumulate(pred: np.ndarray, chunk: list[int]) -> None:
-        n = min(core, h - top)  # core rows inside the scene
-        for j, c in enumerate(chunk):
+    def accumulate(pred: np.ndarray, chunk: list[tuple[int, int]], layout) -> None:
+        nonlocal acc, wsum, top
+        if acc is None:  # the layout is known from the first call on
+            for name, _ in layout:
+                out["ice_logit" if name == "ice" else name] = np.zeros(
+                    (h, w), np.float32 if name == "ice" or name in METRE_HEADS else np.uint8)
+            acc = np.zeros((core, w, sum(k for _, k in layout)), np.float32)
+            wsum = np.zeros((core, w), np.float32)
+        for j, (r, c) in enumerate(chunk):
+            shift = r + margin - top
+            if shift:  # scene rows above this tile row's core are final: no later core reaches them
+                _finalise(acc[:shift], wsum[:shift], layout, out, slice(top, top + shift))
+                acc[:-shift], wsum[:-shift] = acc[shift:].copy(), wsum[shift:].copy()
+                acc[-shift:], wsum[-shift:] = 0.0, 0.0
+                top += shift
+            n = min(core, h - top)  # core rows inside the scene
             c0, c1 = c + margin, min(c + margin + core, w)
             acc[:n, c0:c1] += pred[j, :n, : c1 - c0]
             wsum[:n, c0:c1] += weights[:n, : c1 - c0]
 
-    for r in rows:
-        shift = r + margin - top
-        if shift:  # scene rows above this tile row's core are final: no later core reaches them
-            _finalise(acc[:shift], wsum[:shift], layout, out, slice(top, top + shift))
-            acc[:-shift], wsum[:-shift] = acc[shift:].copy(), wsum[shift:].copy()
-            acc[-shift:], wsum[-shift:] = 0.0, 0.0
-            top += shift
-        band = _row_band(planes, r, tile, -margin, band_width)
-        pending = None  # one batch in flight while the host accumulates the previous one
-        for b in range(0, len(cols), batch_size):
-            chunk = cols[b : b + batch_size]
-            tiles = np.zeros((batch_size, tile, tile, len(planes)), np.float32)  # one compiled shape
-            for j, c in enumerate(chunk):
-                tiles[j] = band[:, c + margin : c + margin + tile]
-            result = predict(params, batch_stats, jnp.asarray(tiles))
-            if pending is not None:
-                accumulate(np.asarray(pending[0]), pending[1])
-            pending = (result, chunk)
-        accumulate(np.asarray(pending[0]), pending[1])
+    # Tiles in row-major order, batched across tile rows (a narrow scene fills every batch), each
+    # tile row's band read once; one batch in flight while the host accumulates the previous one.
+    # Calls of equal size: N tiles take ceil(N / batch_size) calls of ceil(N / calls) tiles, so fewer
+    # than one tile per call is padding (9 tiles: 2 calls of 5, not 8 + 1 and 7 zero tiles).
+    order = [(r, c) for r in rows for c in cols]
+    calls = -(-len(order) // batch_size)
+    per_call = -(-len(order) // calls)
+    bands: dict[int, np.ndarray] = {}
+    pending = None
+    for b in range(0, len(order), per_call):
+        chunk = order[b : b + per_call]
+        tiles = np.zeros((per_call, tile, tile, len(planes)), np.float32)  # one compiled shape per scene
+        for j, (r, c) in enumerate(chunk):
+            if r not in bands:
+                bands = {k: v for k, v in bands.items() if k >= chunk[0][0]}
+                bands[r] = _row_band(planes, r, tile, -margin, band_width)
+            tiles[j] = bands[r][:, c + margin : c + margin + tile]
+        result = predict(params, batch_stats, jnp.asarray(tiles))
+        if pending is not None:
+            accumulate(np.asarray(pending[0]), pending[1], predict.static)
+        pending = (result, chunk)
+    accumulate(np.asarray(pending[0]), pending[1], predict.static)
     last = min(core, h - top)
-    _finalise(acc[:last], wsum[:last], layout, out, slice(top, top + last))
+    _finalise(acc[:last], wsum[:last], predict.static, out, slice(top, top + last))
     return out
