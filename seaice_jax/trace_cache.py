@@ -17,9 +17,15 @@ devices and the process count, JAX's tracing options (x64, matmul precision, dty
 SEAICE_JAX_* formulation switches (`platforms`), and the arguments' structure, shapes, dtypes and
 shardings. Anything else a caller's function depends on belongs in its fingerprint.
 
+Users: the train step (train.py), the whole-scene tile predictor (`inference.predict`, keyed by the
+model's config; the order of its stacked heads is kept in the entry as a `static_out` value), and
+through `KeptJit` (one program per argument shapes and static values) ALS, its blur and the
+concentration-preserving binarization (`scaling`).
+
 Only processes that turn it on use it (`enable()`; `runtime.setup(traced_programs=True)`, which
-`launch/train.py` and the sweep's points call): a function a notebook or a test has
-changed in memory (a monkeypatch) is not in the key, and its program must not be kept. Nothing is
+`launch/train.py`, `launch/infer.py`, `launch/evaluate_elevation.py` and the sweep's points call): a
+function a notebook or a test has changed in memory (a monkeypatch) is not in the key, and its
+program must not be kept. Nothing is
 cached (plain `jax.jit`) when it is not on, when the compilation cache is off, in a multi-process run
 (each process would have to agree on the entry), with SEAICE_JAX_NO_TRACE_CACHE=1, or when the
 function cannot be exported (a host callback, say). An entry that cannot be read is replaced. Writes

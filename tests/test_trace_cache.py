@@ -224,34 +224,36 @@ def test_the_tile_predictor_is_read_back_with_its_layout_and_predicts_the_same(c
 
 
 def test_library_kernels_keep_one_program_per_shape_and_static_values(cache):
-    """ALS (a `KeptJit`): one entry per scene shape and static values, results bit for bit those of
-    plain jit, read back by a fresh object without tracing; inside another trace it is plain jit."""
+    """A `KeptJit` (the blur of ALS here; ALS and the binarization are the same kind): one entry per
+    argument shape and static values, results bit for bit those of plain jit, read back by a fresh
+    object without tracing; inside another trace it is plain jit. (infer.py runs ALS this way, and
+    test_inference compares its stored ALS with an in-process one.)"""
     import functools
 
     from seaice_jax import scaling
 
     rng = np.random.default_rng(3)
-    scenes = [(rng.normal(size=s).astype(np.float32) * 4, rng.random(s) > 0.1) for s in ((40, 56), (33, 47))]
+    scenes = [rng.normal(size=s).astype(np.float32) * 4 for s in ((40, 56), (33, 47))]
     trace_cache.enable(False)
-    plain = [scaling.analytical_logit_scaling(x, v) for x, v in scenes]
+    plain = [scaling.gaussian_blur(x) for x in scenes]
     trace_cache.enable()
-    kept = [scaling.analytical_logit_scaling(x, v) for x, v in scenes]
+    kept = [scaling.gaussian_blur(x) for x in scenes]
     assert_same(kept, plain)
-    assert len([n for n in entries(cache) if n.startswith("als-")]) == 2
-    scaling.analytical_logit_scaling(*scenes[0], sigma=2.0)  # another static value: another entry
-    assert len([n for n in entries(cache) if n.startswith("als-")]) == 3
+    assert len([n for n in entries(cache) if n.startswith("gaussian-blur-")]) == 2
+    scaling.gaussian_blur(scenes[0], sigma=2.0)  # another static value: another entry
+    assert len([n for n in entries(cache) if n.startswith("gaussian-blur-")]) == 3
 
     traces = []
 
-    @functools.wraps(scaling._als_jit.fun)
+    @functools.wraps(scaling.gaussian_blur.fun)
     def counted(*args, **kwargs):
         traces.append(1)
-        return scaling._als_jit.fun(*args, **kwargs)
+        return scaling.gaussian_blur.fun(*args, **kwargs)
 
-    fresh = trace_cache.KeptJit(counted, "als", scaling._als_jit.static_argnames)
-    again = [fresh(jnp.asarray(x), jnp.asarray(v), 1.5, 15.0, 0.02, 0.98, 5.0, 1e-6) for x, v in scenes]
+    fresh = trace_cache.KeptJit(counted, "gaussian-blur", scaling.gaussian_blur.static_argnames)
+    again = [fresh(x) for x in scenes]  # numpy, as above (a device array has a sharding: another key)
     assert traces == [] and {p.source for p in fresh._programs.values()} == {"read"}
     assert_same(again, plain)
 
-    inside = jax.jit(lambda x: scaling.gaussian_blur(x) * 2)(jnp.asarray(scenes[0][0]))
-    np.testing.assert_allclose(np.asarray(inside), 2 * np.asarray(scaling.gaussian_blur(scenes[0][0])), rtol=1e-6)
+    inside = jax.jit(lambda x: scaling.gaussian_blur(x) * 2)(jnp.asarray(scenes[0]))
+    np.testing.assert_allclose(np.asarray(inside), 2 * np.asarray(plain[0]), rtol=1e-6)
