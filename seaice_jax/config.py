@@ -104,6 +104,9 @@ def base_config() -> ml_collections.ConfigDict:
     e.blend = "core"  # "core": sine-squared window on tile cores; "average": whole tiles plainly averaged (ALS authors)
     # land mask: "distance_map": land = distance 0 (and chart land); "sar_no_data": land = HH no data (ALS authors)
     e.land_mask = "distance_map"
+    # test-time augmentation: "none", "flips" (4 mirror images) or "d4" (with 90-degree rotations, 8),
+    # outputs averaged (inference.predict.TTA_VIEWS); the prediction's work grows with the views
+    e.tta = "none"
     return c
 
 

@@ -293,4 +293,9 @@ def test_als_paper_config_averages_whole_tiles_and_masks_sar_no_data():
     bad.eval.land_mask = "coast"
     with pytest.raises(ValueError, match="land_mask must be one of distance_map, sar_no_data"):
         inference_options(bad)
+    assert options.tiling["tta"] == "none"
+    bad = get_config()
+    bad.eval.tta = "rot"
+    with pytest.raises(ValueError, match="tta must be one of none, flips, d4"):
+        inference_options(bad)
     del dataclasses

@@ -142,6 +142,42 @@ def test_tiles_batched_across_tile_rows_give_the_per_tile_result_everywhere():
             assert np.mean(got[head] != one[head]) < 1e-3, head  # argmax ties under float rounding only
 
 
+@pytest.mark.parametrize("tta", ["flips", "d4"])
+def test_test_time_augmentation_averages_the_views_mapped_back(tta):
+    """`stacked_outputs` with TTA is the mean of the model's outputs on the flipped (and transposed)
+    tiles, each mapped back; so its output moves with a mirrored (and, for 'd4', transposed) input."""
+    import jax.numpy as jnp
+
+    from seaice_jax.inference.predict import stacked_outputs
+    from seaice_jax.trained_model import create_model
+
+    fns, params, batch_stats = create_model(tiny_config())
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 32, 32, len(CHANNELS))).astype(np.float32))
+    got, layout = stacked_outputs(fns, params, batch_stats, x, tta)
+    plain, same_layout = stacked_outputs(fns, params, batch_stats, x)
+    assert layout == same_layout and got.shape == plain.shape
+    views = [(False, r, c) for r in (0, 1) for c in (0, 1)] + (
+        [(True, r, c) for r in (0, 1) for c in (0, 1)] if tta == "d4" else [])
+    total = 0
+    for transpose, r, c in views:
+        v = np.swapaxes(np.asarray(x), 1, 2) if transpose else np.asarray(x)
+        v = v[:, ::-1] if r else v
+        v = v[:, :, ::-1] if c else v
+        out = np.asarray(stacked_outputs(fns, params, batch_stats, jnp.asarray(v.copy()))[0])
+        out = out[:, :, ::-1] if c else out
+        out = out[:, ::-1] if r else out
+        total = total + (np.swapaxes(out, 1, 2) if transpose else out)
+    np.testing.assert_allclose(np.asarray(got), total / len(views), atol=1e-5)
+    mirrored = np.asarray(stacked_outputs(fns, params, batch_stats, x[:, ::-1], tta)[0])
+    np.testing.assert_allclose(mirrored, np.asarray(got)[:, ::-1], atol=1e-5)
+    if tta == "d4":
+        turned = np.asarray(stacked_outputs(fns, params, batch_stats, jnp.swapaxes(x, 1, 2), tta)[0])
+        np.testing.assert_allclose(turned, np.swapaxes(np.asarray(got), 1, 2), atol=1e-5)
+    assert not np.allclose(np.asarray(got), np.asarray(plain), atol=1e-3)  # the views differ: TTA does something
+    with pytest.raises(ValueError, match="tta must be one of"):
+        stacked_outputs(fns, params, batch_stats, x, "rot")
+
+
 @pytest.mark.parametrize("margin", [0, 8])
 def test_single_tile_scene_is_one_forward_pass_finished_on_device(margin):
     """A scene one tile covers skips the host blending: its maps equal the network's outputs on the

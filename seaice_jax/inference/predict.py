@@ -33,7 +33,46 @@ def head_layout(outputs: dict) -> list[tuple[str, int]]:
             if not k.startswith("features/")]
 
 
-def tile_predictor(fns, tile: int, margin: int, channels: int, blend: str = "core"):
+# Test-time augmentation: the views a tile is predicted in, each (transpose, flip rows, flip columns),
+# their outputs mapped back and averaged (logits, freeboards and sigmas alike). 'flips': the four
+# mirror images; 'd4': those and their transposes (every flip and 90-degree rotation the training's
+# augmentation draws, `data.augment`).
+TTA_VIEWS = {
+    "none": ((False, False, False),),
+    "flips": tuple((False, r, c) for r in (False, True) for c in (False, True)),
+    "d4": tuple((t, r, c) for t in (False, True) for r in (False, True) for c in (False, True)),
+}
+
+
+def _view(x, transpose: bool, flip_rows: bool, flip_cols: bool, inverse: bool = False):
+    """[B, T, T, ...] tiles seen in one TTA view (inverse=True maps a view's output back)."""
+    if transpose and not inverse:
+        x = jnp.swapaxes(x, 1, 2)
+    if flip_rows:
+        x = x[:, ::-1]
+    if flip_cols:
+        x = x[:, :, ::-1]
+    if transpose and inverse:
+        x = jnp.swapaxes(x, 1, 2)
+    return x
+
+
+def stacked_outputs(fns, params, batch_stats, x, tta: str = "none"):
+    """(heads stacked on the last axis [B, T, T, K] float32, `head_layout`) of tiles x [B, T, T, C],
+    averaged over the `TTA_VIEWS[tta]` views."""
+    if tta not in TTA_VIEWS:
+        raise ValueError(f"inference: tta must be one of {', '.join(TTA_VIEWS)}, got {tta!r}")
+    total, layout = None, None
+    for view in TTA_VIEWS[tta]:
+        out = fns.apply_eval(params, batch_stats, _view(x, *view))
+        layout = head_layout(out)
+        parts = [out[k][..., None] if out[k].ndim == 3 else out[k] for k, _ in layout]
+        stacked = _view(jnp.concatenate(parts, axis=-1).astype(jnp.float32), *view, inverse=True)
+        total = stacked if total is None else total + stacked
+    return total / len(TTA_VIEWS[tta]), layout
+
+
+def tile_predictor(fns, tile: int, margin: int, channels: int, blend: str = "core", tta: str = "none"):
     """Jitted (params, batch_stats, tiles [B, T, T, C]) -> window-weighted core outputs [B, c, c, K],
     the heads stacked on the last axis in `.static` order (`head_layout`, known from the first call).
 
@@ -44,16 +83,13 @@ def tile_predictor(fns, tile: int, margin: int, channels: int, blend: str = "cor
     from seaice_jax import trace_cache
 
     cache = fns.__dict__.setdefault("_tile_predictors", {})  # one compile per model and geometry
-    key = (tile, margin, channels, blend)
+    key = (tile, margin, channels, blend) + ((tta,) if tta != "none" else ())
     if key not in cache:
         core = tile - 2 * margin
         weights = core_window(core, blend)
 
         def predict(params, batch_stats, x):
-            out = fns.apply_eval(params, batch_stats, x)
-            layout = head_layout(out)
-            parts = [out[k][..., None] if out[k].ndim == 3 else out[k] for k, _ in layout]
-            stacked = jnp.concatenate(parts, axis=-1).astype(jnp.float32)
+            stacked, layout = stacked_outputs(fns, params, batch_stats, x, tta)
             cores = stacked[:, margin : margin + core, margin : margin + core] * jnp.asarray(weights)[None, :, :, None]
             return cores, layout
 
@@ -110,23 +146,20 @@ def _finalise(acc: np.ndarray, wsum: np.ndarray, layout, out: dict, rows: slice)
         out[name][rows] = values
 
 
-def single_tile_predictor(fns, tile: int, margin: int, channels: int):
+def single_tile_predictor(fns, tile: int, margin: int, channels: int, tta: str = "none"):
     """Jitted (params, batch_stats, tile [1, T, T, C]) -> the core's finished maps (see `output_maps`).
 
     For a scene that one tile covers: no blending is needed (one tile's window weights cancel), so the
     class argmax runs on the device and only the uint8 maps and the ice logit come back.
     """
     cache = fns.__dict__.setdefault("_single_tile_predictors", {})
-    key = (tile, margin, channels)
+    key = (tile, margin, channels, tta)
     if key not in cache:
         core = tile - 2 * margin
 
         def predict(params, batch_stats, x):
-            out = fns.apply_eval(params, batch_stats, x)
-            layout = head_layout(out)
-            parts = [out[k][..., None] if out[k].ndim == 3 else out[k] for k, _ in layout]
-            stacked = jnp.concatenate(parts, axis=-1)[0, margin : margin + core, margin : margin + core]
-            return output_maps(stacked, layout, jnp)
+            stacked, layout = stacked_outputs(fns, params, batch_stats, x, tta)
+            return output_maps(stacked[0, margin : margin + core, margin : margin + core], layout, jnp)
 
         cache[key] = jax.jit(predict)
     return cache[key]
@@ -155,6 +188,7 @@ def predict_scene(
     margin: int | None = None,
     align: int = 1,
     blend: str = "core",
+    tta: str = "none",
 ) -> dict[str, np.ndarray]:
     """Whole-scene outputs from overlapping tiles (see the module docstring).
 
@@ -164,6 +198,8 @@ def predict_scene(
       (`tile_alignment`); tile, stride and margin must be multiples of it.
     blend: 'core' (sine-squared window on each core) or 'average' (every core pixel weight 1: a
       plain mean; with margin 0 the ALS authors' averaged whole tiles), see `tiling.core_window`.
+    tta: test-time augmentation, a key of `TTA_VIEWS` ('none', 'flips': 4 views, 'd4': 8); the
+      outputs of the views are averaged before blending (the work grows with the views).
     Returns 'ice_logit' float32 [H, W] (if the model has the ice head) and uint8 [H, W] class maps
     'SIC', 'SOD', 'FLOE' for the heads it has (no masking: the caller applies land / no-data).
     """
@@ -176,9 +212,9 @@ def predict_scene(
     rows, cols = tile_origins(h, tile, stride, margin), tile_origins(w, tile, stride, margin)
     if len(rows) == 1 and len(cols) == 1:  # one tile covers the scene: finish on the device
         x = _single_tile_input(planes, inputs, tile, margin)
-        maps = single_tile_predictor(fns, tile, margin, len(planes))(params, batch_stats, x)
+        maps = single_tile_predictor(fns, tile, margin, len(planes), tta)(params, batch_stats, x)
         return {name: np.array(values[:h, :w]) for name, values in maps.items()}
-    predict = tile_predictor(fns, tile, margin, len(planes), blend)
+    predict = tile_predictor(fns, tile, margin, len(planes), blend, tta)
     band_width = cols[-1] + tile + margin  # band column j is scene column j - margin
     out: dict[str, np.ndarray] = {}
     acc = wsum = None  # the rolling band of accumulated core rows; acc row 0 = scene row `top`

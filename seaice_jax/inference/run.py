@@ -28,7 +28,7 @@ import numpy as np
 from seaice_jax.data.points import POINT_CHANNELS, point_channels
 from seaice_jax.data.shards import downsampled_geometry
 from seaice_jax.inference.binarize import binary_maps
-from seaice_jax.inference.predict import predict_scene
+from seaice_jax.inference.predict import TTA_VIEWS, predict_scene
 from seaice_jax.inference.products import DISTANCE, HH, PRED_SUFFIX, QUICKLOOK_SUFFIX, write_prediction, write_quicklook
 from seaice_jax.inference.submission import SubmissionWriter, submission_charts
 from seaice_jax.inference.tiling import BLENDS, blend_margin, check_tiling, tile_alignment
@@ -78,7 +78,7 @@ def predict_full_grid(fns, params, batch_stats, scene, channels, factor: int, po
 class InferenceOptions:
     """How a trained config predicts a whole scene (config.eval and config.data.downsample)."""
 
-    tiling: dict  # predict_scene keywords: tile, stride, batch_size, margin, align, blend
+    tiling: dict  # predict_scene keywords: tile, stride, batch_size, margin, align, blend, tta
     land_mask: str
     downsample: int
 
@@ -91,12 +91,15 @@ class InferenceOptions:
 def inference_options(config, *, tile: int | None = None, stride: int | None = None,
                       batch_size: int | None = None, where: str = "config") -> InferenceOptions:
     """Checked options of `config` (ValueError naming `where` otherwise); configs written before
-    eval.blend / eval.land_mask existed get 'core' / 'distance_map'."""
+    eval.blend / eval.land_mask / eval.tta existed get 'core' / 'distance_map' / 'none'."""
     tile = int(tile or config.eval.tile)
     stride = int(stride or config.eval.stride)
     batch_size = int(batch_size or config.eval.batch_size)
     blend = config.eval.get("blend", "core")
     land_mask = config.eval.get("land_mask", "distance_map")
+    tta = config.eval.get("tta", "none")
+    if tta not in TTA_VIEWS:
+        raise ValueError(f"{where}: config.eval.tta must be one of {', '.join(TTA_VIEWS)}, got {tta!r}")
     if land_mask not in LAND_MASKS:
         raise ValueError(f"{where}: config.eval.land_mask must be one of {', '.join(LAND_MASKS)}, got {land_mask!r}")
     if blend not in BLENDS:
@@ -105,7 +108,7 @@ def inference_options(config, *, tile: int | None = None, stride: int | None = N
     margin = blend_margin(tile, stride, align, blend)
     check_tiling(tile, stride, margin, align)
     factor = int(config.data.get("downsample", 1))
-    tiling = dict(tile=tile, stride=stride, batch_size=batch_size, margin=margin, align=align, blend=blend)
+    tiling = dict(tile=tile, stride=stride, batch_size=batch_size, margin=margin, align=align, blend=blend, tta=tta)
     return InferenceOptions(tiling, land_mask, factor)
 
 
@@ -197,7 +200,7 @@ def predict_files(
             os.makedirs(out_dir, exist_ok=True)
             written.append(write_prediction(
                 os.path.join(out_dir, scene.name + PRED_SUFFIX), scene, pred, maps, step=step, config=config,
-                attrs=dict(tile=t["tile"], stride=t["stride"], margin=t["margin"], blend=t["blend"],
+                attrs=dict(tile=t["tile"], stride=t["stride"], margin=t["margin"], blend=t["blend"], tta=t["tta"],
                            land_mask=options.land_mask, downsample=options.downsample,
                            source_workdir=os.path.abspath(workdir), **point_attrs)))
             if png:
