@@ -12,7 +12,6 @@ the same workdir resumes exactly. Only launchers and tests import this module.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import time
@@ -107,7 +106,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def config_fingerprint(config: ml_collections.ConfigDict, mesh) -> str:
     """What the train step's traced program depends on besides the code and its arguments."""
-    return json.dumps(config.to_dict(), sort_keys=True, default=repr) + repr(dict(mesh.shape))
+    return trained_model.model_fingerprint(config) + repr(dict(mesh.shape))
 
 
 def _stored_evaluation(workdir: str, step: int) -> dict:

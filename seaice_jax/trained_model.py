@@ -90,6 +90,11 @@ def _build(config: ml_collections.ConfigDict, seed: int):
                        point_pairs=ch.point_channel_pairs(channels))
 
 
+def _abstract_model(config: ml_collections.ConfigDict):
+    """(ModelFns, params, batch_stats) with jax.ShapeDtypeStruct leaves: nothing initialised."""
+    return _split(nnx.eval_shape(lambda: _build(config, config.seed)), model_fingerprint(config))
+
+
 def create_model(config: ml_collections.ConfigDict, seed: int | None = None):
     """(ModelFns, params, batch_stats) for the config; parameters live in float32."""
     return _split(_build(config, config.seed if seed is None else seed), model_fingerprint(config))
@@ -122,7 +127,7 @@ def abstract_state(config: ml_collections.ConfigDict, sharding: jax.sharding.Sha
     """`initial_state` with jax.ShapeDtypeStruct leaves placed by `sharding`: a template to restore a
     checkpoint into, with nothing computed (initialising the parameters runs dozens of small
     programs, each compiled first: ~6 s for the quickstart model on 2 CPU cores)."""
-    fns, params, batch_stats = _split(nnx.eval_shape(lambda: _build(config, config.seed)), model_fingerprint(config))
+    fns, params, batch_stats = _abstract_model(config)
     tx = make_optimizer(config)
     state = TrainState(jax.ShapeDtypeStruct((), jnp.int32), params, batch_stats, jax.eval_shape(tx.init, params))
     return fns, tx, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
@@ -189,7 +194,7 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, step: int, template: TrainSt
 def abstract_weights(config: ml_collections.ConfigDict, sharding: jax.sharding.Sharding):
     """(ModelFns, {'step', 'params', 'batch_stats'} as jax.ShapeDtypeStruct placed by `sharding`): what
     inference restores of a `TrainState`, built without the optimizer."""
-    fns, params, batch_stats = _split(nnx.eval_shape(lambda: _build(config, config.seed)), model_fingerprint(config))
+    fns, params, batch_stats = _abstract_model(config)
     weights = {"step": jax.ShapeDtypeStruct((), jnp.int32), "params": params, "batch_stats": batch_stats}
     return fns, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), weights)
 

@@ -214,12 +214,12 @@ def test_the_tile_predictor_is_read_back_with_its_layout_and_predicts_the_same(c
     apply_eval = ModelFns.apply_eval
     monkeypatch.setattr(ModelFns, "apply_eval", lambda self, *a: calls.append(1) or apply_eval(self, *a))
     second = inference.predict_scene(fresh, params, batch_stats, x, **kw)
-    assert calls == [] and fresh._tile_predictors[(48, 8, x.shape[-1], "core")].source == "read"
+    assert calls == [] and fresh._tile_predictors[(48, 8, x.shape[-1], "core", "none")].source == "read"
     assert_same(second, first)
 
     anonymous = ModelFns(fresh.graphdef_train, fresh.graphdef_eval)  # no fingerprint: nothing kept
     third = inference.predict_scene(anonymous, params, batch_stats, x, **kw)
-    assert calls and anonymous._tile_predictors[(48, 8, x.shape[-1], "core")].source == "plain"
+    assert calls and anonymous._tile_predictors[(48, 8, x.shape[-1], "core", "none")].source == "plain"
     assert_same(third, first) and len(entries(cache)) == 1
 
 

@@ -83,7 +83,7 @@ def tile_predictor(fns, tile: int, margin: int, channels: int, blend: str = "cor
     from seaice_jax import trace_cache
 
     cache = fns.__dict__.setdefault("_tile_predictors", {})  # one compile per model and geometry
-    key = (tile, margin, channels, blend) + ((tta,) if tta != "none" else ())
+    key = (tile, margin, channels, blend, tta)
     if key not in cache:
         core = tile - 2 * margin
         weights = core_window(core, blend)
