@@ -76,6 +76,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Weight of the points the product classes as lead / sea surface in the freeboard term (their
     # value is the sea surface, ~0, even where the class is wrong and ice lies under the footprint).
     c.loss.freeboard_lead_weight = 1.0
+    # The same points where the ice head sees ice under the footprint (mean p_ice >= 0.5): most such
+    # points are misclassed floes (their weight times freeboard_lead_weight). 1: as any lead point.
+    c.loss.freeboard_lead_on_ice_weight = 1.0
 
     c.optim = o = ml_collections.ConfigDict()
     o.lr = 3e-3

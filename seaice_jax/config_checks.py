@@ -33,7 +33,8 @@ WHOLE_AT_LEAST = {
     "loss.min_region_pixels": 0,
 }
 NUMBER_AT_LEAST = {"optim.final_lr_fraction": 0.0, "optim.weight_decay": 0.0, "loss.entropy_weight": 0.0,
-                   "optim.b1": 0.0, "optim.b2": 0.0}
+                   "optim.b1": 0.0, "optim.b2": 0.0, "loss.freeboard_lead_weight": 0.0,
+                   "loss.freeboard_lead_on_ice_weight": 0.0}
 NUMBER_ABOVE = {"optim.clip_norm": 0.0}
 NUMBER_BELOW_ONE = ("optim.b1", "optim.b2")
 

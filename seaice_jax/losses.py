@@ -226,6 +226,15 @@ def freeboard_loss(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Arr
         # footprint misclassed as lead would pull the ice's freeboard down (see freeboard_lead_weight).
         sea = (batch["fb_surface"] == LEAD) | (batch["fb_surface"] == SEA_SURFACE) if "fb_surface" in batch else None
         point_weight = None if sea is None else jnp.where(sea, cfg.get("freeboard_lead_weight", 1.0), 1.0)
+        on_ice_weight = cfg.get("freeboard_lead_on_ice_weight", 1.0)
+        if sea is not None and on_ice_weight != 1.0 and "ice" in outputs:
+            # Under a footprint the ice head sees as ice, a sea-surface reading is most likely a misclassed
+            # floe: it would pull the ice's freeboard down by the misclassification rate x freeboard.
+            p_ice = jax.lax.stop_gradient(footprint_mean(jax.nn.sigmoid(outputs["ice"].astype(jnp.float32)),
+                                                         batch["fb_index"], batch["fb_weight"]))
+            point_weight = point_weight * jnp.where(sea & (p_ice >= 0.5), on_ice_weight, 1.0)
+            if on_ice_weight == 0.0:
+                use = use & ~(sea & (p_ice >= 0.5))
         term = masked_huber_loss(outputs[head], batch["fb_index"], batch["fb_weight"], batch["fb_value"],
                                  batch["fb_sigma"], use, delta=cfg.freeboard_huber_delta,
                                  sigma_floor=cfg.freeboard_sigma_floor, point_weight=point_weight)

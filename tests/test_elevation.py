@@ -141,6 +141,67 @@ def test_points_classed_as_lead_weigh_freeboard_lead_weight():
     np.testing.assert_allclose(float(m["freeboard"]), (0.5 * 0.04 + 0.5 * 0.09) / 2, rtol=1e-5)
 
 
+def test_lead_classed_points_under_ice_weigh_freeboard_lead_on_ice_weight():
+    """Four laser points on a 1 x 2 x 2 map whose ice logits say ice on pixels 0, 1 and water on 2, 3: a
+    floe point and a lead-classed point on ice (a misclassed floe), a lead-classed point on water and a
+    floe point on water. With the on-ice weight w the lead point on ice weighs w (and at 0 leaves the
+    likelihood too); the lead point on water always weighs 1; the ice map's gradient is never touched."""
+    from seaice_jax.altimetry.track import FLOE, LEAD
+    from seaice_jax.losses import freeboard_loss
+
+    fb = jnp.array([[[0.3, 0.3], [0.02, 0.0]]])
+    ice = jnp.array([[[4.0, 4.0], [-4.0, -4.0]]])
+    sig = jnp.full((1, 2, 2), 0.1)
+    batch = {"fb_index": jnp.array([[[0], [1], [2], [3]]]), "fb_weight": jnp.ones((1, 4, 1)),
+             "fb_value": jnp.array([[0.5, 0.0, 0.0, 0.04]]), "fb_sigma": jnp.full((1, 4), 0.03),
+             "fb_kind": jnp.zeros((1, 4), jnp.int32), "fb_loss": jnp.ones((1, 4), bool),
+             "fb_surface": jnp.array([[FLOE, LEAD, LEAD, FLOE]])}
+    h = np.array([0.5 * 0.2 ** 2, 0.5 * 0.3 ** 2, 0.5 * 0.02 ** 2, 0.5 * 0.04 ** 2])
+    for w in (1.0, 0.5, 0.0):
+        cfg = _loss_cfg(freeboard_huber_delta=1.0, freeboard_sigma_floor=0.01, freeboard_nll_weight=1.0,
+                        freeboard_lead_on_ice_weight=w)
+        _, m = freeboard_loss({"freeboard": fb, "ice": ice, "freeboard_uncertainty": sig}, batch, cfg)
+        pw = np.array([1.0, w, 1.0, 1.0])
+        np.testing.assert_allclose(float(m["freeboard"]), np.sum(pw * h) / pw.sum(), rtol=1e-5)
+        assert float(m["freeboard_points"]) == (3.0 if w == 0.0 else 4.0)
+        g = jax.grad(lambda i, c=cfg: freeboard_loss({"freeboard": fb, "ice": i}, batch, c)[0])(ice)
+        assert float(jnp.abs(g).max()) == 0.0
+    # without an ice head (or a config written before the field) every lead point weighs 1
+    _, m = freeboard_loss({"freeboard": fb}, batch, _loss_cfg(freeboard_huber_delta=1.0, freeboard_sigma_floor=0.01,
+                                                             freeboard_nll_weight=0.0,
+                                                             freeboard_lead_on_ice_weight=0.0))
+    np.testing.assert_allclose(float(m["freeboard"]), h.mean(), rtol=1e-5)
+
+
+def test_negative_lead_weights_are_refused_in_one_line():
+    from seaice_jax.config import base_config
+    from seaice_jax.config_checks import ConfigRangeError, check_training_config
+
+    for field in ("freeboard_lead_weight", "freeboard_lead_on_ice_weight"):
+        c = base_config()
+        c.loss[field] = -0.5
+        with pytest.raises(ConfigRangeError, match=f"--config.loss.{field} must be a number >= 0, got -0.5"):
+            check_training_config(c)
+
+
+def test_scene_point_planes_leave_out_lead_classed_points():
+    """The inference rasterization (host) takes the same points as the step's: floe points of the kind,
+    never lead / sea-surface ones, whose value is the sea surface whatever lies under them."""
+    from seaice_jax.altimetry.track import FLOE, LEAD, SEA_SURFACE
+
+    base = pts.ScenePoints.empty((4, 4), footprint_pixels=1)
+    n = 4
+    fields = {f: np.zeros((n,) + getattr(base, f).shape[1:], getattr(base, f).dtype) for f in base.PER_POINT}
+    fields.update(rows=np.array([[0], [1], [2], [3]], np.int32), cols=np.array([[0], [1], [2], [3]], np.int32),
+                  weight=np.ones((n, 1), np.float32), value=np.array([0.4, 0.0, 0.01, 0.3], np.float32),
+                  surface=np.array([FLOE, LEAD, SEA_SURFACE, FLOE], np.uint8),
+                  kind=np.array([pts.kind_index("laser")] * 3 + [pts.kind_index("radar")], np.uint8))
+    planes = pts.scene_point_planes(pts.ScenePoints(shape=(4, 4), **fields), ("freeboard_points", "freeboard_mask"))
+    assert np.argwhere(planes["freeboard_mask"]).tolist() == [[0, 0]]
+    assert float(planes["freeboard_points"][0, 0]) == pytest.approx(0.4) and planes["freeboard_points"].sum() == \
+        pytest.approx(0.4)
+
+
 def test_patch_points_rebased_to_the_patch_keep_the_scene_footprint_means(shards):
     points = pts.ScenePoints.load(sorted(glob.glob(os.path.join(shards, "*.altimetry.npz")))[0])
     assert len(points) > 50 and set(np.unique(points.kind)) == {pts.kind_index("laser")}
@@ -235,6 +296,12 @@ def test_whole_tracks_are_hidden_rasterized_from_the_visible_ones_and_carry_the_
         hidden = np.asarray(out["fb_loss"][0])
         runs.add((bool(hidden[2]), bool(hidden[3])))  # 4 km apart on one track: drawn apart
     assert len(runs) == 4
+    # a lead-classed point is never an input (it still counts in the loss when hidden)
+    from seaice_jax.altimetry.track import LEAD
+    leady = {**batch, "fb_surface": jnp.asarray([[0, LEAD, 0, 0, 0, 0]], jnp.uint8)}
+    out = pts.add_point_inputs(leady, jax.random.key(0), channels, p, pts.PointOptions(0.0, 0.0))
+    assert float(out["inputs"][0, 0, 1, 2]) == 0.0 and float(out["inputs"][0, 0, 0, 2]) == 1.0
+    assert int(out["fb_surface"][0, 1]) == LEAD
     # without point channels the model sees no track and every point counts
     plain = pts.add_point_inputs(batch, jax.random.key(0), ("nersc_sar_primary",), p, pts.PointOptions())
     assert plain["inputs"].shape == (1, p, p, 1) and np.asarray(plain["fb_loss"][0]).sum() == 5

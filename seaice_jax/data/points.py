@@ -11,7 +11,8 @@ move them with the pixels (`dihedral_pixels`).
 In the jitted step (`add_point_inputs`) whole tracks are hidden from the input at random (neighbouring
 footprints of one track are near duplicates, so hiding single points would teach copying), the visible
 points of each kind are rasterized into the input channels `POINT_CHANNELS` (footprint-weighted mean
-freeboard per pixel, 0 elsewhere, and a 0 / 1 mask), and the hidden points carry the freeboard loss.
+freeboard per pixel, 0 elsewhere, and a 0 / 1 mask; points classed as lead / sea surface never are,
+`is_sea_surface`), and the hidden points carry the freeboard loss.
 A model without point channels gets every point in the loss.
 """
 
@@ -242,6 +243,15 @@ def rasterize(shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray, weight
     return plane.reshape(h, w).astype(np.float32), mask.reshape(h, w).astype(np.float32)
 
 
+def is_sea_surface(surface):
+    """bool: points the product classes as lead or sea surface (numpy or jax). They read the sea surface
+    (~0) whatever lies under them, so they are never point inputs: the track correction is scaled by the
+    ice probability (0 on a lead), and on ice such a point is a misclassed floe."""
+    from seaice_jax.altimetry.track import LEAD, SEA_SURFACE
+
+    return (surface == LEAD) | (surface == SEA_SURFACE)
+
+
 def scene_point_planes(points: ScenePoints, channels: Sequence[str]) -> dict[str, np.ndarray]:
     """The point input channels named in `channels`, rasterized from every point of `points` (the
     inference inputs: all tracks given to the model)."""
@@ -249,6 +259,7 @@ def scene_point_planes(points: ScenePoints, channels: Sequence[str]) -> dict[str
     for name in point_channels(channels):
         kind, what = POINT_CHANNELS[name]
         sel = points.of_kind(kind)
+        sel = sel.select(~is_sea_surface(sel.surface))
         plane, mask = rasterize(points.shape, sel.rows, sel.cols, sel.weight, sel.value)
         out[name] = plane if what == "value" else mask
     return out
@@ -334,6 +345,7 @@ def add_point_inputs(batch: dict, key, channels: Sequence[str], patch: int, opts
     value = batch["fb_value"].astype(jnp.float32)
     kind = batch["fb_kind"].astype(jnp.int32)
     real = kind != NO_POINT
+    surface = batch["fb_surface"].astype(jnp.int32)
     wanted = point_channels(channels)
     hidden = hide_tracks(key, batch["fb_track"], kind, opts, batch.get("fb_along")) if wanted else real
     out = {k: v for k, v in batch.items() if k not in POINT_FIELDS}
@@ -342,7 +354,7 @@ def add_point_inputs(batch: dict, key, channels: Sequence[str], patch: int, opts
         planes = {}
         for name in wanted:
             kname, what = POINT_CHANNELS[name]
-            use = real & ~hidden & (kind == kind_index(kname))
+            use = real & ~hidden & (kind == kind_index(kname)) & ~is_sea_surface(surface)
             mean, mask = jax.vmap(lambda f, w, v, u: rasterize_device(f, w, v, u, patch * patch))(
                 flat, weight, value, use)
             planes[name] = (mean if what == "value" else mask).reshape(b, patch, patch)
@@ -351,5 +363,5 @@ def add_point_inputs(batch: dict, key, channels: Sequence[str], patch: int, opts
         parts = [planes[c] if c in planes else base[..., others.index(c)] for c in channels]
         out["inputs"] = jnp.stack(parts, -1)
     out.update(fb_index=flat, fb_weight=weight, fb_value=value, fb_sigma=batch["fb_sigma"].astype(jnp.float32),
-               fb_kind=kind, fb_surface=batch["fb_surface"].astype(jnp.int32), fb_loss=hidden & real)
+               fb_kind=kind, fb_surface=surface, fb_loss=hidden & real)
     return out
