@@ -381,7 +381,10 @@ def test_evaluation_scores_the_model_with_and_without_tracks_by_distance_and_unc
     assert result["by_distance"]["bins"]["0-1 km"]["n"] > 0
     u = result["uncertainty"]
     assert u["n_points"] > 0 and 0.0 <= u["within_1sigma"] <= u["within_2sigma"] <= 1.0
-    # one run per input-track set: without each held-out track, all tracks for the subsets, none
+    # the one-track subset is the model run on that track alone, not the file's map of every track
+    assert result["pooled"]["by_tracks"]["1"]["methods"]["model"]["rmse_80m"] != \
+        pytest.approx(methods["model"]["rmse_80m"], rel=1e-6)
+    # one run per input-track set: without each held-out track, the subset, none
     assert result["settings"]["model_runs"] <= sum(s["tracks"] + 3 for s in result["scenes"].values())
 
 

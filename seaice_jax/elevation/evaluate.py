@@ -183,12 +183,17 @@ def scene_methods(scene, pred: dict | None, *, scene_model: SceneModel | None = 
         return np.where(valid, fb, np.nan).astype(np.float32)
 
     if "model" in methods:
-        if pred is not None and "freeboard" in pred:
-            fb_file = masked(pred["freeboard"])
-            out["model"] = lambda c: calibrated(fb_file, c, calibrate, lead)
-        elif scene_model is not None:
-            out["model"] = lambda c: calibrated(masked(scene_model.run(np.unique(c.track_index))[0]), c, calibrate,
-                                                lead)
+        fb_file = masked(pred["freeboard"]) if pred is not None and "freeboard" in pred else None
+        rerun = scene_model is not None and scene_model.runner.uses_points
+
+        def model_fit(c):
+            # The file's map holds every track; a subset of them (by_tracks, leave one out) is run again.
+            if fb_file is not None and (not rerun or scene_model.is_every_track(c.track_index)):
+                return calibrated(fb_file, c, calibrate, lead)
+            return calibrated(masked(scene_model.run(np.unique(c.track_index))[0]), c, calibrate, lead)
+
+        if fb_file is not None or scene_model is not None:
+            out["model"] = model_fit
     if "model_sar_only" in methods and scene_model is not None:
         out["model_sar_only"] = lambda c: calibrated(masked(scene_model.sar_only()[0]), c, calibrate, lead)
     if "quantile_mapping" in methods:

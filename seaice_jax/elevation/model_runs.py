@@ -58,6 +58,7 @@ class SceneModel:
         from seaice_jax.data.shards import downsampled_geometry
 
         self.runner, self.scene, self.cache = runner, scene, {}
+        self.tracks = frozenset(int(t) for t in np.unique(colloc.track_index))
         f = runner.options.downsample
         grid = colloc if f == 1 else collocate(downsampled_geometry(scene, f), tracks, gap_s, max_pixels=8)
         kinds = [runner.kind] * len(tracks)
@@ -72,6 +73,10 @@ class SceneModel:
                 points = self.points.select(np.isin(self.points.track, sorted(key)))
             self.cache[key] = self.runner(self.scene, points)
         return self.cache[key]
+
+    def is_every_track(self, track_indices) -> bool:
+        """Whether `track_indices` hold every track collocated with the scene."""
+        return frozenset(int(t) for t in np.unique(track_indices)) == self.tracks
 
     def sar_only(self):
         return self.run(None)
