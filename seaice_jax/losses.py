@@ -212,8 +212,7 @@ def freeboard_loss(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Arr
     tracks hidden from the input). Metrics: `<head>`, `<head>_nll`, `<head>_points`.
     """
     from seaice_jax.altimetry.loss import footprint_mean, gaussian_nll, masked_huber_loss
-    from seaice_jax.altimetry.track import LEAD, SEA_SURFACE
-    from seaice_jax.data.points import FREEBOARD_KINDS, HEAD_OF_KIND, UNCERTAINTY_SUFFIX
+    from seaice_jax.data.points import FREEBOARD_KINDS, HEAD_OF_KIND, UNCERTAINTY_SUFFIX, is_sea_surface
 
     total = jnp.zeros((), jnp.float32)
     metrics: dict[str, jax.Array] = {}
@@ -224,7 +223,7 @@ def freeboard_loss(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Arr
         use = batch["fb_loss"] & (batch["fb_kind"] == k)
         # Points the product classed as lead / sea surface read ~0 whatever lies under them: an ice
         # footprint misclassed as lead would pull the ice's freeboard down (see freeboard_lead_weight).
-        sea = (batch["fb_surface"] == LEAD) | (batch["fb_surface"] == SEA_SURFACE) if "fb_surface" in batch else None
+        sea = is_sea_surface(batch["fb_surface"]) if "fb_surface" in batch else None
         point_weight = None if sea is None else jnp.where(sea, cfg.get("freeboard_lead_weight", 1.0), 1.0)
         on_ice_weight = cfg.get("freeboard_lead_on_ice_weight", 1.0)
         if sea is not None and on_ice_weight != 1.0 and "ice" in outputs:
