@@ -388,6 +388,34 @@ def test_evaluation_scores_the_model_with_and_without_tracks_by_distance_and_unc
     assert result["settings"]["model_runs"] <= sum(s["tracks"] + 3 for s in result["scenes"].values())
 
 
+def test_leave_one_track_out_runs_only_the_tiles_it_scores_and_equals_whole_runs(scenes_dir, workdir):
+    """model_loo runs the model without each track on the tiles that reach that track's footprints
+    only (not cached); its footprint means equal those of whole-scene runs without the track."""
+    from seaice_jax.data.scene import open_scene
+    from seaice_jax.elevation.model_runs import ModelRunner, SceneModel, footprint_pixels, model_loo
+
+    runner = ModelRunner(workdir)
+    path = sorted(glob.glob(os.path.join(scenes_dir, "*_prep.nc")))[0]
+    scene = open_scene(path, channels=runner.read_channels, require_charts=False)
+    tracks = read_altimetry([os.path.join(scenes_dir, "altimetry")]).of_kind("laser")
+    colloc = collocate(scene, tracks, 6 * 3600.0, max_pixels=8)
+    ids = np.unique(colloc.track_index)
+    assert ids.size >= 2
+    model = SceneModel(runner, scene, tracks, 6 * 3600.0, colloc)
+    preds, sig = model_loo(model, colloc, "none", None)
+    assert not model.cache  # partial runs are not kept
+    partial = 0
+    for ti in ids:
+        held = colloc.track_index == ti
+        whole, unc = model.run(ids[ids != ti])  # a whole run, kept
+        np.testing.assert_allclose(preds[held], am.footprint_means(whole, colloc.select(held)), atol=1e-5)
+        part = runner(scene, model.points.select(model.points.track != ti),
+                      footprint_pixels(colloc.select(held), scene.shape))[0]
+        partial += np.isnan(part).any()
+    assert np.isfinite(preds).all() and np.isfinite(sig).all()
+    assert partial  # some held-out track leaves tiles out
+
+
 def test_evaluation_known_answer_perfect_map(scenes_dir, tmp_path):
     """A prediction equal to the truth: RMSE 0, bias 0, r 1 on the grid at every resolution; at held-out
     tracks the error is the tracks' own (3 cm noise + lead classification errors)."""

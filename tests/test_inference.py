@@ -142,6 +142,41 @@ def test_tiles_batched_across_tile_rows_give_the_per_tile_result_everywhere():
             assert np.mean(got[head] != one[head]) < 1e-3, head  # argmax ties under float rounding only
 
 
+def test_partial_run_equals_the_whole_run_on_the_needed_pixels(monkeypatch):
+    """`needed`: only tiles whose cores reach the needed pixels run (tile rows skipped included); there
+    the maps equal the whole run's, elsewhere the logits are NaN; calls keep the whole run's shape."""
+    from seaice_jax.inference import predict as predict_mod
+    from seaice_jax.trained_model import create_model
+
+    fns, params, batch_stats = create_model(tiny_config())
+    x = np.random.default_rng(2).normal(size=(100, 76, len(CHANNELS))).astype(np.float32)
+    kw = dict(tile=48, stride=16, margin=8, align=4, batch_size=5)
+    whole = inference.predict_scene(fns, params, batch_stats, x, **kw)
+    needed = np.zeros((100, 76), bool)
+    needed[3, 70] = needed[90:93, 10] = True  # the first and the last tile rows, 4 tile rows apart
+    shapes = []
+    real = predict_mod.tile_predictor
+
+    def counting(*a, **k):
+        fn = real(*a, **k)
+
+        def call(p, b, tiles):
+            shapes.append(tiles.shape)
+            return fn(p, b, tiles)
+
+        call.static = fn.static
+        return call
+
+    monkeypatch.setattr(predict_mod, "tile_predictor", counting)
+    part = inference.predict_scene(fns, params, batch_stats, x, needed=needed, **kw)
+    assert len(shapes) == 1 and shapes[0][0] == 5  # 24 tiles: calls of 5; 2 + 2 tiles needed -> 1 call
+    np.testing.assert_allclose(part["ice_logit"][needed], whole["ice_logit"][needed], atol=1e-5)
+    for head in CHART_NAMES:
+        np.testing.assert_array_equal(part[head][needed], whole[head][needed])
+    assert np.isnan(part["ice_logit"][50]).all() and np.isnan(part["ice_logit"][99, 32:]).all()
+    assert np.isfinite(part["ice_logit"]).mean() < 0.5
+
+
 @pytest.mark.parametrize("tta", ["flips", "d4"])
 def test_test_time_augmentation_averages_the_views_mapped_back(tta):
     """`stacked_outputs` with TTA is the mean of the model's outputs on the flipped (and transposed)

@@ -39,12 +39,14 @@ class ModelRunner:
         from seaice_jax.data.points import POINT_CHANNELS
         return tuple(c for c in self.channels if c not in POINT_CHANNELS)
 
-    def __call__(self, scene, points=None):
+    def __call__(self, scene, points=None, needed=None):
+        """needed: bool map or None; only the tiles reaching these pixels are run (the maps are NaN
+        elsewhere)."""
         from seaice_jax.inference.run import predict_full_grid
 
         self.runs += 1
         pred = predict_full_grid(self.fns, self.params, self.batch_stats, scene, self.channels,
-                                 self.options.downsample, points, **self.options.tiling)
+                                 self.options.downsample, points, needed, **self.options.tiling)
         return pred[self.head], pred.get(self.head + "_uncertainty")
 
 
@@ -65,14 +67,20 @@ class SceneModel:
         self.points = (pts.from_collocation(grid, tracks, kinds, to_unix_seconds(scene.start_time)) if len(grid)
                        else pts.ScenePoints.empty(grid.shape))
 
-    def run(self, track_indices) -> tuple[np.ndarray, np.ndarray | None]:
+    def run(self, track_indices, needed=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's maps with these tracks as inputs (None: none, the SAR alone). needed: bool map
+        or None; a run for a few pixels (leave-one-track-out scores one track's footprints) runs only
+        the tiles that reach them, is NaN elsewhere and is not kept (a whole run is, and serves it)."""
         key = None if track_indices is None else frozenset(int(t) for t in track_indices)
-        if key not in self.cache:
-            points = None
-            if key is not None and self.runner.uses_points:
-                points = self.points.select(np.isin(self.points.track, sorted(key)))
-            self.cache[key] = self.runner(self.scene, points)
-        return self.cache[key]
+        if key in self.cache:
+            return self.cache[key]
+        points = None
+        if key is not None and self.runner.uses_points:
+            points = self.points.select(np.isin(self.points.track, sorted(key)))
+        result = self.runner(self.scene, points, needed)
+        if needed is None:
+            self.cache[key] = result
+        return result
 
     def is_every_track(self, track_indices) -> bool:
         """Whether `track_indices` hold every track collocated with the scene."""
@@ -90,14 +98,22 @@ def model_loo(scene_model: SceneModel, colloc, calibrate: str, lead) -> tuple[np
     for ti in tracks:
         held = colloc.track_index == ti
         rest = colloc.select(~held)
-        fb, unc = scene_model.run(np.unique(rest.track_index))
-        fb = calibrated(fb, rest, calibrate, lead)
         on = colloc.select(held)
+        fb, unc = scene_model.run(np.unique(rest.track_index), needed=footprint_pixels(on, colloc.shape)
+                                  if calibrate == "none" else None)  # calibration reads the rest's pixels
+        fb = calibrated(fb, rest, calibrate, lead)
         preds[held] = am.footprint_means(fb, on)
         if unc is not None:
             s = am.footprint_means(unc, on)
             sig[held] = np.sqrt(s ** 2 + np.nan_to_num(on.uncertainty.astype(np.float64), nan=0.0) ** 2)
     return preds, sig
+
+
+def footprint_pixels(colloc, shape) -> np.ndarray:
+    """bool [H, W]: the pixels that the footprints of `colloc` weigh."""
+    mask = np.zeros(shape[0] * shape[1], bool)
+    mask[colloc.index[colloc.weight > 0]] = True
+    return mask.reshape(shape)
 
 
 def model_runner(pred_dir, files, workdir, kind, methods):

@@ -141,9 +141,11 @@ def output_maps(stacked, layout, xp=np) -> dict:
 
 
 def _finalise(acc: np.ndarray, wsum: np.ndarray, layout, out: dict, rows: slice) -> None:
-    """Normalise accumulated rows and write logits / class maps into the output arrays."""
-    for name, values in output_maps(acc / wsum[..., None], layout).items():
-        out[name][rows] = values
+    """Normalise accumulated rows and write logits / class maps into the output arrays (rows no tile
+    core reached, in a partial run, come out NaN for logits and metres)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, values in output_maps(acc / wsum[..., None], layout).items():
+            out[name][rows] = values
 
 
 def single_tile_predictor(fns, tile: int, margin: int, channels: int, tta: str = "none"):
@@ -189,6 +191,7 @@ def predict_scene(
     align: int = 1,
     blend: str = "core",
     tta: str = "none",
+    needed: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Whole-scene outputs from overlapping tiles (see the module docstring).
 
@@ -200,6 +203,9 @@ def predict_scene(
       plain mean; with margin 0 the ALS authors' averaged whole tiles), see `tiling.core_window`.
     tta: test-time augmentation, a key of `TTA_VIEWS` ('none', 'flips': 4 views, 'd4': 8); the
       outputs of the views are averaged before blending (the work grows with the views).
+    needed: bool [H, W] or None; only the tiles whose cores hold a needed pixel are predicted (the
+      values there are those of the whole-scene run; elsewhere the maps are undefined: NaN logits and
+      metres). For scoring a few pixels, e.g. one held-out track's footprints.
     Returns 'ice_logit' float32 [H, W] (if the model has the ice head) and uint8 [H, W] class maps
     'SIC', 'SOD', 'FLOE' for the heads it has (no masking: the caller applies land / no-data).
     """
@@ -230,11 +236,13 @@ def predict_scene(
             wsum = np.zeros((core, w), np.float32)
         for j, (r, c) in enumerate(chunk):
             shift = r + margin - top
-            if shift:  # scene rows above this tile row's core are final: no later core reaches them
-                _finalise(acc[:shift], wsum[:shift], layout, out, slice(top, top + shift))
-                acc[:-shift], wsum[:-shift] = acc[shift:].copy(), wsum[shift:].copy()
-                acc[-shift:], wsum[-shift:] = 0.0, 0.0
-                top += shift
+            while shift:  # scene rows above this tile row's core are final: no later core reaches them
+                step = min(shift, core)  # more than a core only where a partial run skips tile rows
+                _finalise(acc[:step], wsum[:step], layout, out, slice(top, top + step))
+                acc[:-step], wsum[:-step] = acc[step:].copy(), wsum[step:].copy()
+                acc[-step:], wsum[-step:] = 0.0, 0.0
+                top += step
+                shift -= step
             n = min(core, h - top)  # core rows inside the scene
             c0, c1 = c + margin, min(c + margin + core, w)
             acc[:n, c0:c1] += pred[j, :n, : c1 - c0]
@@ -246,7 +254,9 @@ def predict_scene(
     # than one tile per call is padding (9 tiles: 2 calls of 5, not 8 + 1 and 7 zero tiles).
     order = [(r, c) for r in rows for c in cols]
     calls = -(-len(order) // batch_size)
-    per_call = -(-len(order) // calls)
+    per_call = -(-len(order) // calls)  # from every tile, so a partial run reuses the compiled shape
+    if needed is not None:
+        order = _needed_tiles(order, needed, core, margin) or order[:1]
     bands: dict[int, np.ndarray] = {}
     pending = None
     for b in range(0, len(order), per_call):
@@ -264,4 +274,24 @@ def predict_scene(
     accumulate(np.asarray(pending[0]), pending[1], predict.static)
     last = min(core, h - top)
     _finalise(acc[:last], wsum[:last], predict.static, out, slice(top, top + last))
+    if top + last < h:  # a partial run (`needed`) may end above the last rows
+        for values in out.values():
+            if values.dtype.kind == "f":
+                values[top + last :] = np.nan
+    return out
+
+
+def _needed_tiles(order, needed: np.ndarray, core: int, margin: int) -> list[tuple[int, int]]:
+    """The tile origins of `order` whose cores hold a pixel of the bool map `needed`."""
+    needed = np.asarray(needed, bool)
+    h, w = needed.shape
+    # Summed-area table: the count of needed pixels in any core in O(1).
+    sat = np.zeros((h + 1, w + 1), np.int64)
+    sat[1:, 1:] = needed.cumsum(0).cumsum(1)
+    out = []
+    for r, c in order:
+        r0, c0 = min(max(r + margin, 0), h), min(max(c + margin, 0), w)
+        r1, c1 = min(r + margin + core, h), min(c + margin + core, w)
+        if sat[r1, c1] - sat[r0, c1] - sat[r1, c0] + sat[r0, c0] > 0:
+            out.append((r, c))
     return out

@@ -57,11 +57,14 @@ def upsample_blocks(values: np.ndarray, factor: int, shape: tuple[int, int]) -> 
     return np.pad(big, pad, mode="edge")[:h, :w]
 
 
-def predict_full_grid(fns, params, batch_stats, scene, channels, factor: int, points=None, **tiling) -> dict:
+def predict_full_grid(fns, params, batch_stats, scene, channels, factor: int, points=None, needed=None,
+                      **tiling) -> dict:
     """`predict_scene` on the scene downsampled by `factor`, maps back on the scene's own grid.
 
     points: the altimeter points given to a model with point channels (data.points.ScenePoints on the
     downsampled grid), rasterized into those channels; None: the channels are 0 (no track, SAR alone).
+    needed: bool map on the scene's grid or None: only the tiles that reach these pixels are run (see
+    `predict_scene`; the maps are undefined elsewhere).
     """
     from seaice_jax.data.points import POINT_CHANNELS, scene_point_planes
     from seaice_jax.data.shards import downsample_scene
@@ -70,7 +73,11 @@ def predict_full_grid(fns, params, batch_stats, scene, channels, factor: int, po
     planes = scene_point_planes(points, channels) if points is not None else {}
     zeros = np.zeros(small.shape, np.float32)
     inputs = [planes.get(n, zeros) if n in POINT_CHANNELS else small.channel(n) for n in channels]
-    pred = predict_scene(fns, params, batch_stats, inputs, **tiling)
+    if needed is not None and factor > 1:  # a block is needed where any of its pixels is
+        rr, cc = np.nonzero(needed)  # the last block also stands for the rows / columns past it
+        needed = np.zeros(small.shape, bool)
+        needed[np.minimum(rr // factor, small.shape[0] - 1), np.minimum(cc // factor, small.shape[1] - 1)] = True
+    pred = predict_scene(fns, params, batch_stats, inputs, needed=needed, **tiling)
     return {k: upsample_blocks(v, factor, scene.shape) for k, v in pred.items()}
 
 
